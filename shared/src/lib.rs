@@ -1,0 +1,24 @@
+//! Wick's wire protocol, defined once.
+//!
+//! Everything that crosses `postMessage` between the page (or the `main-thread` crate) and the
+//! worker lives here: the [`Envelope`], the closed [`Request`] and [`Event`] enums, tensors
+//! ([`Tensor`], [`DType`]) and errors ([`WireError`], [`ErrorCode`]). PROTOCOL.md documents the
+//! same types for plain-JS users. This crate never knows about ONNX, candle or the DOM; the `js`
+//! feature adds only the JsValue conversion that moves typed arrays without copying them twice.
+
+mod error;
+mod message;
+mod tensor;
+
+#[cfg(feature = "js")]
+pub mod js;
+
+pub use error::{ErrorCode, WireError};
+pub use message::{
+    Backend, Capabilities, Envelope, Event, ExternalFile, Image, Request, RunStats, TaskInput,
+    TaskKind, TaskOutput, ValueInfo,
+};
+pub use tensor::{DType, Tensor};
+
+/// The protocol version exchanged at `hello`. Bump it on any incompatible change.
+pub const PROTOCOL_VERSION: u32 = 1;
