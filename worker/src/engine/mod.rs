@@ -1,0 +1,112 @@
+//! The engine: an ONNX graph becomes a [`Model`] (weights resolved once into candle tensors, a
+//! planned run order with liveness), which then runs any number of times without touching the
+//! protobuf again.
+//!
+//! - `tensor` — TensorProto / wire tensor ↔ candle conversions and host buffers;
+//! - `plan` — graph → topological steps over value slots, with frees after last use;
+//! - `ops` — the op registry and one file per op family.
+
+pub mod ops;
+mod plan;
+pub mod tensor;
+
+use std::collections::HashMap;
+
+use candle_core::Tensor;
+use candle_onnx::onnx::{self, ModelProto};
+use prost::Message;
+use wick_shared::ValueInfo;
+
+use crate::error::{Result, WickError};
+pub use plan::{Plan, RunOutput};
+
+/// A loaded, planned model, ready to run.
+pub struct Model {
+    plan: Plan,
+    inputs: Vec<ValueInfo>,
+    outputs: Vec<ValueInfo>,
+    weight_bytes: u64,
+}
+
+/// Parse an `.onnx` file's bytes.
+pub fn parse_model(bytes: &[u8]) -> Result<ModelProto> {
+    let model = ModelProto::decode(bytes)
+        .map_err(|e| WickError::invalid(format!("not an ONNX model (protobuf: {e})")))?;
+    if model.graph.is_none() {
+        return Err(WickError::invalid("the model has no graph"));
+    }
+    Ok(model)
+}
+
+impl Model {
+    /// Build from a parsed model plus its external tensors (already placed by the loader).
+    /// Consumes the proto: embedded weights are decoded once and the protobuf is dropped.
+    pub fn build(model: ModelProto, external: HashMap<String, Tensor>) -> Result<Model> {
+        let opsets = opset_map(&model);
+        let graph = model.graph.ok_or_else(|| WickError::invalid("the model has no graph"))?;
+        let inputs = graph
+            .input
+            .iter()
+            .filter(|v| !graph.initializer.iter().any(|i| i.name == v.name))
+            .map(value_info)
+            .collect();
+        let outputs = graph.output.iter().map(value_info).collect();
+        let plan = Plan::build(graph, external, &opsets)?;
+        let weight_bytes = plan.constant_bytes();
+        Ok(Model { plan, inputs, outputs, weight_bytes })
+    }
+
+    pub fn inputs(&self) -> &[ValueInfo] {
+        &self.inputs
+    }
+
+    pub fn outputs(&self) -> &[ValueInfo] {
+        &self.outputs
+    }
+
+    pub fn weight_bytes(&self) -> u64 {
+        self.weight_bytes
+    }
+
+    /// Run on named inputs; returns every graph output (or those in `wanted`).
+    pub fn run(&self, inputs: HashMap<String, Tensor>, wanted: Option<&[String]>) -> Result<RunOutput> {
+        self.plan.run(inputs, wanted)
+    }
+}
+
+/// The opset version in force per domain ("" is the default ONNX domain).
+fn opset_map(model: &ModelProto) -> HashMap<String, i64> {
+    let mut map: HashMap<String, i64> = model
+        .opset_import
+        .iter()
+        .map(|o| {
+            let domain = if o.domain == "ai.onnx" { String::new() } else { o.domain.clone() };
+            (domain, o.version)
+        })
+        .collect();
+    map.entry(String::new()).or_insert(1);
+    map
+}
+
+fn value_info(v: &onnx::ValueInfoProto) -> ValueInfo {
+    use onnx::tensor_shape_proto::dimension::Value as Dim;
+    use onnx::type_proto::Value as Type;
+    let tensor = v.r#type.as_ref().and_then(|t| match &t.value {
+        Some(Type::TensorType(tt)) => Some(tt),
+        _ => None,
+    });
+    let dtype = tensor.and_then(|t| tensor::wire_dtype_of_onnx(t.elem_type));
+    let dims = tensor
+        .and_then(|t| t.shape.as_ref())
+        .map(|s| {
+            s.dim
+                .iter()
+                .map(|d| match d.value {
+                    Some(Dim::DimValue(n)) if n >= 0 => Some(n as u64),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ValueInfo { name: v.name.clone(), dtype, dims }
+}

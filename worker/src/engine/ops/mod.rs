@@ -1,0 +1,230 @@
+//! The op registry: one table maps (domain, op_type, since-opset) to a builder, and each op
+//! family lives in its own file. A builder reads the node's attributes once, at plan time, into
+//! a typed kernel; kernels never see protobuf.
+//!
+//! Adding an op: write `fn build(ctx: &NodeCtx) -> Result<Box<dyn Kernel>>` in its family file
+//! and add one line to [`OPS`].
+
+mod conv;
+mod elementwise;
+mod matmul;
+mod normalization;
+mod pool;
+mod shape;
+
+use std::collections::HashMap;
+
+use candle_core::Tensor;
+use candle_onnx::onnx::{AttributeProto, NodeProto};
+
+use crate::error::{Result, WickError};
+
+/// A planned operator: inputs in (absent optional inputs are `None`), outputs out.
+pub trait Kernel {
+    fn run(&self, inputs: &[Option<&Tensor>]) -> candle_core::Result<Vec<Tensor>>;
+}
+
+impl<F> Kernel for F
+where
+    F: Fn(&[Option<&Tensor>]) -> candle_core::Result<Vec<Tensor>>,
+{
+    fn run(&self, inputs: &[Option<&Tensor>]) -> candle_core::Result<Vec<Tensor>> {
+        self(inputs)
+    }
+}
+
+pub type Build = fn(&NodeCtx) -> Result<Box<dyn Kernel>>;
+
+/// One registry row: the op is available from opset `since` of its domain.
+pub struct OpDef {
+    pub domain: &'static str,
+    pub op_type: &'static str,
+    pub since: i64,
+    pub build: Build,
+}
+
+const fn op(op_type: &'static str, since: i64, build: Build) -> OpDef {
+    OpDef { domain: "", op_type, since, build }
+}
+
+/// Every operator the engine implements. Where semantics changed between opsets, one row per
+/// version; the newest row not newer than the model's opset wins.
+pub static OPS: &[OpDef] = &[
+    // elementwise.rs
+    op("Add", 1, elementwise::add),
+    op("Sub", 1, elementwise::sub),
+    op("Mul", 1, elementwise::mul),
+    op("Div", 1, elementwise::div),
+    op("Relu", 1, elementwise::relu),
+    op("Sigmoid", 1, elementwise::sigmoid),
+    op("Tanh", 1, elementwise::tanh),
+    op("Exp", 1, elementwise::exp),
+    op("Log", 1, elementwise::log),
+    op("Neg", 1, elementwise::neg),
+    op("Abs", 1, elementwise::abs),
+    op("Sqrt", 1, elementwise::sqrt),
+    // matmul.rs
+    op("MatMul", 1, matmul::matmul),
+    op("Gemm", 1, matmul::gemm),
+    // conv.rs
+    op("Conv", 1, conv::conv),
+    // pool.rs
+    op("MaxPool", 1, pool::max_pool),
+    op("AveragePool", 1, pool::average_pool),
+    op("GlobalAveragePool", 1, pool::global_average_pool),
+    op("GlobalMaxPool", 1, pool::global_max_pool),
+    // normalization.rs
+    op("Softmax", 1, normalization::softmax_legacy),
+    op("Softmax", 13, normalization::softmax),
+    op("LogSoftmax", 1, normalization::log_softmax_legacy),
+    op("LogSoftmax", 13, normalization::log_softmax),
+    // shape.rs
+    op("Identity", 1, shape::identity),
+    op("Constant", 1, shape::constant),
+    op("Reshape", 5, shape::reshape),
+    op("Flatten", 1, shape::flatten),
+    op("Transpose", 1, shape::transpose),
+    op("Squeeze", 1, shape::squeeze_attr),
+    op("Squeeze", 13, shape::squeeze_input),
+    op("Unsqueeze", 1, shape::unsqueeze_attr),
+    op("Unsqueeze", 13, shape::unsqueeze_input),
+    op("Concat", 1, shape::concat),
+    op("Shape", 1, shape::shape),
+];
+
+/// The op types the registry knows, for capabilities.
+pub fn op_names() -> Vec<String> {
+    let mut names: Vec<String> = OPS
+        .iter()
+        .map(|o| if o.domain.is_empty() { o.op_type.to_string() } else { format!("{}:{}", o.domain, o.op_type) })
+        .collect();
+    names.dedup();
+    names
+}
+
+/// Build the kernel for a node, choosing the registry row by the model's opset.
+pub fn build(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let domain = if ctx.node.domain == "ai.onnx" { "" } else { ctx.node.domain.as_str() };
+    OPS.iter()
+        .filter(|o| o.domain == domain && o.op_type == ctx.node.op_type && o.since <= ctx.opset)
+        .max_by_key(|o| o.since)
+        .ok_or_else(|| ctx.unsupported(""))
+        .and_then(|o| (o.build)(ctx))
+}
+
+/// What a builder sees of a node: its attributes, the opset, and the graph's constants.
+pub struct NodeCtx<'a> {
+    pub node: &'a NodeProto,
+    pub opset: i64,
+    pub constants: &'a HashMap<String, Tensor>,
+}
+
+impl NodeCtx<'_> {
+    fn attr(&self, name: &str) -> Option<&AttributeProto> {
+        self.node.attribute.iter().find(|a| a.name == name)
+    }
+
+    pub fn int(&self, name: &str, default: i64) -> i64 {
+        self.attr(name).map_or(default, |a| a.i)
+    }
+
+    pub fn float(&self, name: &str, default: f32) -> f32 {
+        self.attr(name).map_or(default, |a| a.f)
+    }
+
+    pub fn ints(&self, name: &str) -> Option<Vec<i64>> {
+        self.attr(name).map(|a| a.ints.clone())
+    }
+
+    pub fn string(&self, name: &str, default: &str) -> String {
+        self.attr(name)
+            .map(|a| String::from_utf8_lossy(&a.s).into_owned())
+            .unwrap_or_else(|| default.to_string())
+    }
+
+    pub fn tensor_attr(&self, name: &str) -> Option<&candle_onnx::onnx::TensorProto> {
+        self.attr(name).and_then(|a| a.t.as_ref())
+    }
+
+    /// The value of input `i` if it is a graph constant (an initializer).
+    pub fn constant_input(&self, i: usize) -> Option<&Tensor> {
+        self.node.input.get(i).and_then(|n| self.constants.get(n))
+    }
+
+    /// An `unsupported_op` error for this node, with a detail (e.g. an attribute value).
+    pub fn unsupported(&self, detail: &str) -> WickError {
+        WickError::UnsupportedOp {
+            domain: self.node.domain.clone(),
+            op_type: self.node.op_type.clone(),
+            opset: self.opset,
+            detail: if detail.is_empty() { String::new() } else { format!(": {detail}") },
+        }
+    }
+}
+
+/// Input `i`, which the op requires.
+pub fn input<'a>(xs: &[Option<&'a Tensor>], i: usize) -> candle_core::Result<&'a Tensor> {
+    xs.get(i).copied().flatten().ok_or_else(|| candle_core::Error::Msg(format!("missing input {i}")))
+}
+
+/// A possibly negative ONNX axis, resolved against `rank`.
+pub fn axis(a: i64, rank: usize) -> candle_core::Result<usize> {
+    let r = rank as i64;
+    if a < -r || a >= r.max(1) {
+        candle_core::bail!("axis {a} out of range for rank {rank}")
+    }
+    Ok(if a < 0 { (a + r) as usize } else { a as usize })
+}
+
+/// A 1-D integer tensor's values (shapes, axes), whatever its integer dtype.
+pub fn int_values(t: &Tensor) -> candle_core::Result<Vec<i64>> {
+    t.flatten_all()?.to_dtype(candle_core::DType::I64)?.to_vec1::<i64>()
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    use candle_core::{Device, Tensor};
+    use candle_onnx::onnx::{AttributeProto, NodeProto};
+    use std::collections::HashMap;
+
+    use super::{Kernel, NodeCtx};
+
+    pub fn node(op_type: &str, n_inputs: usize, attrs: Vec<AttributeProto>) -> NodeProto {
+        NodeProto {
+            op_type: op_type.into(),
+            input: (0..n_inputs).map(|i| format!("x{i}")).collect(),
+            output: vec!["y".into()],
+            attribute: attrs,
+            ..Default::default()
+        }
+    }
+
+    pub fn ints(name: &str, v: &[i64]) -> AttributeProto {
+        AttributeProto { name: name.into(), ints: v.to_vec(), r#type: 7, ..Default::default() }
+    }
+
+    pub fn int(name: &str, v: i64) -> AttributeProto {
+        AttributeProto { name: name.into(), i: v, r#type: 2, ..Default::default() }
+    }
+
+    pub fn build(node: &NodeProto, opset: i64) -> Box<dyn Kernel> {
+        let constants = HashMap::new();
+        let ctx = NodeCtx { node, opset, constants: &constants };
+        super::build(&ctx).expect("op builds")
+    }
+
+    pub fn t(dims: &[usize], v: &[f32]) -> Tensor {
+        Tensor::from_vec(v.to_vec(), dims, &Device::Cpu).unwrap()
+    }
+
+    pub fn values(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    }
+
+    pub fn assert_close(got: &[f32], want: &[f32], tol: f32) {
+        assert_eq!(got.len(), want.len(), "length");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= tol, "element {i}: got {g}, want {w}");
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! Graph → plan: value names become slot indices once, nodes are put in topological order with
+//! their kernels built (attributes parsed) up front, and each step lists the slots whose last
+//! use it is, so intermediates are freed as soon as nothing needs them.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use candle_core::Tensor;
+use candle_onnx::onnx::{GraphProto, NodeProto};
+
+use super::ops::{self, Kernel, NodeCtx};
+use super::tensor::from_proto;
+use crate::error::{Result, WickError};
+
+struct Step {
+    name: String,
+    op_type: String,
+    kernel: Box<dyn Kernel>,
+    inputs: Vec<Option<usize>>,
+    outputs: Vec<Option<usize>>,
+    /// Slots to drop after this step (their last use).
+    free: Vec<usize>,
+}
+
+/// The executable form of a graph.
+pub struct Plan {
+    slot_count: usize,
+    constants: Vec<(usize, Tensor)>,
+    inputs: Vec<(String, usize)>,
+    outputs: Vec<(String, usize)>,
+    steps: Vec<Step>,
+}
+
+/// What one run returns.
+#[derive(Debug)]
+pub struct RunOutput {
+    pub outputs: Vec<(String, Tensor)>,
+    /// Most bytes of intermediate tensors alive at once.
+    pub peak_intermediate_bytes: u64,
+}
+
+fn bytes_of(t: &Tensor) -> u64 {
+    (t.elem_count() * t.dtype().size_in_bytes()) as u64
+}
+
+impl Plan {
+    pub fn build(
+        mut graph: GraphProto,
+        mut external: HashMap<String, Tensor>,
+        opsets: &HashMap<String, i64>,
+    ) -> Result<Plan> {
+        let mut slots: HashMap<String, usize> = HashMap::new();
+        let slot_of = |name: &str, slots: &mut HashMap<String, usize>| {
+            let n = slots.len();
+            *slots.entry(name.to_string()).or_insert(n)
+        };
+
+        // Weights: external ones come placed; embedded ones are decoded here, once.
+        let mut constants = Vec::new();
+        let mut known: HashMap<String, Tensor> = HashMap::new();
+        for init in std::mem::take(&mut graph.initializer) {
+            let tensor = match external.remove(&init.name) {
+                Some(t) => t,
+                None if init.data_location == 1 => {
+                    return Err(WickError::invalid(format!(
+                        "external initializer '{}' was not loaded",
+                        init.name
+                    )))
+                }
+                None => from_proto(&init)?,
+            };
+            known.insert(init.name.clone(), tensor);
+        }
+
+        let inputs: Vec<(String, usize)> = graph
+            .input
+            .iter()
+            .filter(|v| !known.contains_key(&v.name))
+            .map(|v| (v.name.clone(), slot_of(&v.name, &mut slots)))
+            .collect();
+
+        let order = topological_order(&graph.node, &known, &inputs)?;
+
+        // Build every kernel first so that all unsupported ops are reported together.
+        let mut steps = Vec::with_capacity(order.len());
+        let mut unsupported = Vec::new();
+        for &i in &order {
+            let node = &graph.node[i];
+            let opset = *opsets.get(node_domain(node)).unwrap_or(&1);
+            let ctx = NodeCtx { node, opset, constants: &known };
+            match ops::build(&ctx) {
+                Ok(kernel) => steps.push(Step {
+                    name: node.name.clone(),
+                    op_type: node.op_type.clone(),
+                    kernel,
+                    inputs: node.input.iter().map(|n| (!n.is_empty()).then(|| slot_of(n, &mut slots))).collect(),
+                    outputs: node.output.iter().map(|n| (!n.is_empty()).then(|| slot_of(n, &mut slots))).collect(),
+                    free: Vec::new(),
+                }),
+                Err(WickError::UnsupportedOp { domain, op_type, opset, detail }) => {
+                    unsupported.push((domain, op_type, opset, detail))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !unsupported.is_empty() {
+            let (domain, op_type, opset, mut detail) = unsupported.remove(0);
+            if !unsupported.is_empty() {
+                let others: Vec<_> = unsupported.iter().map(|u| u.1.clone()).collect();
+                detail.push_str(&format!("; also unsupported: {}", others.join(", ")));
+            }
+            return Err(WickError::UnsupportedOp { domain, op_type, opset, detail });
+        }
+
+        for (name, tensor) in known {
+            if let Some(&slot) = slots.get(&name) {
+                constants.push((slot, tensor));
+            }
+        }
+        let mut outputs = Vec::new();
+        for o in &graph.output {
+            let slot = *slots.get(&o.name).ok_or_else(|| {
+                WickError::invalid(format!("graph output '{}' is produced by no node", o.name))
+            })?;
+            outputs.push((o.name.clone(), slot));
+        }
+
+        // Liveness: free each non-constant, non-output slot after its last reader (or right
+        // after its producer when nothing reads it).
+        let pinned: HashSet<usize> =
+            constants.iter().map(|c| c.0).chain(outputs.iter().map(|o| o.1)).collect();
+        let mut last_use: HashMap<usize, usize> = HashMap::new();
+        for (s, step) in steps.iter().enumerate() {
+            for slot in step.inputs.iter().chain(&step.outputs).flatten() {
+                last_use.insert(*slot, s);
+            }
+        }
+        for (&slot, &s) in &last_use {
+            if !pinned.contains(&slot) {
+                steps[s].free.push(slot);
+            }
+        }
+
+        Ok(Plan { slot_count: slots.len(), constants, inputs, outputs, steps })
+    }
+
+    /// Bytes held by the plan's constants (weights).
+    pub fn constant_bytes(&self) -> u64 {
+        self.constants.iter().map(|(_, t)| bytes_of(t)).sum()
+    }
+
+    pub fn run(&self, mut feeds: HashMap<String, Tensor>, wanted: Option<&[String]>) -> Result<RunOutput> {
+        let mut values: Vec<Option<Tensor>> = vec![None; self.slot_count];
+        for (slot, t) in &self.constants {
+            values[*slot] = Some(t.clone()); // an Arc clone: weights are never copied
+        }
+        for (name, slot) in &self.inputs {
+            let t = feeds
+                .remove(name)
+                .ok_or_else(|| WickError::BadInput(format!("missing input '{name}'")))?;
+            values[*slot] = Some(t);
+        }
+        if let Some(extra) = feeds.keys().next() {
+            return Err(WickError::BadInput(format!("the model has no input named '{extra}'")));
+        }
+
+        let (mut live, mut peak) = (0u64, 0u64);
+        for step in &self.steps {
+            let args: Vec<Option<&Tensor>> =
+                step.inputs.iter().map(|s| s.and_then(|s| values[s].as_ref())).collect();
+            let fail = |message: String| WickError::Execution {
+                node: step.name.clone(),
+                op_type: step.op_type.clone(),
+                message,
+            };
+            let results = step.kernel.run(&args).map_err(|e| fail(e.to_string()))?;
+            if results.len() < step.outputs.iter().flatten().count() {
+                return Err(fail(format!("produced {} outputs", results.len())));
+            }
+            for (slot, t) in step.outputs.iter().zip(results) {
+                if let Some(slot) = slot {
+                    live += bytes_of(&t);
+                    values[*slot] = Some(t);
+                }
+            }
+            peak = peak.max(live);
+            for &slot in &step.free {
+                if let Some(t) = values[slot].take() {
+                    live = live.saturating_sub(bytes_of(&t));
+                }
+            }
+        }
+
+        let mut outputs = Vec::new();
+        for (name, slot) in &self.outputs {
+            if wanted.is_some_and(|w| !w.contains(name)) {
+                continue;
+            }
+            let t = values[*slot].take().ok_or_else(|| {
+                WickError::Internal(format!("output '{name}' was not computed"))
+            })?;
+            outputs.push((name.clone(), t));
+        }
+        if let Some(w) = wanted {
+            if let Some(missing) = w.iter().find(|n| !outputs.iter().any(|(o, _)| o == *n)) {
+                return Err(WickError::BadInput(format!("the model has no output named '{missing}'")));
+            }
+        }
+        Ok(RunOutput { outputs, peak_intermediate_bytes: peak })
+    }
+}
+
+fn node_domain(node: &NodeProto) -> &str {
+    if node.domain == "ai.onnx" { "" } else { &node.domain }
+}
+
+/// Kahn's algorithm over the nodes; ONNX asks for sorted graphs but exporters do not always
+/// deliver them.
+fn topological_order(
+    nodes: &[NodeProto],
+    known: &HashMap<String, Tensor>,
+    inputs: &[(String, usize)],
+) -> Result<Vec<usize>> {
+    let mut available: HashSet<&str> =
+        known.keys().map(String::as_str).chain(inputs.iter().map(|i| i.0.as_str())).collect();
+    available.insert("");
+    let mut producer: HashMap<&str, usize> = HashMap::new();
+    for (i, n) in nodes.iter().enumerate() {
+        for o in &n.output {
+            producer.insert(o.as_str(), i);
+        }
+    }
+    let mut missing = vec![0usize; nodes.len()];
+    let mut readers: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (i, n) in nodes.iter().enumerate() {
+        for inp in &n.input {
+            if available.contains(inp.as_str()) {
+                continue;
+            }
+            match producer.get(inp.as_str()) {
+                Some(&p) => {
+                    missing[i] += 1;
+                    readers.entry(p).or_default().push(i);
+                }
+                None => {
+                    return Err(WickError::invalid(format!(
+                        "node '{}' ({}) reads '{inp}', which nothing produces",
+                        n.name, n.op_type
+                    )))
+                }
+            }
+        }
+    }
+    let mut ready: VecDeque<usize> = (0..nodes.len()).filter(|&i| missing[i] == 0).collect();
+    let mut order = Vec::with_capacity(nodes.len());
+    while let Some(i) = ready.pop_front() {
+        order.push(i);
+        for &r in readers.get(&i).map(Vec::as_slice).unwrap_or(&[]) {
+            missing[r] -= 1;
+            if missing[r] == 0 {
+                ready.push_back(r);
+            }
+        }
+    }
+    if order.len() != nodes.len() {
+        return Err(WickError::invalid("the graph has a cycle"));
+    }
+    Ok(order)
+}

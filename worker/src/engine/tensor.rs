@@ -1,0 +1,244 @@
+//! Tensor storage and conversions: ONNX `TensorProto` → candle, wire tensor ↔ candle, and
+//! [`HostBuffer`], the typed allocation that the loader streams weight bytes into before it
+//! becomes a candle tensor without another copy (`Tensor::from_vec` takes the Vec as storage).
+
+use candle_core::{DType, Device, Tensor};
+use candle_onnx::onnx::TensorProto;
+use half::{bf16, f16};
+
+use crate::error::{Result, WickError};
+
+/// ONNX `TensorProto.DataType` codes this engine stores.
+pub mod onnx_type {
+    pub const FLOAT: i32 = 1;
+    pub const UINT8: i32 = 2;
+    pub const INT8: i32 = 3;
+    pub const INT16: i32 = 5;
+    pub const INT32: i32 = 6;
+    pub const INT64: i32 = 7;
+    pub const BOOL: i32 = 9;
+    pub const FLOAT16: i32 = 10;
+    pub const DOUBLE: i32 = 11;
+    pub const UINT32: i32 = 12;
+    pub const BFLOAT16: i32 = 16;
+}
+
+/// The candle dtype that stores an ONNX element type (bool is stored as u8).
+pub fn dtype_of_onnx(code: i32) -> Result<DType> {
+    use onnx_type::*;
+    Ok(match code {
+        FLOAT => DType::F32,
+        UINT8 | BOOL => DType::U8,
+        INT16 => DType::I16,
+        INT32 => DType::I32,
+        INT64 => DType::I64,
+        FLOAT16 => DType::F16,
+        DOUBLE => DType::F64,
+        UINT32 => DType::U32,
+        BFLOAT16 => DType::BF16,
+        other => {
+            return Err(WickError::invalid(format!("tensor element type {other} is not supported")))
+        }
+    })
+}
+
+/// The wire dtype for an ONNX element type, if the protocol has one.
+pub fn wire_dtype_of_onnx(code: i32) -> Option<wick_shared::DType> {
+    use onnx_type::*;
+    use wick_shared::DType as W;
+    Some(match code {
+        FLOAT => W::Float32,
+        FLOAT16 => W::Float16,
+        INT8 => W::Int8,
+        UINT8 => W::Uint8,
+        INT32 => W::Int32,
+        INT64 => W::Int64,
+        BOOL => W::Bool,
+        _ => return None,
+    })
+}
+
+/// A typed, zero-initialised host allocation for one tensor. Zeroed Vecs come from `calloc`, so
+/// pages are only touched as the loader writes them.
+#[derive(Debug)]
+pub enum HostBuffer {
+    U8(Vec<u8>),
+    U32(Vec<u32>),
+    I16(Vec<i16>),
+    I32(Vec<i32>),
+    I64(Vec<i64>),
+    F16(Vec<f16>),
+    BF16(Vec<bf16>),
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl HostBuffer {
+    pub fn zeroed(dtype: DType, numel: usize) -> Result<Self> {
+        Ok(match dtype {
+            DType::U8 => HostBuffer::U8(vec![0; numel]),
+            DType::U32 => HostBuffer::U32(vec![0; numel]),
+            DType::I16 => HostBuffer::I16(vec![0; numel]),
+            DType::I32 => HostBuffer::I32(vec![0; numel]),
+            DType::I64 => HostBuffer::I64(vec![0; numel]),
+            DType::F16 => HostBuffer::F16(vec![f16::ZERO; numel]),
+            DType::BF16 => HostBuffer::BF16(vec![bf16::ZERO; numel]),
+            DType::F32 => HostBuffer::F32(vec![0.0; numel]),
+            DType::F64 => HostBuffer::F64(vec![0.0; numel]),
+            other => return Err(WickError::Internal(format!("no host buffer for {other:?}"))),
+        })
+    }
+
+    /// The allocation viewed as little-endian bytes (wasm32 and x86 are little-endian).
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        match self {
+            HostBuffer::U8(v) => v.as_mut_slice(),
+            HostBuffer::U32(v) => bytemuck::cast_slice_mut(v),
+            HostBuffer::I16(v) => bytemuck::cast_slice_mut(v),
+            HostBuffer::I32(v) => bytemuck::cast_slice_mut(v),
+            HostBuffer::I64(v) => bytemuck::cast_slice_mut(v),
+            HostBuffer::F16(v) => bytemuck::cast_slice_mut(v),
+            HostBuffer::BF16(v) => bytemuck::cast_slice_mut(v),
+            HostBuffer::F32(v) => bytemuck::cast_slice_mut(v),
+            HostBuffer::F64(v) => bytemuck::cast_slice_mut(v),
+        }
+    }
+
+    /// Hand the allocation to candle as the tensor's storage (moved, not copied).
+    pub fn into_tensor(self, dims: &[usize]) -> Result<Tensor> {
+        let dev = &Device::Cpu;
+        let t = match self {
+            HostBuffer::U8(v) => Tensor::from_vec(v, dims, dev),
+            HostBuffer::U32(v) => Tensor::from_vec(v, dims, dev),
+            HostBuffer::I16(v) => Tensor::from_vec(v, dims, dev),
+            HostBuffer::I32(v) => Tensor::from_vec(v, dims, dev),
+            HostBuffer::I64(v) => Tensor::from_vec(v, dims, dev),
+            HostBuffer::F16(v) => Tensor::from_vec(v, dims, dev),
+            HostBuffer::BF16(v) => Tensor::from_vec(v, dims, dev),
+            HostBuffer::F32(v) => Tensor::from_vec(v, dims, dev),
+            HostBuffer::F64(v) => Tensor::from_vec(v, dims, dev),
+        };
+        t.map_err(|e| WickError::Internal(format!("tensor from buffer: {e}")))
+    }
+}
+
+/// ONNX dims (i64, must be ≥ 0 for stored tensors) as candle dims.
+pub fn dims_of_proto(p: &TensorProto) -> Result<Vec<usize>> {
+    p.dims
+        .iter()
+        .map(|&d| {
+            usize::try_from(d)
+                .map_err(|_| WickError::invalid(format!("tensor '{}' has dim {d}", p.name)))
+        })
+        .collect()
+}
+
+/// Byte length a tensor of this ONNX type and these dims occupies as raw data.
+pub fn byte_len(code: i32, dims: &[usize]) -> Result<usize> {
+    let numel: usize = dims.iter().product();
+    Ok(numel * dtype_of_onnx(code)?.size_in_bytes())
+}
+
+/// Decode a tensor whose data is inside the proto (raw_data or a typed repeated field).
+pub fn from_proto(p: &TensorProto) -> Result<Tensor> {
+    use onnx_type::*;
+    let dims = dims_of_proto(p)?;
+    let numel: usize = dims.iter().product();
+    let dtype = dtype_of_onnx(p.data_type)?;
+    let mut buf = HostBuffer::zeroed(dtype, numel)?;
+    let mismatch = |found: usize| {
+        WickError::invalid(format!(
+            "tensor '{}' holds {found} values/bytes, its dims {dims:?} need {numel} elements",
+            p.name
+        ))
+    };
+    if !p.raw_data.is_empty() {
+        let dst = buf.bytes_mut();
+        if dst.len() != p.raw_data.len() {
+            return Err(mismatch(p.raw_data.len()));
+        }
+        dst.copy_from_slice(&p.raw_data);
+        return buf.into_tensor(&dims);
+    }
+    let count = match p.data_type {
+        FLOAT => p.float_data.len(),
+        INT64 => p.int64_data.len(),
+        DOUBLE => p.double_data.len(),
+        UINT32 => p.uint64_data.len(),
+        _ => p.int32_data.len(),
+    };
+    if count != numel {
+        return Err(mismatch(count));
+    }
+    match &mut buf {
+        HostBuffer::F32(v) => v.copy_from_slice(&p.float_data),
+        HostBuffer::I64(v) => v.copy_from_slice(&p.int64_data),
+        HostBuffer::F64(v) => v.copy_from_slice(&p.double_data),
+        HostBuffer::U32(v) => v.iter_mut().zip(&p.uint64_data).for_each(|(d, &s)| *d = s as u32),
+        HostBuffer::I32(v) => v.copy_from_slice(&p.int32_data),
+        HostBuffer::I16(v) => v.iter_mut().zip(&p.int32_data).for_each(|(d, &s)| *d = s as i16),
+        HostBuffer::U8(v) => v.iter_mut().zip(&p.int32_data).for_each(|(d, &s)| *d = s as u8),
+        // float16 / bfloat16 values are stored as their bit patterns in int32_data.
+        HostBuffer::F16(v) => {
+            v.iter_mut().zip(&p.int32_data).for_each(|(d, &s)| *d = f16::from_bits(s as u16))
+        }
+        HostBuffer::BF16(v) => {
+            v.iter_mut().zip(&p.int32_data).for_each(|(d, &s)| *d = bf16::from_bits(s as u16))
+        }
+    }
+    buf.into_tensor(&dims)
+}
+
+/// A wire tensor (from the page) as a candle tensor.
+pub fn from_wire(name: &str, t: &wick_shared::Tensor) -> Result<Tensor> {
+    use wick_shared::DType as W;
+    if !t.is_consistent() {
+        return Err(WickError::BadInput(format!(
+            "input '{name}': {} bytes of data do not fit dims {:?} of {:?}",
+            t.data.len(),
+            t.dims,
+            t.dtype
+        )));
+    }
+    let dtype = match t.dtype {
+        W::Float32 => DType::F32,
+        W::Float16 => DType::F16,
+        W::Uint8 | W::Bool => DType::U8,
+        W::Int32 => DType::I32,
+        W::Int64 => DType::I64,
+        W::Int8 => {
+            return Err(WickError::BadInput(format!("input '{name}': int8 is not supported yet")))
+        }
+    };
+    let mut buf = HostBuffer::zeroed(dtype, t.numel())?;
+    buf.bytes_mut().copy_from_slice(&t.data);
+    buf.into_tensor(&t.dims)
+}
+
+/// A candle tensor as a wire tensor; `declared` is the graph's dtype for it (bool vs uint8).
+pub fn to_wire(t: &Tensor, declared: Option<wick_shared::DType>) -> Result<wick_shared::Tensor> {
+    use wick_shared::DType as W;
+    let internal = |e: candle_core::Error| WickError::Internal(format!("output conversion: {e}"));
+    let flat = t.flatten_all().map_err(internal)?;
+    let (dtype, data): (W, Vec<u8>) = match t.dtype() {
+        DType::F32 => (W::Float32, bytes_of(&flat.to_vec1::<f32>().map_err(internal)?)),
+        DType::F16 => (W::Float16, bytes_of(&flat.to_vec1::<f16>().map_err(internal)?)),
+        DType::I32 => (W::Int32, bytes_of(&flat.to_vec1::<i32>().map_err(internal)?)),
+        DType::I64 => (W::Int64, bytes_of(&flat.to_vec1::<i64>().map_err(internal)?)),
+        DType::U8 => {
+            let kind = if declared == Some(W::Bool) { W::Bool } else { W::Uint8 };
+            (kind, flat.to_vec1::<u8>().map_err(internal)?)
+        }
+        other => {
+            // Types without a wire form go out as float32, the closest the page can read.
+            let f = flat.to_dtype(DType::F32).map_err(internal)?;
+            let _ = other;
+            (W::Float32, bytes_of(&f.to_vec1::<f32>().map_err(internal)?))
+        }
+    };
+    Ok(wick_shared::Tensor { dtype, dims: t.dims().to_vec(), data })
+}
+
+fn bytes_of<T: bytemuck::Pod>(v: &[T]) -> Vec<u8> {
+    bytemuck::cast_slice(v).to_vec()
+}

@@ -1,0 +1,73 @@
+//! The worker's error type. Every variant maps to one stable wire code (`wick_shared::ErrorCode`)
+//! at the boundary; inside the worker errors keep their structure.
+
+use wick_shared::{ErrorCode, WireError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WickError {
+    #[error("fetching {file} failed: {message}")]
+    Fetch { file: String, status: Option<u16>, message: String },
+
+    #[error("invalid model: {message}")]
+    InvalidModel { file: Option<String>, message: String },
+
+    #[error("operator {op_type} (domain '{domain}', opset {opset}) is not supported{detail}")]
+    UnsupportedOp { domain: String, op_type: String, opset: i64, detail: String },
+
+    #[error("node '{node}' ({op_type}): {message}")]
+    Execution { node: String, op_type: String, message: String },
+
+    #[error("bad input: {0}")]
+    BadInput(String),
+
+    #[error("no model named '{0}' is loaded")]
+    UnknownModel(String),
+
+    #[error("a model named '{0}' is already loaded or loading")]
+    ModelExists(String),
+
+    #[error("task: {0}")]
+    BadTask(String),
+
+    #[error("cancelled")]
+    Cancelled,
+
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = WickError> = std::result::Result<T, E>;
+
+impl WickError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        WickError::InvalidModel { file: None, message: message.into() }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            WickError::Fetch { .. } => ErrorCode::FetchFailed,
+            WickError::InvalidModel { .. } => ErrorCode::InvalidModel,
+            WickError::UnsupportedOp { .. } => ErrorCode::UnsupportedOp,
+            WickError::Execution { .. } => ErrorCode::ExecutionFailed,
+            WickError::BadInput(_) => ErrorCode::BadInput,
+            WickError::UnknownModel(_) => ErrorCode::UnknownModel,
+            WickError::ModelExists(_) => ErrorCode::ModelExists,
+            WickError::BadTask(_) => ErrorCode::BadTask,
+            WickError::Cancelled | WickError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The wire form: code, message, and the file / status when there is one.
+    pub fn to_wire(&self) -> WireError {
+        let mut wire = WireError::new(self.code(), self.to_string());
+        match self {
+            WickError::Fetch { file, status, .. } => {
+                wire.file = Some(file.clone());
+                wire.status = *status;
+            }
+            WickError::InvalidModel { file, .. } => wire.file = file.clone(),
+            _ => {}
+        }
+        wire
+    }
+}

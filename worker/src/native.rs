@@ -1,0 +1,105 @@
+//! Native helpers (not in the wasm build): load a model from disk through the same streaming
+//! router the browser uses, and read ONNX-test-style data (`test_data_set_*/{input,output}_*.pb`).
+//! Used by the native tests and by `cargo xtask` tools.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use candle_core::Tensor;
+use candle_onnx::onnx::TensorProto;
+use prost::Message;
+
+use crate::engine::{parse_model, tensor::from_proto, Model};
+use crate::error::{Result, WickError};
+use crate::loader::{CpuPlacement, ExternalPlan, FileRouter};
+
+/// Load `model.onnx` and its external data (relative to its folder), streaming each data file
+/// in chunks whose sizes `next_chunk` picks (it gets the file offset so far).
+pub fn load_model_chunked(path: &Path, mut next_chunk: impl FnMut(u64) -> usize) -> Result<Model> {
+    let io = |p: &Path, e: std::io::Error| WickError::Fetch {
+        file: p.display().to_string(),
+        status: None,
+        message: e.to_string(),
+    };
+    let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
+    let proto = parse_model(&bytes)?;
+    drop(bytes);
+    let plan = ExternalPlan::from_graph(proto.graph.as_ref().expect("parse_model checks the graph"))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut placement = CpuPlacement;
+    let mut external = HashMap::new();
+    for (location, tensors) in plan.files {
+        let file_path = dir.join(&location);
+        let mut router = FileRouter::new(location.clone(), tensors, &mut placement)?;
+        let mut file = File::open(&file_path).map_err(|e| io(&file_path, e))?;
+        let mut buf = Vec::new();
+        let mut pos = 0u64;
+        loop {
+            buf.resize(next_chunk(pos).max(1), 0);
+            let n = file.read(&mut buf).map_err(|e| io(&file_path, e))?;
+            if n == 0 {
+                break;
+            }
+            router.feed(&buf[..n], &mut placement)?;
+            pos += n as u64;
+        }
+        external.extend(router.finish()?);
+    }
+    Model::build(proto, external)
+}
+
+/// Load a model with 64 KiB chunks.
+pub fn load_model(path: &Path) -> Result<Model> {
+    load_model_chunked(path, |_| 64 * 1024)
+}
+
+/// Read one serialized TensorProto (`input_0.pb`).
+pub fn read_tensor(path: &Path) -> Result<(String, Tensor)> {
+    let bytes = std::fs::read(path).map_err(|e| WickError::invalid(format!("{}: {e}", path.display())))?;
+    let proto = TensorProto::decode(bytes.as_slice())
+        .map_err(|e| WickError::invalid(format!("{}: {e}", path.display())))?;
+    Ok((proto.name.clone(), from_proto(&proto)?))
+}
+
+/// One ONNX-test data set: named inputs and expected outputs, in file order.
+pub struct DataSet {
+    pub dir: PathBuf,
+    pub inputs: Vec<(String, Tensor)>,
+    pub outputs: Vec<(String, Tensor)>,
+}
+
+/// Every `test_data_set_*` folder of a test case directory, sorted.
+pub fn data_sets(case: &Path) -> Result<Vec<DataSet>> {
+    let read_dir = |p: &Path| -> Result<Vec<PathBuf>> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(p)
+            .map_err(|e| WickError::invalid(format!("{}: {e}", p.display())))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        v.sort();
+        Ok(v)
+    };
+    let numbered = |files: &[PathBuf], prefix: &str| -> Result<Vec<(String, Tensor)>> {
+        let mut picked: Vec<(usize, &PathBuf)> = files
+            .iter()
+            .filter_map(|f| {
+                let name = f.file_name()?.to_str()?;
+                let n = name.strip_prefix(prefix)?.strip_suffix(".pb")?.parse().ok()?;
+                Some((n, f))
+            })
+            .collect();
+        picked.sort();
+        picked.into_iter().map(|(_, f)| read_tensor(f)).collect()
+    };
+    let mut sets = Vec::new();
+    for dir in read_dir(case)? {
+        let is_set = dir.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("test_data_set_"));
+        if !is_set || !dir.is_dir() {
+            continue;
+        }
+        let files = read_dir(&dir)?;
+        sets.push(DataSet { inputs: numbered(&files, "input_")?, outputs: numbered(&files, "output_")?, dir });
+    }
+    Ok(sets)
+}
