@@ -1,1 +1,165 @@
-fn main() {}
+//! `cargo xtask`: Wick's build, serve and test tasks, in Rust so that they need nothing but cargo.
+//!
+//! Each command checks the tools it needs and installs the missing ones where it can ([`tools`]);
+//! [`dist`] packages the two wasm crates with their JS glue, [`serve`] is the static server for the
+//! demo and the browser tests, [`test_cmd`] runs both test suites. Run `cargo xtask help`.
+
+mod dist;
+mod serve;
+mod test_cmd;
+mod tools;
+mod util;
+
+use anyhow::{bail, Context, Result};
+use std::{env, path::PathBuf, process::ExitCode};
+
+const HELP: &str = "\
+Usage: cargo xtask <command> [options]
+
+Commands:
+  tools                 check the build and test tools; install the missing ones
+                        (wasm32 target, wasm-bindgen-cli, protoc, chromium, tests/ npm packages)
+  dist [--out DIR]      build both wasm crates and package them with their JS glue
+                        (default DIR: target/wick-dist)
+  site                  dist, then target/site/ = www/ + the dist under wick/
+  serve [--port N] [--root DIR]
+                        serve target/site/ (or DIR) and tests/fixtures/ at /fixtures/
+                        on 127.0.0.1:N (default 8080)
+  demo [--port N]       tools + site + serve, then open the printed URL
+  test [--native-only | --browser-only]
+                        cargo test --workspace, then the browser tests
+                        (node --test tests/**/*.test.mjs against the served site)
+  help                  this text
+";
+
+fn main() -> ExitCode {
+    match run(env::args().skip(1).collect()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Vec<String>) -> Result<()> {
+    let mut args = Args(args.into_iter().collect());
+    let Some(command) = args.0.pop_front() else {
+        print!("{HELP}");
+        return Ok(());
+    };
+    match command.as_str() {
+        "help" | "--help" | "-h" => {
+            args.done()?;
+            print!("{HELP}");
+        }
+        "tools" => {
+            args.done()?;
+            tools::for_test()?;
+            eprintln!("xtask: all tools present");
+        }
+        "dist" => {
+            let out = args.value("--out")?.map(PathBuf::from);
+            args.done()?;
+            let out = util::absolute(&out.unwrap_or_else(dist::default_out))?;
+            dist::dist(&out)?;
+        }
+        "site" => {
+            args.done()?;
+            dist::site()?;
+        }
+        "serve" => {
+            let port = args.port()?;
+            let root = args.value("--root")?.map(PathBuf::from);
+            args.done()?;
+            let root = match root {
+                Some(root) => util::absolute(&root)?,
+                None => dist::site_dir(),
+            };
+            if !root.is_dir() {
+                bail!(
+                    "{} does not exist; run `cargo xtask site` first",
+                    root.display()
+                );
+            }
+            serve_forever(root, port)?;
+        }
+        "demo" => {
+            let port = args.port()?;
+            args.done()?;
+            let site = dist::site()?; // Installs the build tools first.
+            serve_forever(site, port)?;
+        }
+        "test" => {
+            let native_only = args.flag("--native-only");
+            let browser_only = args.flag("--browser-only");
+            args.done()?;
+            if native_only && browser_only {
+                bail!("--native-only and --browser-only exclude each other");
+            }
+            test_cmd::test(!browser_only, !native_only)?;
+        }
+        other => bail!("unknown command `{other}`; see `cargo xtask help`"),
+    }
+    Ok(())
+}
+
+fn serve_forever(root: PathBuf, port: u16) -> Result<()> {
+    let fixtures = util::project_root().join("tests/fixtures");
+    let mounts = vec![
+        serve::Mount::new("/", &root),
+        serve::Mount::new("/fixtures/", fixtures),
+    ];
+    let (addr, server) = serve::serve(("127.0.0.1", port), mounts)
+        .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+    println!(
+        "Serving {} at http://{addr}/  (Ctrl-C stops)",
+        root.display()
+    );
+    server.wait();
+    Ok(())
+}
+
+/// The arguments after the command, consumed option by option; `done` rejects leftovers.
+struct Args(std::collections::VecDeque<String>);
+
+impl Args {
+    fn flag(&mut self, name: &str) -> bool {
+        let before = self.0.len();
+        self.0.retain(|a| a != name);
+        self.0.len() != before
+    }
+
+    /// `--name VALUE` or `--name=VALUE`.
+    fn value(&mut self, name: &str) -> Result<Option<String>> {
+        let Some(i) = self
+            .0
+            .iter()
+            .position(|a| a == name || a.starts_with(&format!("{name}=")))
+        else {
+            return Ok(None);
+        };
+        let arg = self.0.remove(i).unwrap_or_default();
+        if let Some(value) = arg.strip_prefix(&format!("{name}=")) {
+            return Ok(Some(value.to_string()));
+        }
+        match self.0.remove(i) {
+            Some(value) => Ok(Some(value)),
+            None => bail!("{name} needs a value"),
+        }
+    }
+
+    fn port(&mut self) -> Result<u16> {
+        match self.value("--port")? {
+            Some(port) => port.parse().with_context(|| format!("bad --port `{port}`")),
+            None => Ok(8080),
+        }
+    }
+
+    fn done(&self) -> Result<()> {
+        match self.0.front() {
+            Some(arg) => bail!("unexpected argument `{arg}`; see `cargo xtask help`"),
+            None => Ok(()),
+        }
+    }
+}

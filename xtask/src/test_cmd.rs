@@ -1,0 +1,107 @@
+//! `test`: the native tests (`cargo test --workspace`), then the browser tests: the site is built
+//! and served on a free port, and Node's test runner runs every `tests/**/*.test.mjs` against it
+//! (`WICK_BASE_URL`, `CHROMIUM` in its environment). Both parts run even if the first fails; the
+//! summary at the end says which failed.
+
+use crate::{
+    dist, serve,
+    tools::{self, PROTOC},
+    util::{cargo, describe, find_in_path, project_root, run},
+};
+use anyhow::{bail, Result};
+use std::{
+    env, fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+pub fn test(native: bool, browser: bool) -> Result<()> {
+    if browser {
+        tools::for_test()?;
+    } else {
+        tools::debian(&[PROTOC])?;
+    }
+    let mut results = Vec::new();
+    if native {
+        let mut cmd = cargo();
+        cmd.args(["test", "--workspace"]);
+        results.push((
+            format!("native  ({})", describe(&cmd)),
+            run(&mut cmd).map(|()| String::new()),
+        ));
+    }
+    if browser {
+        results.push((
+            "browser (node --test tests/**/*.test.mjs)".to_string(),
+            browser_tests(),
+        ));
+    }
+    eprintln!("\n== xtask test summary ==");
+    let mut failed = 0;
+    for (name, result) in &results {
+        match result {
+            Ok(note) => eprintln!("  ok      {name}{note}"),
+            Err(err) => {
+                failed += 1;
+                eprintln!("  FAILED  {name}: {err:#}");
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} test parts failed", results.len());
+    }
+    Ok(())
+}
+
+/// Builds the site, serves it with the test fixtures, runs Node's test runner against it.
+/// Returns a note for the summary.
+fn browser_tests() -> Result<String> {
+    let root = project_root();
+    let site = dist::site()?;
+    let files = test_files(&root.join("tests"))?;
+    if files.is_empty() {
+        return Ok(" — no tests/**/*.test.mjs yet, only the site was built".into());
+    }
+    let mounts = vec![
+        serve::Mount::new("/", site),
+        serve::Mount::new("/fixtures/", root.join("tests/fixtures")),
+    ];
+    let (addr, server) = serve::serve("127.0.0.1:0", mounts)?;
+    let base = format!("http://{addr}");
+    let chromium = env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .or_else(|| find_in_path("chromium"))
+        .unwrap_or_else(|| "/usr/bin/chromium".into());
+    eprintln!("xtask: serving target/site at {base} (fixtures at {base}/fixtures/)");
+    let result = run(Command::new("node")
+        .current_dir(&root)
+        .args(["--test", "--test-concurrency=1"])
+        .args(files.iter().map(|f| f.strip_prefix(&root).unwrap_or(f)))
+        .env("WICK_BASE_URL", &base)
+        .env("CHROMIUM", &chromium));
+    server.stop();
+    let plural = if files.len() == 1 { "" } else { "s" };
+    result.map(|()| format!(" — {} file{plural}", files.len()))
+}
+
+/// `*.test.mjs` under `dir`, outside `node_modules`, sorted. Listed explicitly rather than
+/// handing `tests/` to node, whose directory handling differs between versions.
+fn test_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(files);
+    };
+    for entry in entries {
+        let entry = entry?;
+        let (path, name) = (entry.path(), entry.file_name());
+        if entry.file_type()?.is_dir() {
+            if name != "node_modules" && !name.to_string_lossy().starts_with('.') {
+                files.extend(test_files(&path)?);
+            }
+        } else if name.to_string_lossy().ends_with(".test.mjs") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
