@@ -17,7 +17,10 @@ const MAX_DEPTH: u32 = 12;
 
 /// Serialise a message to a JS object plus the list of ArrayBuffers to transfer with it.
 pub fn to_js<T: Serialize>(msg: &T) -> Result<(JsValue, Array), WireError> {
-    let serializer = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
+    // `None` becomes `null` (as in JSON: symbolic dims, unknown dtypes), not `undefined`.
+    let serializer = serde_wasm_bindgen::Serializer::new()
+        .serialize_maps_as_objects(true)
+        .serialize_missing_as_null(true);
     let value = msg
         .serialize(&serializer)
         .map_err(|e| WireError::new(ErrorCode::Internal, format!("cannot encode message: {e}")))?;
