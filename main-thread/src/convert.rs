@@ -1,0 +1,240 @@
+//! The page-facing JS values: options and inputs read from JS, replies shaped for JS.
+//!
+//! Wire envelopes go through `wick_shared::js` only (in `client`); this module reads what the
+//! caller passed without changing it (an ImageData or typed array is copied, never detached) and
+//! turns final events into the objects the Promises resolve with.
+
+use std::collections::BTreeMap;
+
+use js_sys::{Array, ArrayBuffer, Function, Object, Reflect, Uint8Array};
+use serde::Serialize;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{AbortSignal, Url};
+use wick_shared::{DType, ErrorCode, Event, ExternalFile, Image, Tensor};
+
+use crate::{inputs, WickError};
+
+/// `obj[key]`, or undefined when `obj` is not an object or the getter throws.
+pub fn get(obj: &JsValue, key: &str) -> JsValue {
+    if !obj.is_object() {
+        return JsValue::UNDEFINED;
+    }
+    Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+fn set(obj: &JsValue, key: &str, value: &JsValue) {
+    let _ = Reflect::set(obj, &JsValue::from_str(key), value);
+}
+
+/// `value` unless it is undefined or null.
+fn present(value: JsValue) -> Option<JsValue> {
+    (!value.is_undefined() && !value.is_null()).then_some(value)
+}
+
+fn bad_request(message: impl Into<String>) -> WickError {
+    WickError::wire(ErrorCode::BadRequest, message)
+}
+
+fn bad_input(message: impl Into<String>) -> WickError {
+    WickError::wire(ErrorCode::BadInput, message)
+}
+
+/// A URL given as a string or a `URL` object.
+pub fn url_string(value: &JsValue, what: &str) -> Result<String, WickError> {
+    if let Some(url) = value.as_string() {
+        return Ok(url);
+    }
+    if let Some(url) = value.dyn_ref::<Url>() {
+        return Ok(url.href());
+    }
+    Err(bad_request(format!("{what} must be a string or a URL")))
+}
+
+/// `url` resolved against the page (`document.baseURI`, else `location.href`), so that a model
+/// URL means what it means to `fetch` on the page. The worker would resolve a relative URL
+/// against its own script instead.
+pub fn absolute(url: &str) -> String {
+    let global = js_sys::global();
+    let base = get(&get(&global, "document"), "baseURI")
+        .as_string()
+        .or_else(|| get(&get(&global, "location"), "href").as_string());
+    base.and_then(|base| Url::new_with_base(url, &base).ok())
+        .map(|u| u.href())
+        .unwrap_or_else(|| url.to_string())
+}
+
+/// Every option any method takes; each method uses the ones that concern it.
+#[derive(Default)]
+pub struct Options {
+    pub signal: Option<AbortSignal>,
+    pub on_progress: Option<Function>,
+    pub external_data: Vec<ExternalFile>,
+    pub outputs: Option<Vec<String>>,
+    pub worker_url: Option<String>,
+}
+
+impl Options {
+    pub fn parse(options: &JsValue) -> Result<Options, WickError> {
+        let Some(options) = present(options.clone()) else {
+            return Ok(Options::default());
+        };
+        if !options.is_object() {
+            return Err(bad_request("options must be an object"));
+        }
+        let mut parsed = Options::default();
+        if let Some(signal) = present(get(&options, "signal")) {
+            let signal = signal
+                .dyn_into::<AbortSignal>()
+                .map_err(|_| bad_request("options.signal must be an AbortSignal"))?;
+            parsed.signal = Some(signal);
+        }
+        if let Some(callback) = present(get(&options, "onProgress")) {
+            let callback = callback
+                .dyn_into::<Function>()
+                .map_err(|_| bad_request("options.onProgress must be a function"))?;
+            parsed.on_progress = Some(callback);
+        }
+        if let Some(files) = present(get(&options, "externalData")) {
+            let files = files
+                .dyn_into::<Array>()
+                .map_err(|_| bad_request("options.externalData must be an array of {path, url}"))?;
+            for file in files.iter() {
+                let path = get(&file, "path")
+                    .as_string()
+                    .ok_or_else(|| bad_request("options.externalData[].path must be a string"))?;
+                let url = url_string(&get(&file, "url"), "options.externalData[].url")?;
+                parsed.external_data.push(ExternalFile {
+                    path,
+                    url: absolute(&url),
+                });
+            }
+        }
+        if let Some(outputs) = present(get(&options, "outputs")) {
+            let outputs = outputs
+                .dyn_into::<Array>()
+                .map_err(|_| bad_request("options.outputs must be an array of output names"))?;
+            let names = outputs
+                .iter()
+                .map(|name| name.as_string())
+                .collect::<Option<Vec<_>>>();
+            parsed.outputs =
+                Some(names.ok_or_else(|| bad_request("options.outputs must hold strings"))?);
+        }
+        if let Some(url) = present(get(&options, "workerUrl")) {
+            parsed.worker_url = Some(url_string(&url, "options.workerUrl")?);
+        }
+        Ok(parsed)
+    }
+}
+
+/// A copy of the bytes of an ArrayBuffer, typed array or DataView.
+pub fn bytes_of(value: &JsValue) -> Option<Vec<u8>> {
+    if let Some(buffer) = value.dyn_ref::<ArrayBuffer>() {
+        return Some(Uint8Array::new(buffer).to_vec());
+    }
+    if ArrayBuffer::is_view(value) {
+        let buffer = get(value, "buffer");
+        let offset = get(value, "byteOffset").as_f64()? as u32;
+        let length = get(value, "byteLength").as_f64()? as u32;
+        return Some(Uint8Array::new_with_byte_offset_and_length(&buffer, offset, length).to_vec());
+    }
+    None
+}
+
+/// `{name: {dtype, dims, data}}` as wire tensors.
+pub fn tensors(inputs: &JsValue) -> Result<BTreeMap<String, Tensor>, WickError> {
+    let Some(object) = inputs
+        .dyn_ref::<Object>()
+        .filter(|_| !Array::is_array(inputs))
+    else {
+        return Err(bad_input(
+            "inputs must be an object {name: {dtype, dims, data}}",
+        ));
+    };
+    let mut tensors = BTreeMap::new();
+    for key in Object::keys(object).iter() {
+        let Some(name) = key.as_string() else {
+            continue;
+        };
+        let value = get(inputs, &name);
+        let dtype = get(&value, "dtype")
+            .as_string()
+            .and_then(|d| serde_wasm_bindgen::from_value::<DType>(JsValue::from_str(&d)).ok())
+            .ok_or_else(|| {
+                bad_input(format!(
+                    "input `{name}`: dtype must be one of float32, float16, int8, uint8, int32, \
+                     int64, bool"
+                ))
+            })?;
+        let dims = get(&value, "dims")
+            .dyn_into::<Array>()
+            .ok()
+            .and_then(|dims| {
+                dims.iter()
+                    .map(|d| d.as_f64())
+                    .collect::<Option<Vec<f64>>>()
+            })
+            .ok_or_else(|| {
+                bad_input(format!("input `{name}`: dims must be an array of numbers"))
+            })?;
+        let data = bytes_of(&get(&value, "data")).ok_or_else(|| {
+            bad_input(format!(
+                "input `{name}`: data must be a {}",
+                dtype.typed_array_name()
+            ))
+        })?;
+        tensors.insert(name.clone(), inputs::tensor(&name, dtype, &dims, data)?);
+    }
+    Ok(tensors)
+}
+
+/// An ImageData, or any `{width, height, data}` with RGBA bytes.
+pub fn image(value: &JsValue) -> Result<Image, WickError> {
+    if !value.is_object() {
+        return Err(bad_input(
+            "expected an ImageData (canvas.getContext('2d').getImageData(…))",
+        ));
+    }
+    let number = |key| get(value, key).as_f64().unwrap_or(f64::NAN);
+    let data = bytes_of(&get(value, "data"))
+        .ok_or_else(|| bad_input("image.data must be a Uint8ClampedArray of RGBA bytes"))?;
+    inputs::image(number("width"), number("height"), data)
+}
+
+/// A plain JS object for `value` (tensor data as typed arrays).
+pub fn to_object<T: Serialize>(value: &T) -> Result<JsValue, WickError> {
+    wick_shared::js::to_js(value)
+        .map(|(object, _)| object)
+        .map_err(WickError::Wire)
+}
+
+/// The `onProgress` argument: `{file, loaded, total}` (`total` absent when unknown).
+pub fn progress(file: &str, loaded: u64, total: Option<u64>) -> JsValue {
+    let object: JsValue = Object::new().into();
+    set(&object, "file", &file.into());
+    set(&object, "loaded", &(loaded as f64).into());
+    if let Some(total) = total {
+        set(&object, "total", &(total as f64).into());
+    }
+    object
+}
+
+/// What a request's Promise resolves with, from its (already settled) final event:
+/// `ready` → the ready info, `output` → `{outputs, stats}`, `result` → the task's fields plus
+/// `stats` (`{digit, probabilities, stats}`), anything else → undefined.
+pub fn reply(event: &Event) -> Result<JsValue, WickError> {
+    match event {
+        Event::Ready { .. } | Event::Output { .. } => {
+            let object = to_object(event)?;
+            let _ = Reflect::delete_property(object.unchecked_ref::<Object>(), &"type".into());
+            Ok(object)
+        }
+        Event::Result { result, stats } => {
+            let object = to_object(result)?;
+            let _ = Reflect::delete_property(object.unchecked_ref::<Object>(), &"task".into());
+            set(&object, "stats", &to_object(stats)?);
+            Ok(object)
+        }
+        _ => Ok(JsValue::UNDEFINED),
+    }
+}

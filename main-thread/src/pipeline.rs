@@ -1,0 +1,205 @@
+//! `pipeline(task, modelUrl, options)`: a model loaded for one task, behind `run(input)`.
+//!
+//! Pipelines made by the free function share one worker per worker URL (spawned on first use,
+//! spawned again if it was terminated or crashed); `Wick.pipeline` uses that Wick's worker.
+//! Each pipeline loads its model under a fresh name, and unloads it when disposed or freed.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use js_sys::Promise;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use wick_shared::{ErrorCode, Request, TaskKind};
+
+use crate::client::{Client, Hooks};
+use crate::convert::{self, Options};
+use crate::wick::{self, rejected, Wick};
+use crate::WickError;
+
+thread_local! {
+    /// The shared worker of each worker URL.
+    static SHARED: RefCell<HashMap<String, Rc<Client>>> = RefCell::new(HashMap::new());
+}
+
+/// Load `modelUrl` for `task` ("digits") in the shared worker and resolve with a Pipeline.
+/// Options: `onProgress`, `externalData`, `signal` as for `Wick.load`, plus `workerUrl`.
+#[wasm_bindgen(js_name = pipeline)]
+pub async fn pipeline(
+    #[wasm_bindgen(unchecked_param_type = "Task")] task: String,
+    #[wasm_bindgen(js_name = modelUrl, unchecked_param_type = "string | URL")] model_url: JsValue,
+    #[wasm_bindgen(unchecked_optional_param_type = "PipelineOptions")] options: Option<JsValue>,
+) -> Result<Pipeline, JsValue> {
+    let options = options.unwrap_or(JsValue::UNDEFINED);
+    let url = wick::worker_url(Options::parse(&options)?.worker_url)?;
+    let client = shared(&url)?;
+    if let Err(e) = JsFuture::from(client.handshake()).await {
+        // Forget a worker that never answered hello, so that the next call starts a new one.
+        SHARED.with(|s| {
+            let mut shared = s.borrow_mut();
+            if shared.get(&url).is_some_and(|c| Rc::ptr_eq(c, &client)) {
+                shared.remove(&url);
+            }
+        });
+        client.terminate();
+        return Err(e);
+    }
+    create(client, &task, &model_url, &options).await
+}
+
+/// The running shared worker for `url`, started if needed.
+fn shared(url: &str) -> Result<Rc<Client>, WickError> {
+    let running = SHARED.with(|s| s.borrow().get(url).filter(|c| c.is_running()).cloned());
+    if let Some(client) = running {
+        return Ok(client);
+    }
+    let client = Client::spawn(url)?;
+    SHARED.with(|s| s.borrow_mut().insert(url.to_string(), client.clone()));
+    Ok(client)
+}
+
+/// Load the model for `task` in `client`'s worker.
+pub(crate) async fn create(
+    client: Rc<Client>,
+    task: &str,
+    model_url: &JsValue,
+    options: &JsValue,
+) -> Result<Pipeline, JsValue> {
+    JsFuture::from(client.handshake()).await?;
+    let task = parse_task(&client, task)?;
+    let options = Options::parse(options)?;
+    let url = convert::absolute(&convert::url_string(model_url, "the model URL")?);
+    let model = client.model_name(&task_name(task));
+    let body = Request::Load {
+        model: model.clone(),
+        url,
+        external_data: options.external_data,
+    };
+    let hooks = Hooks {
+        on_progress: options.on_progress,
+        signal: options.signal,
+    };
+    let info = JsFuture::from(client.request(body, hooks)).await?;
+    Ok(Pipeline {
+        client,
+        task,
+        model,
+        info,
+        disposed: Cell::new(false),
+    })
+}
+
+fn task_name(task: TaskKind) -> String {
+    serde_wasm_bindgen::to_value(&task)
+        .ok()
+        .and_then(|v| v.as_string())
+        .unwrap_or_default()
+}
+
+/// `task` if this worker knows it.
+fn parse_task(client: &Client, task: &str) -> Result<TaskKind, WickError> {
+    let known: Vec<TaskKind> = client
+        .hello()
+        .map(|h| h.capabilities.tasks)
+        .unwrap_or_default();
+    let names = known
+        .iter()
+        .map(|&t| task_name(t))
+        .collect::<Vec<_>>()
+        .join(", ");
+    serde_wasm_bindgen::from_value::<TaskKind>(JsValue::from_str(task))
+        .ok()
+        .filter(|t| known.contains(t))
+        .ok_or_else(|| {
+            WickError::wire(
+                ErrorCode::BadTask,
+                format!("unknown task `{task}`; this worker knows: {names}"),
+            )
+        })
+}
+
+/// A model loaded for one task.
+#[wasm_bindgen]
+pub struct Pipeline {
+    client: Rc<Client>,
+    task: TaskKind,
+    model: String,
+    info: JsValue,
+    disposed: Cell<bool>,
+}
+
+#[wasm_bindgen]
+impl Pipeline {
+    /// Run the task on `input`. For "digits": an ImageData of the drawing → `{digit,
+    /// probabilities, stats}`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<DigitsResult>")]
+    pub fn run(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "ImageData | ImageLike")] input: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "RequestOptions")] options: Option<JsValue>,
+    ) -> Promise {
+        if self.disposed.get() {
+            return rejected(WickError::wire(
+                ErrorCode::UnknownModel,
+                format!("the pipeline `{}` was disposed", self.model),
+            ));
+        }
+        match self.task {
+            TaskKind::Digits => wick::digits(&self.client, self.model.clone(), &input, options),
+        }
+    }
+
+    /// Unload the model. The pipeline cannot run afterwards.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn dispose(&self) -> Promise {
+        if self.disposed.replace(true) {
+            return Promise::resolve(&JsValue::UNDEFINED);
+        }
+        self.client.request(
+            Request::Unload {
+                model: self.model.clone(),
+            },
+            Hooks::default(),
+        )
+    }
+
+    #[wasm_bindgen(getter, unchecked_return_type = "Task")]
+    pub fn task(&self) -> String {
+        task_name(self.task)
+    }
+
+    /// The name the model is loaded under in the worker.
+    #[wasm_bindgen(getter)]
+    pub fn model(&self) -> String {
+        self.model.clone()
+    }
+
+    /// Where the model runs ("cpu").
+    #[wasm_bindgen(getter, unchecked_return_type = "Backend")]
+    pub fn backend(&self) -> JsValue {
+        convert::get(&self.info, "backend")
+    }
+
+    /// The ready info of the load: inputs, outputs, backend, weightBytes, loadMs.
+    #[wasm_bindgen(getter, unchecked_return_type = "ReadyInfo")]
+    pub fn info(&self) -> JsValue {
+        self.info.clone()
+    }
+
+    /// The Wick whose worker runs this pipeline.
+    #[wasm_bindgen(getter)]
+    pub fn wick(&self) -> Wick {
+        Wick::new(self.client.clone())
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        if !self.disposed.replace(true) {
+            self.client.post(Request::Unload {
+                model: self.model.clone(),
+            });
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! TypeScript declarations of the plain objects the API takes and returns; wasm-bindgen writes
+//! them into `wick_main.d.ts`, and the methods refer to them by name. They mirror `wick_shared`
+//! (PROTOCOL.md documents the same shapes on the wire).
+
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &'static str = r#"
+/** Element types, named as onnxruntime-web names them. */
+export type DType = "float32" | "float16" | "int8" | "uint8" | "int32" | "int64" | "bool";
+/** The typed array of each dtype: Float32Array for float32, Uint16Array (raw bits) for float16,
+ * Int8Array, Uint8Array (uint8 and bool), Int32Array, BigInt64Array for int64. */
+export type TensorData =
+  Float32Array | Uint16Array | Int8Array | Uint8Array | Int32Array | BigInt64Array;
+/** A dense row-major tensor. On input any typed array (or ArrayBuffer) of the right byte length
+ * is accepted and copied; outputs come as the dtype's typed array. */
+export interface Tensor { dtype: DType; dims: number[]; data: TensorData | ArrayBuffer | ArrayBufferView }
+export type Backend = "cpu";
+export type Task = "digits";
+/** Wire error codes (PROTOCOL.md), plus "cancelled" for requests the caller aborted. */
+export type ErrorCode =
+  | "protocol_mismatch" | "bad_request" | "unknown_model" | "model_exists" | "fetch_failed"
+  | "invalid_model" | "unsupported_op" | "bad_input" | "execution_failed" | "bad_task"
+  | "internal" | "cancelled";
+/** How every Wick Promise rejects. `name` is "AbortError" for code "cancelled". */
+export interface WickError extends Error {
+  name: "WickError" | "AbortError";
+  code: ErrorCode;
+  /** The file (URL) a loader error is about. */
+  file?: string;
+  /** The HTTP status of a `fetch_failed`. */
+  status?: number;
+}
+/** Bytes of one file received so far; `total` when the server sent a length. */
+export interface Progress { file: string; loaded: number; total?: number }
+/** Where one external-data file named by the model (`location`) is fetched from. */
+export interface ExternalFile { path: string; url: string | URL }
+/** Options of any request: its AbortSignal sends `cancel`; the Promise then rejects with an
+ * AbortError unless the worker had already finished. */
+export interface RequestOptions { signal?: AbortSignal }
+export interface LoadOptions extends RequestOptions {
+  onProgress?: (progress: Progress) => void;
+  externalData?: ExternalFile[];
+}
+export interface RunOptions extends RequestOptions {
+  /** Output names to return; all graph outputs when absent. */
+  outputs?: string[];
+}
+export interface PipelineOptions extends LoadOptions {
+  /** The worker script; default: worker/wick-worker.js next to wick.js. */
+  workerUrl?: string | URL;
+}
+/** Name, dtype and shape of a graph input or output; null dims are symbolic. */
+export interface ValueInfo { name: string; dtype: DType | null; dims: (number | null)[] }
+export interface ReadyInfo {
+  model: string;
+  backend: Backend;
+  inputs: ValueInfo[];
+  outputs: ValueInfo[];
+  weightBytes: number;
+  loadMs: number;
+}
+export interface RunStats { runMs: number; peakIntermediateBytes: number }
+export interface RunResult {
+  outputs: Record<string, Tensor & { data: TensorData }>;
+  stats: RunStats;
+}
+export interface DigitsResult { digit: number; probabilities: number[]; stats: RunStats }
+export interface Capabilities {
+  backends: Backend[];
+  tasks: Task[];
+  ops: string[];
+  simd: boolean;
+  threads: number;
+}
+/** Anything shaped like an ImageData: RGBA bytes, row by row. */
+export interface ImageLike { width: number; height: number; data: Uint8ClampedArray | Uint8Array }
+"#;

@@ -1,0 +1,238 @@
+//! The `Wick` class: one worker, methods that return Promises.
+
+use std::rc::Rc;
+
+use js_sys::Promise;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use wick_shared::{ErrorCode, Request, TaskInput};
+
+use crate::client::{Client, Hooks};
+use crate::convert::{self, Options};
+use crate::pipeline;
+use crate::WickError;
+
+thread_local! {
+    static DEFAULT_WORKER_URL: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The worker script used when none is given; `wick.js` sets it to `./worker/wick-worker.js`
+/// next to itself.
+#[wasm_bindgen(js_name = setDefaultWorkerUrl)]
+pub fn set_default_worker_url(
+    #[wasm_bindgen(unchecked_param_type = "string | URL")] url: JsValue,
+) -> Result<(), JsValue> {
+    let url = convert::url_string(&url, "the worker URL")?;
+    DEFAULT_WORKER_URL.with(|d| *d.borrow_mut() = Some(url));
+    Ok(())
+}
+
+/// The worker URL given, else the default one.
+pub(crate) fn worker_url(given: Option<String>) -> Result<String, WickError> {
+    given
+        .or_else(|| DEFAULT_WORKER_URL.with(|d| d.borrow().clone()))
+        .ok_or_else(|| {
+            WickError::wire(
+                ErrorCode::BadRequest,
+                "no worker URL: pass one, or import Wick from wick.js, which sets the default",
+            )
+        })
+}
+
+/// A promise already rejected with `error`.
+pub(crate) fn rejected(error: WickError) -> Promise {
+    Promise::reject(&error.to_js())
+}
+
+/// A dedicated Web Worker running the Wick engine. Every method returns a Promise settled by
+/// the worker's final answer to that request.
+#[wasm_bindgen]
+pub struct Wick {
+    client: Rc<Client>,
+}
+
+impl Wick {
+    pub(crate) fn new(client: Rc<Client>) -> Wick {
+        Wick { client }
+    }
+}
+
+#[wasm_bindgen]
+impl Wick {
+    /// Start a worker from `workerUrl` (a module script; default: the one next to `wick.js`)
+    /// and check that it speaks this protocol version.
+    pub async fn spawn(
+        #[wasm_bindgen(js_name = workerUrl, unchecked_optional_param_type = "string | URL")]
+        url: Option<JsValue>,
+    ) -> Result<Wick, JsValue> {
+        let given = url
+            .map(|url| convert::url_string(&url, "the worker URL"))
+            .transpose()?;
+        let client = Client::spawn(&worker_url(given)?)?;
+        JsFuture::from(client.handshake()).await?;
+        Ok(Wick { client })
+    }
+
+    /// Fetch the model at `url` (relative to the page) and prepare it under the name `model`.
+    /// Resolves with the ready info once it can run.
+    #[wasm_bindgen(unchecked_return_type = "Promise<ReadyInfo>")]
+    pub fn load(
+        &self,
+        model: String,
+        #[wasm_bindgen(unchecked_param_type = "string | URL")] url: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<JsValue>,
+    ) -> Promise {
+        let request = || -> Result<_, WickError> {
+            let options = Options::parse(&options.unwrap_or(JsValue::UNDEFINED))?;
+            let url = convert::absolute(&convert::url_string(&url, "the model URL")?);
+            let body = Request::Load {
+                model,
+                url,
+                external_data: options.external_data,
+            };
+            Ok((
+                body,
+                Hooks {
+                    on_progress: options.on_progress,
+                    signal: options.signal,
+                },
+            ))
+        };
+        match request() {
+            Ok((body, hooks)) => self.client.request(body, hooks),
+            Err(error) => rejected(error),
+        }
+    }
+
+    /// Run the model on raw tensors `{name: {dtype, dims, data}}`. Resolves with
+    /// `{outputs, stats}`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<RunResult>")]
+    pub fn run(
+        &self,
+        model: String,
+        #[wasm_bindgen(unchecked_param_type = "Record<string, Tensor>")] inputs: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "RunOptions")] options: Option<JsValue>,
+    ) -> Promise {
+        let request = || -> Result<_, WickError> {
+            let options = Options::parse(&options.unwrap_or(JsValue::UNDEFINED))?;
+            let inputs = convert::tensors(&inputs)?;
+            let body = Request::Run {
+                model,
+                inputs,
+                outputs: options.outputs,
+            };
+            Ok((
+                body,
+                Hooks {
+                    on_progress: None,
+                    signal: options.signal,
+                },
+            ))
+        };
+        match request() {
+            Ok((body, hooks)) => self.client.request(body, hooks),
+            Err(error) => rejected(error),
+        }
+    }
+
+    /// Recognise the digit drawn in `image` (an ImageData, dark ink on a light background) with
+    /// the digits model `model`. Resolves with `{digit, probabilities, stats}`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<DigitsResult>")]
+    pub fn digits(
+        &self,
+        model: String,
+        #[wasm_bindgen(unchecked_param_type = "ImageData | ImageLike")] image: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "RequestOptions")] options: Option<JsValue>,
+    ) -> Promise {
+        digits(&self.client, model, &image, options)
+    }
+
+    /// Drop the model `model` and free its memory.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn unload(&self, model: String) -> Promise {
+        self.client
+            .request(Request::Unload { model }, Hooks::default())
+    }
+
+    /// Load `modelUrl` under a fresh name in this worker and wrap it as a pipeline for `task`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Pipeline>")]
+    pub fn pipeline(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Task")] task: String,
+        #[wasm_bindgen(js_name = modelUrl, unchecked_param_type = "string | URL")]
+        model_url: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<JsValue>,
+    ) -> Promise {
+        let client = self.client.clone();
+        future_to_promise(async move {
+            let options = options.unwrap_or(JsValue::UNDEFINED);
+            pipeline::create(client, &task, &model_url, &options)
+                .await
+                .map(JsValue::from)
+        })
+    }
+
+    /// Stop the worker now. Requests in flight reject with an `AbortError` (code `cancelled`);
+    /// later requests reject the same way.
+    pub fn terminate(&self) {
+        self.client.terminate();
+    }
+
+    /// What the worker can do, as it said at `hello`.
+    #[wasm_bindgen(getter, unchecked_return_type = "Capabilities")]
+    pub fn capabilities(&self) -> JsValue {
+        self.client
+            .hello()
+            .and_then(|hello| convert::to_object(&hello.capabilities).ok())
+            .unwrap_or(JsValue::UNDEFINED)
+    }
+
+    /// The worker's Wick version.
+    #[wasm_bindgen(getter)]
+    pub fn version(&self) -> String {
+        self.client
+            .hello()
+            .map(|hello| hello.version)
+            .unwrap_or_default()
+    }
+
+    /// The worker script's URL.
+    #[wasm_bindgen(getter, js_name = workerUrl)]
+    pub fn worker_url(&self) -> String {
+        self.client.url().to_string()
+    }
+
+    /// False once terminated or crashed.
+    #[wasm_bindgen(getter)]
+    pub fn running(&self) -> bool {
+        self.client.is_running()
+    }
+}
+
+/// The `task` request for digits; shared by `Wick.digits` and the digits pipeline.
+pub(crate) fn digits(
+    client: &Client,
+    model: String,
+    image: &JsValue,
+    options: Option<JsValue>,
+) -> Promise {
+    let request = || -> Result<_, WickError> {
+        let options = Options::parse(&options.unwrap_or(JsValue::UNDEFINED))?;
+        let image = convert::image(image)?;
+        let body = Request::Task {
+            model,
+            input: TaskInput::Digits { image },
+        };
+        Ok((
+            body,
+            Hooks {
+                on_progress: None,
+                signal: options.signal,
+            },
+        ))
+    };
+    match request() {
+        Ok((body, hooks)) => client.request(body, hooks),
+        Err(error) => rejected(error),
+    }
+}
