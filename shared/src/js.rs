@@ -110,7 +110,8 @@ fn parse_dtype(name: &str) -> Option<DType> {
 
 fn typed_view(buffer: &ArrayBuffer, offset: u32, len: u32, dtype: DType) -> Option<JsValue> {
     let n = len / dtype.size() as u32;
-    if offset % dtype.size() as u32 != 0 || len % dtype.size() as u32 != 0 {
+    let size = dtype.size() as u32;
+    if !offset.is_multiple_of(size) || !len.is_multiple_of(size) {
         return None;
     }
     Some(match dtype {

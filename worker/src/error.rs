@@ -5,6 +5,9 @@ use wick_shared::{ErrorCode, WireError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WickError {
+    #[error("the page speaks protocol {requested}; this worker speaks {spoken}")]
+    ProtocolMismatch { requested: u32, spoken: u32 },
+
     #[error("fetching {file} failed: {message}")]
     Fetch { file: String, status: Option<u16>, message: String },
 
@@ -45,6 +48,7 @@ impl WickError {
 
     pub fn code(&self) -> ErrorCode {
         match self {
+            WickError::ProtocolMismatch { .. } => ErrorCode::ProtocolMismatch,
             WickError::Fetch { .. } => ErrorCode::FetchFailed,
             WickError::InvalidModel { .. } => ErrorCode::InvalidModel,
             WickError::UnsupportedOp { .. } => ErrorCode::UnsupportedOp,

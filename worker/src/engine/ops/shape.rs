@@ -52,7 +52,7 @@ fn reshape_dims(dims: &[usize], spec: &[i64], allow_zero: bool) -> candle_core::
     }
     if let Some(i) = infer {
         let known: usize = out.iter().product();
-        if known == 0 || numel % known != 0 {
+        if known == 0 || !numel.is_multiple_of(known) {
             candle_core::bail!("cannot reshape {dims:?} to {spec:?}")
         }
         out[i] = numel / known;

@@ -1,0 +1,260 @@
+//! The worker's side of the protocol (wasm32 only): the message loop, one async task per
+//! request, the table of loaded models, and cancellation. Every request ends with exactly one
+//! final event; failures become typed `error` events and the loop keeps serving.
+
+mod fetch;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+
+use js_sys::{Array, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::spawn_local;
+use web_sys::{AbortController, AbortSignal, DedicatedWorkerGlobalScope, MessageEvent};
+use wick_shared::{
+    js::{from_js, to_js},
+    Backend, Capabilities, Envelope, Event, ExternalFile, Request, RunStats, TaskInput, Tensor,
+    PROTOCOL_VERSION,
+};
+
+use crate::engine::{parse_model, tensor, Model};
+use crate::error::{Result, WickError};
+use crate::loader::{CpuPlacement, ExternalPlan, FileRouter};
+
+enum Slot {
+    /// Being loaded by request `id`.
+    Loading(u32),
+    Ready(Rc<Model>),
+}
+
+#[derive(Default)]
+struct State {
+    models: HashMap<String, Slot>,
+    /// Abort handles of the requests that can be cancelled while in flight.
+    inflight: HashMap<u32, AbortController>,
+}
+
+type MessageHandler = Closure<dyn FnMut(MessageEvent)>;
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::new(State::default());
+    static ON_MESSAGE: RefCell<Option<MessageHandler>> = const { RefCell::new(None) };
+}
+
+fn scope() -> DedicatedWorkerGlobalScope {
+    js_sys::global().unchecked_into()
+}
+
+fn now_ms() -> f64 {
+    scope().performance().map_or_else(js_sys::Date::now, |p| p.now())
+}
+
+/// Post one event for request `id`, transferring its tensors' buffers.
+fn post(id: u32, body: Event) {
+    let sent = to_js(&Envelope { id, body }).and_then(|(msg, transfer)| {
+        scope()
+            .post_message_with_transfer(&msg, &transfer)
+            .map_err(|e| wick_shared::WireError::new(wick_shared::ErrorCode::Internal, format!("{e:?}")))
+    });
+    if let Err(e) = sent {
+        web_sys::console::error_1(&format!("wick worker: cannot post event {id}: {e}").into());
+    }
+}
+
+/// Entry point, called by `wick-worker.js` once the module is instantiated, with the messages
+/// that arrived while it was loading.
+#[wasm_bindgen]
+pub fn start(pending: Array) {
+    std::panic::set_hook(Box::new(|info| {
+        // A panic is a bug; the module cannot continue after it. Tell the page (id 0 is the
+        // worker itself) so it can fail pending requests and start a new worker.
+        let msg = js_sys::Object::new();
+        let body = js_sys::Object::new();
+        let _ = Reflect::set(&body, &"type".into(), &"error".into());
+        let _ = Reflect::set(&body, &"code".into(), &"internal".into());
+        let _ = Reflect::set(&body, &"message".into(), &format!("worker panicked: {info}").into());
+        let _ = Reflect::set(&msg, &"id".into(), &0.into());
+        let _ = Reflect::set(&msg, &"body".into(), &body);
+        let _ = scope().post_message(&msg);
+    }));
+    let handler = Closure::<dyn FnMut(MessageEvent)>::new(|e: MessageEvent| on_message(e.data()));
+    scope().set_onmessage(Some(handler.as_ref().unchecked_ref()));
+    ON_MESSAGE.with(|h| *h.borrow_mut() = Some(handler));
+    for msg in pending.iter() {
+        on_message(msg);
+    }
+}
+
+fn on_message(data: JsValue) {
+    let id = Reflect::get(&data, &"id".into()).ok().and_then(|v| v.as_f64()).map_or(0, |v| v as u32);
+    match from_js::<Envelope<Request>>(data) {
+        Ok(env) => spawn_local(handle(env)),
+        Err(e) => post(id, Event::Error(e)),
+    }
+}
+
+async fn handle(env: Envelope<Request>) {
+    let id = env.id;
+    let result = match env.body {
+        Request::Hello { protocol } => hello(protocol),
+        Request::Load { model, url, external_data } => load(id, model, url, external_data).await,
+        Request::Run { model, inputs, outputs } => run(&model, inputs, outputs),
+        Request::Task { model, input } => task(&model, input),
+        Request::Cancel { target } => Ok(cancel(target)),
+        Request::Unload { model } => unload(&model),
+    };
+    let event = match result {
+        Ok(event) => event,
+        Err(WickError::Cancelled) => Event::Cancelled {},
+        Err(e) => Event::Error(e.to_wire()),
+    };
+    post(id, event);
+}
+
+fn hello(protocol: u32) -> Result<Event> {
+    if protocol != PROTOCOL_VERSION {
+        return Err(WickError::ProtocolMismatch { requested: protocol, spoken: PROTOCOL_VERSION });
+    }
+    Ok(Event::Hello {
+        protocol: PROTOCOL_VERSION,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        capabilities: Capabilities {
+            backends: vec![Backend::Cpu],
+            tasks: crate::tasks::kinds(),
+            ops: crate::engine::ops::op_names(),
+            simd: cfg!(target_feature = "simd128"),
+            threads: 1,
+        },
+    })
+}
+
+fn model(name: &str) -> Result<Rc<Model>> {
+    STATE.with(|s| match s.borrow().models.get(name) {
+        Some(Slot::Ready(m)) => Ok(m.clone()),
+        _ => Err(WickError::UnknownModel(name.to_string())),
+    })
+}
+
+async fn load(id: u32, name: String, url: String, external: Vec<ExternalFile>) -> Result<Event> {
+    let controller = AbortController::new().map_err(|e| WickError::Internal(format!("{e:?}")))?;
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.models.contains_key(&name) {
+            return Err(WickError::ModelExists(name.clone()));
+        }
+        s.models.insert(name.clone(), Slot::Loading(id));
+        s.inflight.insert(id, controller.clone());
+        Ok(())
+    })?;
+    let started = now_ms();
+    let result = load_model(id, &url, &external, &controller.signal()).await;
+    let cancelled = controller.signal().aborted();
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.inflight.remove(&id);
+        let still_wanted = matches!(s.models.get(&name), Some(Slot::Loading(l)) if *l == id);
+        match &result {
+            Ok(m) if still_wanted && !cancelled => {
+                s.models.insert(name.clone(), Slot::Ready(m.clone()));
+            }
+            _ if still_wanted => {
+                s.models.remove(&name);
+            }
+            _ => {}
+        }
+    });
+    if cancelled {
+        return Err(WickError::Cancelled);
+    }
+    let model = result?;
+    Ok(Event::Ready {
+        model: name,
+        backend: Backend::Cpu,
+        inputs: model.inputs().to_vec(),
+        outputs: model.outputs().to_vec(),
+        weight_bytes: model.weight_bytes(),
+        load_ms: now_ms() - started,
+    })
+}
+
+/// Fetch the graph, then stream each external-data file into its tensors, then plan.
+async fn load_model(id: u32, url: &str, external: &[ExternalFile], signal: &AbortSignal) -> Result<Rc<Model>> {
+    let model_url = fetch::resolve(url, None)?;
+    let bytes = fetch::read_all(id, &model_url, signal).await?;
+    let proto = parse_model(&bytes).map_err(|e| with_file(e, &model_url))?;
+    drop(bytes);
+    let plan = ExternalPlan::from_graph(proto.graph.as_ref().ok_or_else(|| WickError::invalid("no graph"))?)
+        .map_err(|e| with_file(e, &model_url))?;
+    let mut placement = CpuPlacement;
+    let mut tensors = HashMap::new();
+    for (location, list) in plan.files {
+        let file_url = match external.iter().find(|f| f.path == location) {
+            Some(f) => fetch::resolve(&f.url, None)?,
+            None => fetch::resolve(&location, Some(&model_url))?,
+        };
+        let mut router = FileRouter::new(file_url.clone(), list, &mut placement)?;
+        fetch::stream(id, &file_url, signal, |chunk| router.feed(chunk, &mut placement)).await?;
+        tensors.extend(router.finish()?);
+    }
+    Ok(Rc::new(Model::build(proto, tensors).map_err(|e| with_file(e, &model_url))?))
+}
+
+fn with_file(e: WickError, file: &str) -> WickError {
+    match e {
+        WickError::InvalidModel { file: None, message } => {
+            WickError::InvalidModel { file: Some(file.to_string()), message }
+        }
+        other => other,
+    }
+}
+
+fn run(name: &str, inputs: BTreeMap<String, Tensor>, wanted: Option<Vec<String>>) -> Result<Event> {
+    let model = model(name)?;
+    let feeds = inputs
+        .iter()
+        .map(|(k, t)| Ok((k.clone(), tensor::from_wire(k, t)?)))
+        .collect::<Result<HashMap<_, _>>>()?;
+    let started = now_ms();
+    let out = model.run(feeds, wanted.as_deref())?;
+    let run_ms = now_ms() - started;
+    let mut outputs = BTreeMap::new();
+    for (name, t) in &out.outputs {
+        let declared = model.outputs().iter().find(|o| &o.name == name).and_then(|o| o.dtype);
+        outputs.insert(name.clone(), tensor::to_wire(t, declared)?);
+    }
+    Ok(Event::Output {
+        outputs,
+        stats: RunStats { run_ms, peak_intermediate_bytes: out.peak_intermediate_bytes },
+    })
+}
+
+fn task(name: &str, input: TaskInput) -> Result<Event> {
+    let model = model(name)?;
+    let started = now_ms();
+    let outcome = crate::tasks::run(&model, input)?;
+    Ok(Event::Result {
+        result: outcome.output,
+        stats: RunStats { run_ms: now_ms() - started, peak_intermediate_bytes: outcome.peak_intermediate_bytes },
+    })
+}
+
+/// Abort request `target` if it is still in flight; the cancel itself always ends with `done`.
+fn cancel(target: u32) -> Event {
+    if let Some(c) = STATE.with(|s| s.borrow().inflight.get(&target).cloned()) {
+        c.abort();
+    }
+    Event::Done {}
+}
+
+fn unload(name: &str) -> Result<Event> {
+    let removed = STATE.with(|s| s.borrow_mut().models.remove(name));
+    match removed {
+        Some(Slot::Loading(id)) => {
+            cancel(id);
+            Ok(Event::Done {})
+        }
+        Some(Slot::Ready(_)) => Ok(Event::Done {}),
+        None => Err(WickError::UnknownModel(name.to_string())),
+    }
+}
