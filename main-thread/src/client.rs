@@ -22,7 +22,7 @@ use wick_shared::{
 };
 
 use crate::convert::{self, get};
-use crate::requests::{settle, Expect, Requests};
+use crate::requests::{event_type, settle, Expect, Requests, WORKER_ID};
 use crate::WickError;
 
 /// What the worker said at `hello`.
@@ -314,6 +314,23 @@ impl Client {
                 return;
             }
         };
+        if id == WORKER_ID {
+            // Events about the worker itself: an `internal` error is its panic hook speaking;
+            // the module cannot go on, so this is a crash. Others answer an envelope without id.
+            match body {
+                Event::Error(e) if e.code == ErrorCode::Internal => {
+                    self.shutdown(State::Crashed(e.message))
+                }
+                other => web_sys::console::error_1(
+                    &format!(
+                        "Wick: the worker said `{}` about no request",
+                        event_type(&other)
+                    )
+                    .into(),
+                ),
+            }
+            return;
+        }
         if let Event::Progress {
             file,
             loaded,

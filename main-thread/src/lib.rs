@@ -29,7 +29,7 @@ mod wick;
 
 pub use error::WickError;
 pub use inputs::{image, tensor};
-pub use requests::{event_type, settle, Expect, Requests};
+pub use requests::{event_type, settle, Expect, Requests, WORKER_ID};
 
 #[cfg(target_arch = "wasm32")]
 pub use pipeline::{pipeline, Pipeline};

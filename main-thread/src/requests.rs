@@ -85,7 +85,11 @@ pub fn settle(expect: Expect, event: Event) -> Result<Event, WickError> {
     }
 }
 
-/// Pending requests by id. Ids start at 1, wrap around, and skip ids still in use.
+/// The id of events about the worker itself (its panic hook reports with it); never a request's.
+pub const WORKER_ID: u32 = 0;
+
+/// Pending requests by id. Ids start at 1, wrap around, and skip [`WORKER_ID`] and ids still
+/// in use.
 #[derive(Debug)]
 pub struct Requests<P> {
     last: u32,
@@ -106,7 +110,7 @@ impl<P> Requests<P> {
     pub fn insert(&mut self, pending: P) -> u32 {
         loop {
             self.last = self.last.wrapping_add(1);
-            if self.last != 0 && !self.pending.contains_key(&self.last) {
+            if self.last != WORKER_ID && !self.pending.contains_key(&self.last) {
                 break;
             }
         }

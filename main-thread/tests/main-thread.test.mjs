@@ -247,6 +247,19 @@ test('a worker crash rejects every pending request with internal', async () => {
   assert.equal(r.running, false);
 });
 
+test('a panic reported with id 0 is a crash', async () => {
+  const r = await page.evaluate(async () => {
+    const w = await wick.Wick.spawn(mock());
+    const slow = w.load('s', 'slow.onnx').then(() => null, failure);
+    const panic = await w.load('p', 'panic.onnx').then(() => null, failure);
+    return { panic, slow: await slow, running: w.running };
+  });
+  assert.equal(r.panic.code, 'internal');
+  assert.match(r.panic.message, /worker panicked: mock/);
+  assert.equal(r.slow.code, 'internal');
+  assert.equal(r.running, false);
+});
+
 test('terminate rejects pending requests with AbortError', async () => {
   const r = await page.evaluate(async () => {
     const w = await wick.Wick.spawn(mock());

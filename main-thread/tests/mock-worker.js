@@ -2,7 +2,8 @@
 // that the main-thread crate's promises, ids, progress, cancellation and errors can be tested in
 // a browser without the engine. Behaviour is chosen by the request:
 //   load   url containing "missing" → error fetch_failed (404); "slow" → waits for cancel;
-//          "crash" → throws an uncaught error; otherwise two files of progress, then ready.
+//          "crash" → throws an uncaught error; "panic" → reports a panic with id 0 (as the
+//          worker's panic hook does); otherwise two files of progress, then ready.
 //   run    returns output `y` = 2 × input `x` (float32) and `n` = x's length (int64).
 //   task   digits: the digit is the number of dark pixels mod 10.
 // `globalThis.MOCK_PROTOCOL` (set by a line prepended to this source) changes the protocol hello
@@ -30,6 +31,9 @@ onmessage = ({ data: { id, body } }) => {
       if (body.url.includes('crash')) {
         setTimeout(() => { throw new Error('mock worker crashed'); });
         return;
+      }
+      if (body.url.includes('panic')) {
+        return send(0, error('internal', 'worker panicked: mock'));
       }
       if (body.url.includes('slow')) {
         send(id, { type: 'progress', file: body.url, loaded: 1 });
