@@ -14,20 +14,22 @@ a flat list of 28*28 = 784-value images concatenated, row-major, values in
 Deterministic split: for each class file, with n images in it, the first
 floor(0.8 * n) images are training data and the remaining images are held out
 (2,004 held-out digits in total). The held-out digits are never used for
-training or for choosing anything (the schedule below is fixed); they are only
-used to report the final accuracy.
+training or for choosing anything; they are only used to report the final
+accuracy.
 
 Model (input "input" float32 [N,1,28,28], output "probabilities" float32 [N,10])
 ---------------------------------------------------------------------------------
 Conv(1->8, 5x5, pad 2) -> Relu -> MaxPool(2x2, stride 2)
 -> Conv(8->16, 3x3, pad 1) -> Relu -> MaxPool(2x2, stride 2)
--> Flatten(axis 1) [N,784] -> Gemm(784->64, transB) -> Relu
--> Gemm(64->10, transB) -> Softmax(axis 1)
+-> Flatten(axis 1) [N,784] -> Gemm(784->128, transB) -> Relu
+-> Gemm(128->10, transB) -> Softmax(axis 1)
 
-Training: He-initialised weights, Adam (lr 2e-3 with step decay), batch 64,
-each training image randomly shifted by an integer in [-2, 2] pixels on both
+Training: He-initialised weights, Adam (lr 2e-3, halved every 8 epochs, 30
+epochs), batch 64, each training image randomly shifted by an integer in [-2, 2] pixels on both
 axes (zero fill) so the model tolerates slightly off-centre input. All
-randomness comes from numpy.random.default_rng(SEED).
+randomness comes from numpy.random.default_rng(SEED). The widths and schedule
+were chosen on a validation carve of the *training* portion (last 1/8 of each
+class's training images), never on the held-out digits.
 
 Output: www/models/digits/model.onnx (opset 13, ir_version 8) with every
 initializer stored as ONNX external data in www/models/digits/model.onnx_data.
@@ -45,11 +47,11 @@ import time
 import numpy as np
 
 SEED = 20240607
-C1, C2, HIDDEN = 8, 16, 64  # conv1 / conv2 output channels, hidden Gemm width
-EPOCHS = 14
+C1, C2, HIDDEN = 8, 16, 128  # conv1 / conv2 output channels, hidden Gemm width
+EPOCHS = 30
 BATCH = 64
 LR = 2e-3
-DECAY_EVERY = 4
+DECAY_EVERY = 8
 MAX_SHIFT = 2
 TRAIN_FRACTION = 0.8
 
