@@ -28,7 +28,7 @@ Commands:
   demo [--port N]       tools + site + serve, then open the printed URL
   test [--native-only | --browser-only]
                         cargo test --workspace, then the browser tests
-                        (node --test tests/**/*.test.mjs against the served site)
+                        (node --test {tests,main-thread/tests}/**/*.test.mjs against the served site)
   help                  this text
 ";
 

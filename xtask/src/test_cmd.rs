@@ -1,5 +1,5 @@
 //! `test`: the native tests (`cargo test --workspace`), then the browser tests: the site is built
-//! and served on a free port, and Node's test runner runs every `tests/**/*.test.mjs` against it
+//! and served on a free port, and Node's test runner runs every `{tests,main-thread/tests}/**/*.test.mjs` against it
 //! (`WICK_BASE_URL`, `CHROMIUM` in its environment). Both parts run even if the first fails; the
 //! summary at the end says which failed.
 
@@ -32,7 +32,7 @@ pub fn test(native: bool, browser: bool) -> Result<()> {
     }
     if browser {
         results.push((
-            "browser (node --test tests/**/*.test.mjs)".to_string(),
+            "browser (node --test {tests,main-thread/tests}/**/*.test.mjs)".to_string(),
             browser_tests(),
         ));
     }
@@ -58,9 +58,11 @@ pub fn test(native: bool, browser: bool) -> Result<()> {
 fn browser_tests() -> Result<String> {
     let root = project_root();
     let site = dist::site()?;
-    let files = test_files(&root.join("tests"))?;
+    // The Playwright suite, plus the main-thread crate's own browser tests (against a mock worker).
+    let mut files = test_files(&root.join("tests"))?;
+    files.extend(test_files(&root.join("main-thread/tests"))?);
     if files.is_empty() {
-        return Ok(" — no tests/**/*.test.mjs yet, only the site was built".into());
+        return Ok(" — no {tests,main-thread/tests}/**/*.test.mjs yet, only the site was built".into());
     }
     let mounts = vec![
         serve::Mount::new("/", site),
