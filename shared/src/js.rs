@@ -79,12 +79,32 @@ fn bytes_views(value: &JsValue, depth: u32) {
     }
     for key in Object::keys(value.unchecked_ref::<Object>()).iter() {
         let Ok(child) = Reflect::get(value, &key) else { continue };
-        if let Some(view) = as_bytes(&child) {
+        if let Some(image) = plain_image(&child) {
+            let _ = Reflect::set(value, &key, &image);
+        } else if let Some(view) = as_bytes(&child) {
             let _ = Reflect::set(value, &key, &view);
         } else {
             bytes_views(&child, depth + 1);
         }
     }
+}
+
+/// A DOM `ImageData` keeps `width`, `height` and `data` on its prototype, where serde does not
+/// look: copy them onto a plain object (the pixels stay where they are, viewed as bytes).
+fn plain_image(v: &JsValue) -> Option<Object> {
+    if !v.is_object() || Object::keys(v.unchecked_ref::<Object>()).length() != 0 {
+        return None;
+    }
+    let data = Reflect::get(v, &"data".into()).ok()?;
+    if !data.is_instance_of::<js_sys::Uint8ClampedArray>() {
+        return None;
+    }
+    let plain = Object::new();
+    for field in ["width", "height"] {
+        Reflect::set(&plain, &field.into(), &Reflect::get(v, &field.into()).ok()?).ok()?;
+    }
+    Reflect::set(&plain, &"data".into(), &as_bytes(&data)?.into()).ok()?;
+    Some(plain)
 }
 
 /// A Uint8Array over `v`'s bytes if `v` is a non-Uint8Array typed array, DataView or ArrayBuffer.

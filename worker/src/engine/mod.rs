@@ -24,6 +24,8 @@ pub use plan::{Plan, RunOutput};
 pub struct Model {
     plan: Plan,
     inputs: Vec<ValueInfo>,
+    /// What each graph input must be, checked before a run.
+    input_specs: Vec<InputSpec>,
     outputs: Vec<ValueInfo>,
     weight_bytes: u64,
 }
@@ -44,16 +46,17 @@ impl Model {
     pub fn build(model: ModelProto, external: HashMap<String, Tensor>) -> Result<Model> {
         let opsets = opset_map(&model);
         let graph = model.graph.ok_or_else(|| WickError::invalid("the model has no graph"))?;
-        let inputs = graph
+        let graph_inputs: Vec<&onnx::ValueInfoProto> = graph
             .input
             .iter()
             .filter(|v| !graph.initializer.iter().any(|i| i.name == v.name))
-            .map(value_info)
             .collect();
+        let inputs = graph_inputs.iter().map(|v| value_info(v)).collect();
+        let input_specs = graph_inputs.iter().map(|v| InputSpec::of(v)).collect();
         let outputs = graph.output.iter().map(value_info).collect();
         let plan = Plan::build(graph, external, &opsets)?;
         let weight_bytes = plan.constant_bytes();
-        Ok(Model { plan, inputs, outputs, weight_bytes })
+        Ok(Model { plan, inputs, input_specs, outputs, weight_bytes })
     }
 
     pub fn inputs(&self) -> &[ValueInfo] {
@@ -70,6 +73,11 @@ impl Model {
 
     /// Run on named inputs; returns every graph output (or those in `wanted`).
     pub fn run(&self, inputs: HashMap<String, Tensor>, wanted: Option<&[String]>) -> Result<RunOutput> {
+        for spec in &self.input_specs {
+            if let Some(t) = inputs.get(&spec.name) {
+                spec.check(t)?;
+            }
+        }
         self.plan.run(inputs, wanted)
     }
 }
@@ -109,4 +117,64 @@ fn value_info(v: &onnx::ValueInfoProto) -> ValueInfo {
         })
         .unwrap_or_default();
     ValueInfo { name: v.name.clone(), dtype, dims }
+}
+
+/// The dtype and (partly symbolic) shape a graph input declares.
+struct InputSpec {
+    name: String,
+    dtype: Option<candle_core::DType>,
+    /// `None` when the graph gives no shape; `None` dims are symbolic.
+    dims: Option<Vec<Option<usize>>>,
+}
+
+impl InputSpec {
+    fn of(v: &onnx::ValueInfoProto) -> Self {
+        use onnx::tensor_shape_proto::dimension::Value as Dim;
+        use onnx::type_proto::Value as Type;
+        let tensor = v.r#type.as_ref().and_then(|t| match &t.value {
+            Some(Type::TensorType(tt)) => Some(tt),
+            _ => None,
+        });
+        InputSpec {
+            name: v.name.clone(),
+            dtype: tensor.and_then(|t| tensor::dtype_of_onnx(t.elem_type).ok()),
+            dims: tensor.and_then(|t| t.shape.as_ref()).map(|s| {
+                s.dim
+                    .iter()
+                    .map(|d| match d.value {
+                        Some(Dim::DimValue(n)) if n >= 0 => Some(n as usize),
+                        _ => None,
+                    })
+                    .collect()
+            }),
+        }
+    }
+
+    /// A clear `bad_input` error now rather than a failure deep inside an op.
+    fn check(&self, t: &Tensor) -> Result<()> {
+        if let Some(dtype) = self.dtype {
+            if t.dtype() != dtype {
+                return Err(WickError::BadInput(format!(
+                    "input '{}' must be {dtype:?}, got {:?}",
+                    self.name,
+                    t.dtype()
+                )));
+            }
+        }
+        if let Some(dims) = &self.dims {
+            let fits = dims.len() == t.rank()
+                && dims.iter().zip(t.dims()).all(|(want, got)| want.is_none_or(|w| w == *got));
+            if !fits {
+                let shown: Vec<String> =
+                    dims.iter().map(|d| d.map_or("?".into(), |n| n.to_string())).collect();
+                return Err(WickError::BadInput(format!(
+                    "input '{}' must have shape [{}], got {:?}",
+                    self.name,
+                    shown.join(", "),
+                    t.dims()
+                )));
+            }
+        }
+        Ok(())
+    }
 }

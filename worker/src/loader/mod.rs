@@ -69,6 +69,13 @@ fn external_tensor(init: &TensorProto) -> Result<(String, ExternalTensor)> {
         }
     }
     let location = location.ok_or_else(|| bad("external data without a location".into()))?;
+    // Like onnxruntime: external data lives beside the model, never outside its folder.
+    let escapes = location.starts_with('/')
+        || location.contains("://")
+        || location.split(['/', '\\']).any(|part| part == "..");
+    if escapes {
+        return Err(bad(format!("external data location '{location}' leaves the model's folder")));
+    }
     dtype_of_onnx(init.data_type)?;
     let dims = dims_of_proto(init)?;
     let expected = byte_len(init.data_type, &dims)? as u64;
@@ -108,5 +115,48 @@ impl ProgressThrottle {
             self.last_ms = Some(now_ms);
         }
         due || finished
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_onnx::onnx::StringStringEntryProto;
+
+    fn graph_with_location(location: &str) -> GraphProto {
+        let entry = |k: &str, v: &str| StringStringEntryProto { key: k.into(), value: v.into() };
+        GraphProto {
+            initializer: vec![TensorProto {
+                name: "w".into(),
+                data_type: 1,
+                dims: vec![2],
+                data_location: DataLocation::External as i32,
+                external_data: vec![entry("location", location), entry("offset", "8"), entry("length", "8")],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn external_tensors_are_grouped_by_file() {
+        let plan = ExternalPlan::from_graph(&graph_with_location("w.bin")).unwrap();
+        assert_eq!(plan.files["w.bin"][0].offset, 8);
+        assert_eq!(plan.weight_bytes(), 8);
+    }
+
+    #[test]
+    fn locations_outside_the_model_folder_are_refused() {
+        for bad in ["../w.bin", "a/../../w.bin", "/etc/w.bin", "https://elsewhere/w.bin"] {
+            let err = ExternalPlan::from_graph(&graph_with_location(bad)).unwrap_err();
+            assert!(err.to_string().contains("leaves the model's folder"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_length_that_contradicts_the_dims_is_refused() {
+        let mut g = graph_with_location("w.bin");
+        g.initializer[0].dims = vec![3];
+        assert!(ExternalPlan::from_graph(&g).is_err());
     }
 }
