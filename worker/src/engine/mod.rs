@@ -96,27 +96,33 @@ fn opset_map(model: &ModelProto) -> HashMap<String, i64> {
     map
 }
 
-fn value_info(v: &onnx::ValueInfoProto) -> ValueInfo {
+/// A value's declared ONNX element type and dims (`None` dims are symbolic; `None` for the
+/// whole shape when the graph gives none).
+fn declared_type(v: &onnx::ValueInfoProto) -> (Option<i32>, Option<Vec<Option<usize>>>) {
     use onnx::tensor_shape_proto::dimension::Value as Dim;
     use onnx::type_proto::Value as Type;
-    let tensor = v.r#type.as_ref().and_then(|t| match &t.value {
-        Some(Type::TensorType(tt)) => Some(tt),
-        _ => None,
+    let Some(Type::TensorType(tensor)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+        return (None, None);
+    };
+    let dims = tensor.shape.as_ref().map(|s| {
+        s.dim
+            .iter()
+            .map(|d| match d.value {
+                Some(Dim::DimValue(n)) if n >= 0 => Some(n as usize),
+                _ => None,
+            })
+            .collect()
     });
-    let dtype = tensor.and_then(|t| tensor::wire_dtype_of_onnx(t.elem_type));
-    let dims = tensor
-        .and_then(|t| t.shape.as_ref())
-        .map(|s| {
-            s.dim
-                .iter()
-                .map(|d| match d.value {
-                    Some(Dim::DimValue(n)) if n >= 0 => Some(n as u64),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    ValueInfo { name: v.name.clone(), dtype, dims }
+    (Some(tensor.elem_type), dims)
+}
+
+fn value_info(v: &onnx::ValueInfoProto) -> ValueInfo {
+    let (elem_type, dims) = declared_type(v);
+    ValueInfo {
+        name: v.name.clone(),
+        dtype: elem_type.and_then(tensor::wire_dtype_of_onnx),
+        dims: dims.unwrap_or_default().into_iter().map(|d| d.map(|n| n as u64)).collect(),
+    }
 }
 
 /// The dtype and (partly symbolic) shape a graph input declares.
@@ -129,24 +135,11 @@ struct InputSpec {
 
 impl InputSpec {
     fn of(v: &onnx::ValueInfoProto) -> Self {
-        use onnx::tensor_shape_proto::dimension::Value as Dim;
-        use onnx::type_proto::Value as Type;
-        let tensor = v.r#type.as_ref().and_then(|t| match &t.value {
-            Some(Type::TensorType(tt)) => Some(tt),
-            _ => None,
-        });
+        let (elem_type, dims) = declared_type(v);
         InputSpec {
             name: v.name.clone(),
-            dtype: tensor.and_then(|t| tensor::dtype_of_onnx(t.elem_type).ok()),
-            dims: tensor.and_then(|t| t.shape.as_ref()).map(|s| {
-                s.dim
-                    .iter()
-                    .map(|d| match d.value {
-                        Some(Dim::DimValue(n)) if n >= 0 => Some(n as usize),
-                        _ => None,
-                    })
-                    .collect()
-            }),
+            dtype: elem_type.and_then(|t| tensor::dtype_of_onnx(t).ok()),
+            dims,
         }
     }
 

@@ -144,26 +144,20 @@ pub fn average_pool(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     }))
 }
 
-pub fn global_average_pool(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    Ok(Box::new(|xs: &[Option<&Tensor>]| {
+/// Reduce every spatial dim (2..) to 1 with `f`.
+fn global(f: fn(&Tensor, usize) -> candle_core::Result<Tensor>) -> Result<Box<dyn Kernel>> {
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
         let x = input(xs, 0)?;
-        let mut y = x.clone();
-        for d in 2..x.rank() {
-            y = y.mean_keepdim(d)?;
-        }
-        Ok(vec![y])
+        (2..x.rank()).try_fold(x.clone(), |y, d| f(&y, d)).map(|y| vec![y])
     }))
 }
 
+pub fn global_average_pool(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    global(|t, d| t.mean_keepdim(d))
+}
+
 pub fn global_max_pool(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    Ok(Box::new(|xs: &[Option<&Tensor>]| {
-        let x = input(xs, 0)?;
-        let mut y = x.clone();
-        for d in 2..x.rank() {
-            y = y.max_keepdim(d)?;
-        }
-        Ok(vec![y])
-    }))
+    global(|t, d| t.max_keepdim(d))
 }
 
 #[cfg(test)]
