@@ -89,10 +89,10 @@ fn bytes_views(value: &JsValue, depth: u32) {
     }
 }
 
-/// A DOM `ImageData` keeps `width`, `height` and `data` on its prototype, where serde does not
-/// look: copy them onto a plain object (the pixels stay where they are, viewed as bytes).
+/// A DOM `ImageData` keeps `width` and `height` on its prototype, where serde does not look:
+/// copy them onto a plain object (the pixels stay where they are, viewed as bytes).
 fn plain_image(v: &JsValue) -> Option<Object> {
-    if !v.is_object() || Object::keys(v.unchecked_ref::<Object>()).length() != 0 {
+    if !v.is_object() || v.is_instance_of::<Array>() {
         return None;
     }
     let data = Reflect::get(v, &"data".into()).ok()?;
@@ -101,7 +101,8 @@ fn plain_image(v: &JsValue) -> Option<Object> {
     }
     let plain = Object::new();
     for field in ["width", "height"] {
-        Reflect::set(&plain, &field.into(), &Reflect::get(v, &field.into()).ok()?).ok()?;
+        let value = Reflect::get(v, &field.into()).ok().filter(|n| n.as_f64().is_some())?;
+        Reflect::set(&plain, &field.into(), &value).ok()?;
     }
     Reflect::set(&plain, &"data".into(), &as_bytes(&data)?.into()).ok()?;
     Some(plain)
