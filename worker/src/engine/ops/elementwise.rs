@@ -1,23 +1,113 @@
-//! Elementwise ops with numpy broadcasting (ONNX Add/Sub/Mul/Div from opset 7 broadcast
-//! implicitly; older `broadcast`/`axis` attributes are not supported) and unary activations.
-//! Spec: https://onnx.ai/onnx/operators/ (Add, Sub, Mul, Div, Relu, Sigmoid, Tanh, Exp, Log,
-//! Neg, Abs, Sqrt), all opsets.
+//! Elementwise ops: arithmetic, comparisons and logic with numpy broadcasting, unary math,
+//! activations, the variadic Min/Max/Sum/Mean, Where, Clip and casts.
+//! Spec: https://onnx.ai/onnx/operators/, covering
+//! - Add, Sub, Mul, Div, Pow: opset 1 (legacy `broadcast` with `axis` rejected) and 7+ (numpy
+//!   broadcasting); Pow's separate exponent type (12+) is cast to the base type.
+//! - Min, Max, Sum, Mean (1+, broadcasting from 8; equal shapes before broadcast the same way).
+//! - Equal, Less, Greater (1+), LessOrEqual, GreaterOrEqual (12+), And, Or, Xor, Not (1+),
+//!   Where (9+), IsNaN (9+), IsInf (10+); booleans are U8 0/1, as candle's comparisons return.
+//! - Relu, Sigmoid, Tanh, Exp, Log, Neg, Abs, Sqrt, Reciprocal, Floor, Ceil (1+), Sin, Cos, Tan,
+//!   Asin, Acos, Atan (7+), Sinh, Cosh, Asinh, Acosh, Atanh, Erf, Sign (9+), Round (11+, half to
+//!   even).
+//! - LeakyRelu, Elu, Selu, Softplus, Softsign, HardSigmoid, PRelu (1+), ThresholdedRelu (10+),
+//!   Celu (12+), HardSwish (14+), Mish (18+), Gelu (20+, `approximate` none/tanh).
+//! - Clip: `min`/`max` attributes in opsets 1–10, optional inputs from 11.
+//! - Mod (10+, `fmod`), BitShift (11+), Cast (6+, `to`), CastLike (15+).
+//!
+//! Everything runs on candle's kernels in the input dtype, except the functions candle has no
+//! kernel for (Tan, the inverse and hyperbolic trig, Round half-to-even, general Pow, Mod,
+//! BitShift): those map each element on the host in f64 (floats) or i64 (integers) and cast the
+//! result back to the input dtype.
 
-use candle_core::{Result as CResult, Tensor};
+use candle_core::{bail, DType, Result as CResult, Tensor, WithDType};
 
 use super::{input, Kernel, NodeCtx};
+use crate::engine::tensor::{dtype_of_onnx, onnx_type};
 use crate::error::Result;
 
-fn binary(ctx: &NodeCtx, f: fn(&Tensor, &Tensor) -> CResult<Tensor>) -> Result<Box<dyn Kernel>> {
+// ---- The shapes of op: one helper each -------------------------------------------------------
+
+/// A binary op with numpy broadcasting.
+fn binary(
+    ctx: &NodeCtx,
+    f: impl Fn(&Tensor, &Tensor) -> CResult<Tensor> + 'static,
+) -> Result<Box<dyn Kernel>> {
     if ctx.opset < 7 && ctx.int("broadcast", 0) != 0 && ctx.ints("axis").is_some() {
         return Err(ctx.unsupported("legacy broadcast with axis"));
     }
     Ok(Box::new(move |xs: &[Option<&Tensor>]| Ok(vec![f(input(xs, 0)?, input(xs, 1)?)?])))
 }
 
-fn unary(f: fn(&Tensor) -> CResult<Tensor>) -> Result<Box<dyn Kernel>> {
+/// A unary op.
+fn unary(f: impl Fn(&Tensor) -> CResult<Tensor> + 'static) -> Result<Box<dyn Kernel>> {
     Ok(Box::new(move |xs: &[Option<&Tensor>]| Ok(vec![f(input(xs, 0)?)?])))
 }
+
+/// A unary float function candle has no kernel for, mapped on the host.
+fn float_fn(f: fn(f64) -> f64) -> Result<Box<dyn Kernel>> {
+    unary(move |x| map_float(x, f))
+}
+
+/// A variadic op folding its (broadcast) inputs pairwise; `mean` divides by their count.
+fn variadic(f: fn(&Tensor, &Tensor) -> CResult<Tensor>, mean: bool) -> Result<Box<dyn Kernel>> {
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
+        let mut it = xs.iter().flatten();
+        let first = it.next().ok_or_else(|| candle_core::Error::Msg("no inputs".into()))?;
+        let mut n = 1usize;
+        let acc = it.try_fold((*first).clone(), |acc, x| {
+            n += 1;
+            f(&acc, x)
+        })?;
+        Ok(vec![if mean { acc.affine(1.0 / n as f64, 0.0)? } else { acc }])
+    }))
+}
+
+/// The inputs broadcast to their common numpy shape.
+fn broadcast_all(xs: &[&Tensor]) -> CResult<Vec<Tensor>> {
+    let mut shape = xs.first().map(|x| x.shape().clone()).unwrap_or_else(|| ().into());
+    for x in xs {
+        shape = shape.broadcast_shape_binary_op(x.shape(), "broadcast")?;
+    }
+    xs.iter().map(|x| x.broadcast_as(&shape)).collect()
+}
+
+/// A tensor's elements in row-major order, as `T`.
+fn host<T: WithDType>(x: &Tensor) -> CResult<Vec<T>> {
+    x.to_dtype(T::DTYPE)?.flatten_all()?.to_vec1::<T>()
+}
+
+/// `f` on every element of a float tensor, computed in f64; the result keeps x's dtype.
+fn map_float(x: &Tensor, f: fn(f64) -> f64) -> CResult<Tensor> {
+    if !x.dtype().is_float() {
+        bail!("expected a float tensor, got {:?}", x.dtype())
+    }
+    let v: Vec<f64> = host::<f64>(x)?.into_iter().map(f).collect();
+    Tensor::from_vec(v, x.shape(), x.device())?.to_dtype(x.dtype())
+}
+
+/// `f` on the pairs of elements of a and b broadcast together; the result has a's dtype.
+fn zip_host<T: WithDType>(a: &Tensor, b: &Tensor, f: fn(T, T) -> T) -> CResult<Tensor> {
+    let ab = broadcast_all(&[a, b])?;
+    let v: Vec<T> = host::<T>(&ab[0])?.into_iter().zip(host::<T>(&ab[1])?).map(|(x, y)| f(x, y)).collect();
+    Tensor::from_vec(v, ab[0].shape(), a.device())?.to_dtype(a.dtype())
+}
+
+/// A binary function computed on the host: `float` in f64 (None: integers only), `int` in i64.
+fn zip_map(
+    a: &Tensor,
+    b: &Tensor,
+    float: Option<fn(f64, f64) -> f64>,
+    int: fn(i64, i64) -> i64,
+) -> CResult<Tensor> {
+    let b = b.to_dtype(a.dtype())?;
+    match (a.dtype().is_float(), float) {
+        (false, _) => zip_host(a, &b, int),
+        (true, Some(f)) => zip_host(a, &b, f),
+        (true, None) => bail!("expected an integer tensor, got {:?}", a.dtype()),
+    }
+}
+
+// ---- Arithmetic ------------------------------------------------------------------------------
 
 pub fn add(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     binary(ctx, Tensor::broadcast_add)
@@ -31,6 +121,126 @@ pub fn mul(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
 pub fn div(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     binary(ctx, Tensor::broadcast_div)
 }
+pub fn pow(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    binary(ctx, pow_tensors)
+}
+
+/// x ** e. A scalar exponent of 1, 2 or 0.5 on a float base (LayerNorm's `Pow(x, 2)`) uses
+/// candle's kernels; anything else maps on the host, where negative bases stay exact.
+fn pow_tensors(x: &Tensor, e: &Tensor) -> CResult<Tensor> {
+    if x.dtype().is_float() && e.elem_count() == 1 && x.rank() >= e.rank() {
+        let p = host::<f64>(e)?[0];
+        if p == 1.0 {
+            return Ok(x.clone());
+        } else if p == 2.0 {
+            return x.sqr();
+        } else if p == 0.5 {
+            return x.sqrt();
+        }
+    }
+    let int_pow = |a: i64, b: i64| if b < 0 { 0 } else { a.wrapping_pow(b.min(u32::MAX as i64) as u32) };
+    zip_map(x, e, Some(f64::powf), int_pow)
+}
+
+pub fn modulo(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    if ctx.int("fmod", 0) != 0 {
+        // C fmod: the sign of the dividend.
+        binary(ctx, |a, b| zip_map(a, b, Some(|x, y| x % y), |x, y| x.checked_rem(y).unwrap_or(0)))
+    } else {
+        // Python %: the sign of the divisor.
+        binary(ctx, |a, b| {
+            zip_map(
+                a,
+                b,
+                Some(|x, y| floor_rem(x % y, y, 0.0)),
+                |x, y| floor_rem(x.checked_rem(y).unwrap_or(0), y, 0),
+            )
+        })
+    }
+}
+
+/// A truncated remainder `r` of a divisor `b` turned into the floored one (the sign of `b`).
+fn floor_rem<T: Copy + PartialOrd + std::ops::Add<Output = T>>(r: T, b: T, zero: T) -> T {
+    if r != zero && (r < zero) != (b < zero) {
+        r + b
+    } else {
+        r
+    }
+}
+
+pub fn bit_shift(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    match ctx.string("direction", "").as_str() {
+        "LEFT" => binary(ctx, |a, b| zip_map(a, b, None, |x, s| x.checked_shl(s as u32).unwrap_or(0))),
+        "RIGHT" => binary(ctx, |a, b| zip_map(a, b, None, |x, s| x.checked_shr(s as u32).unwrap_or(0))),
+        other => Err(ctx.unsupported(&format!("direction {other:?}"))),
+    }
+}
+
+pub fn min(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    variadic(Tensor::broadcast_minimum, false)
+}
+pub fn max(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    variadic(Tensor::broadcast_maximum, false)
+}
+pub fn sum(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    variadic(Tensor::broadcast_add, false)
+}
+pub fn mean(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    variadic(Tensor::broadcast_add, true)
+}
+
+// ---- Comparisons and logic (U8 0/1) ----------------------------------------------------------
+
+pub fn equal(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    binary(ctx, Tensor::broadcast_eq)
+}
+pub fn less(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    binary(ctx, Tensor::broadcast_lt)
+}
+pub fn less_or_equal(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    binary(ctx, Tensor::broadcast_le)
+}
+pub fn greater(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    binary(ctx, Tensor::broadcast_gt)
+}
+pub fn greater_or_equal(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    binary(ctx, Tensor::broadcast_ge)
+}
+pub fn and(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    binary(ctx, Tensor::broadcast_mul)
+}
+pub fn or(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    binary(ctx, Tensor::broadcast_maximum)
+}
+pub fn xor(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    binary(ctx, Tensor::broadcast_ne)
+}
+pub fn not(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    unary(|x| x.eq(0u8))
+}
+pub fn is_nan(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    unary(|x| x.ne(x))
+}
+pub fn is_inf(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let (pos, neg) = (ctx.int("detect_positive", 1) != 0, ctx.int("detect_negative", 1) != 0);
+    unary(move |x| match (pos, neg) {
+        (true, true) => x.abs()?.eq(f64::INFINITY),
+        (true, false) => x.eq(f64::INFINITY),
+        (false, true) => x.eq(f64::NEG_INFINITY),
+        (false, false) => x.zeros_like()?.to_dtype(DType::U8),
+    })
+}
+
+/// `Where(cond, x, y)`, all three broadcast together.
+pub fn where_op(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    Ok(Box::new(|xs: &[Option<&Tensor>]| {
+        let v = broadcast_all(&[input(xs, 0)?, input(xs, 1)?, input(xs, 2)?])?;
+        Ok(vec![v[0].where_cond(&v[1], &v[2])?])
+    }))
+}
+
+// ---- Unary math ------------------------------------------------------------------------------
+
 pub fn relu(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     unary(Tensor::relu)
 }
@@ -56,28 +266,356 @@ pub fn abs(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
 pub fn sqrt(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     unary(Tensor::sqrt)
 }
+pub fn reciprocal(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    unary(Tensor::recip)
+}
+pub fn floor(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    unary(Tensor::floor)
+}
+pub fn ceil(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    unary(Tensor::ceil)
+}
+pub fn round(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    // candle rounds half away from zero; ONNX rounds half to even.
+    float_fn(f64::round_ties_even)
+}
+pub fn sign(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    unary(Tensor::sign)
+}
+pub fn erf(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    unary(Tensor::erf)
+}
+pub fn sin(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    unary(Tensor::sin)
+}
+pub fn cos(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    unary(Tensor::cos)
+}
+pub fn tan(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    float_fn(f64::tan)
+}
+pub fn asin(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    float_fn(f64::asin)
+}
+pub fn acos(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    float_fn(f64::acos)
+}
+pub fn atan(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    float_fn(f64::atan)
+}
+pub fn sinh(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    float_fn(f64::sinh)
+}
+pub fn cosh(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    float_fn(f64::cosh)
+}
+pub fn asinh(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    float_fn(f64::asinh)
+}
+pub fn acosh(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    float_fn(f64::acosh)
+}
+pub fn atanh(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    float_fn(f64::atanh)
+}
+
+// ---- Activations -----------------------------------------------------------------------------
+
+/// `max(x, 0) + alpha * (exp(min(x, 0) * inner) - 1)`: Elu (inner 1) and Celu (inner 1/alpha).
+fn elu_like(x: &Tensor, alpha: f64, inner: f64) -> CResult<Tensor> {
+    x.maximum(0.0)? + (x.minimum(0.0)?.affine(inner, 0.0)?.exp()? - 1.0)?.affine(alpha, 0.0)?
+}
+
+/// `clamp(alpha * x + beta, 0, 1)`.
+fn hard_sigmoid_of(x: &Tensor, alpha: f64, beta: f64) -> CResult<Tensor> {
+    x.affine(alpha, beta)?.clamp(0.0, 1.0)
+}
+
+/// `log(1 + e^x)`, as `max(x, 0) + log(1 + e^-|x|)` so large inputs do not overflow.
+fn softplus_of(x: &Tensor) -> CResult<Tensor> {
+    x.maximum(0.0)? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?
+}
+
+pub fn leaky_relu(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let alpha = ctx.float("alpha", 0.01) as f64;
+    unary(move |x| x.maximum(0.0)? + x.minimum(0.0)?.affine(alpha, 0.0)?)
+}
+pub fn prelu(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    Ok(Box::new(|xs: &[Option<&Tensor>]| {
+        let (x, slope) = (input(xs, 0)?, input(xs, 1)?);
+        Ok(vec![x.maximum(0.0)?.broadcast_add(&x.minimum(0.0)?.broadcast_mul(slope)?)?])
+    }))
+}
+pub fn elu(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let alpha = ctx.float("alpha", 1.0) as f64;
+    unary(move |x| elu_like(x, alpha, 1.0))
+}
+pub fn celu(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let alpha = ctx.float("alpha", 1.0) as f64;
+    unary(move |x| elu_like(x, alpha, 1.0 / alpha))
+}
+pub fn selu(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let alpha = ctx.float("alpha", 1.673_263_2) as f64;
+    let gamma = ctx.float("gamma", 1.050_701) as f64;
+    unary(move |x| elu_like(x, alpha, 1.0)?.affine(gamma, 0.0))
+}
+pub fn thresholded_relu(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let alpha = ctx.float("alpha", 1.0) as f64;
+    unary(move |x| x.gt(alpha)?.where_cond(x, &x.zeros_like()?))
+}
+pub fn hard_sigmoid(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let (alpha, beta) = (ctx.float("alpha", 0.2) as f64, ctx.float("beta", 0.5) as f64);
+    unary(move |x| hard_sigmoid_of(x, alpha, beta))
+}
+pub fn hard_swish(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    unary(|x| x.mul(&hard_sigmoid_of(x, 1.0 / 6.0, 0.5)?))
+}
+pub fn softplus(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    unary(softplus_of)
+}
+pub fn softsign(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    unary(|x| x.div(&(x.abs()? + 1.0)?))
+}
+pub fn mish(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    unary(|x| x.mul(&softplus_of(x)?.tanh()?))
+}
+pub fn gelu(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    match ctx.string("approximate", "none").as_str() {
+        "none" => unary(Tensor::gelu_erf),
+        "tanh" => unary(Tensor::gelu),
+        other => Err(ctx.unsupported(&format!("approximate {other:?}"))),
+    }
+}
+
+// ---- Clip ------------------------------------------------------------------------------------
+
+/// Opsets 1–10: bounds are attributes (absent: unbounded).
+pub fn clip_attr(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let (lo, hi) = (ctx.float("min", f32::MIN) as f64, ctx.float("max", f32::MAX) as f64);
+    unary(move |x| x.maximum(lo)?.minimum(hi))
+}
+
+/// Opset 11+: bounds are optional scalar inputs, in x's type.
+pub fn clip(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    Ok(Box::new(|xs: &[Option<&Tensor>]| {
+        let mut y = input(xs, 0)?.clone();
+        if let Some(lo) = xs.get(1).copied().flatten() {
+            y = y.broadcast_maximum(&lo.to_dtype(y.dtype())?)?;
+        }
+        if let Some(hi) = xs.get(2).copied().flatten() {
+            y = y.broadcast_minimum(&hi.to_dtype(y.dtype())?)?;
+        }
+        Ok(vec![y])
+    }))
+}
+
+// ---- Casts -----------------------------------------------------------------------------------
+
+/// x as `dtype`; a bool target is `x != 0` (stored as U8 0/1).
+fn cast_to(x: &Tensor, dtype: DType, to_bool: bool) -> CResult<Tensor> {
+    if to_bool {
+        x.ne(0u8)
+    } else {
+        x.to_dtype(dtype)
+    }
+}
+
+pub fn cast(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let to = ctx.int("to", 0);
+    let code = i32::try_from(to).map_err(|_| ctx.unsupported(&format!("to={to}")))?;
+    let dtype = dtype_of_onnx(code).map_err(|_| ctx.unsupported(&format!("to={to}")))?;
+    unary(move |x| cast_to(x, dtype, code == onnx_type::BOOL))
+}
+
+/// The target is the second input's dtype. A U8 target is taken as uint8: candle stores bool as
+/// U8 too, and the kernel cannot tell them apart.
+pub fn cast_like(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    Ok(Box::new(|xs: &[Option<&Tensor>]| {
+        Ok(vec![cast_to(input(xs, 0)?, input(xs, 1)?.dtype(), false)?])
+    }))
+}
 
 #[cfg(test)]
 mod tests {
+    use candle_core::{DType, Device, Tensor};
+    use candle_onnx::onnx::AttributeProto;
+
     use super::super::test_util::*;
+
+    fn float(name: &str, v: f32) -> AttributeProto {
+        AttributeProto { name: name.into(), f: v, r#type: 1, ..Default::default() }
+    }
+
+    fn string(name: &str, v: &str) -> AttributeProto {
+        AttributeProto { name: name.into(), s: v.as_bytes().to_vec(), r#type: 3, ..Default::default() }
+    }
+
+    /// Run a node of `op` at `opset` on `inputs`; its first output.
+    fn run(op: &str, opset: i64, attrs: Vec<AttributeProto>, inputs: &[&Tensor]) -> Tensor {
+        let ins: Vec<Option<&Tensor>> = inputs.iter().map(|x| Some(*x)).collect();
+        build(&node(op, inputs.len(), attrs), opset).run(&ins).unwrap().remove(0)
+    }
+
+    fn ints_of(t: &Tensor) -> Vec<i64> {
+        t.flatten_all().unwrap().to_dtype(DType::I64).unwrap().to_vec1::<i64>().unwrap()
+    }
+
+    fn i64s(v: &[i64]) -> Tensor {
+        Tensor::new(v, &Device::Cpu).unwrap()
+    }
 
     #[test]
     fn add_broadcasts_numpy_style() {
-        let k = build(&node("Add", 2, vec![]), 13);
         let a = t(&[2, 1], &[1., 2.]);
         let b = t(&[3], &[10., 20., 30.]);
-        let y = k.run(&[Some(&a), Some(&b)]).unwrap();
-        assert_eq!(y[0].dims(), &[2, 3]);
-        assert_close(&values(&y[0]), &[11., 21., 31., 12., 22., 32.], 0.0);
+        let y = run("Add", 13, vec![], &[&a, &b]);
+        assert_eq!(y.dims(), &[2, 3]);
+        assert_close(&values(&y), &[11., 21., 31., 12., 22., 32.], 0.0);
     }
 
     #[test]
     fn relu_and_sigmoid_match_their_definitions() {
         let x = t(&[4], &[-2., -0.5, 0., 3.]);
-        let y = build(&node("Relu", 1, vec![]), 13).run(&[Some(&x)]).unwrap();
-        assert_close(&values(&y[0]), &[0., 0., 0., 3.], 0.0);
-        let y = build(&node("Sigmoid", 1, vec![]), 13).run(&[Some(&x)]).unwrap();
+        assert_close(&values(&run("Relu", 13, vec![], &[&x])), &[0., 0., 0., 3.], 0.0);
         let want: Vec<f32> = [-2f32, -0.5, 0., 3.].iter().map(|v| 1. / (1. + (-v).exp())).collect();
-        assert_close(&values(&y[0]), &want, 1e-6);
+        assert_close(&values(&run("Sigmoid", 13, vec![], &[&x])), &want, 1e-6);
+    }
+
+    #[test]
+    fn pow_keeps_negative_bases_exact_and_raises_integers() {
+        let x = t(&[3], &[-2., 3., 4.]);
+        assert_close(&values(&run("Pow", 15, vec![], &[&x, &t(&[], &[3.])])), &[-8., 27., 64.], 1e-5);
+        assert_close(&values(&run("Pow", 15, vec![], &[&x, &t(&[], &[2.])])), &[4., 9., 16.], 0.0);
+        let y = run("Pow", 15, vec![], &[&i64s(&[2, -3]), &t(&[2], &[3., 2.])]);
+        assert_eq!((y.dtype(), ints_of(&y)), (DType::I64, vec![8, 9]));
+    }
+
+    #[test]
+    fn unary_math() {
+        let x = t(&[6], &[-2.5, -0.5, 0.5, 1.5, 2.5, 2.7]);
+        assert_close(&values(&run("Round", 11, vec![], &[&x])), &[-2., -0., 0., 2., 2., 3.], 0.0);
+        assert_close(&values(&run("Floor", 13, vec![], &[&x])), &[-3., -1., 0., 1., 2., 2.], 0.0);
+        assert_close(&values(&run("Ceil", 13, vec![], &[&x])), &[-2., -0., 1., 2., 3., 3.], 0.0);
+        assert_close(&values(&run("Sign", 13, vec![], &[&x])), &[-1., -1., 1., 1., 1., 1.], 0.0);
+        let x = t(&[3], &[-0.5, 0., 0.5]);
+        let want = |f: fn(f32) -> f32| [-0.5f32, 0., 0.5].map(f).to_vec();
+        assert_close(&values(&run("Tan", 7, vec![], &[&x])), &want(f32::tan), 1e-6);
+        assert_close(&values(&run("Acos", 7, vec![], &[&x])), &want(f32::acos), 1e-6);
+        assert_close(&values(&run("Atanh", 9, vec![], &[&x])), &want(f32::atanh), 1e-6);
+        assert_close(&values(&run("Reciprocal", 13, vec![], &[&t(&[2], &[4., -0.5])])), &[0.25, -2.], 0.0);
+        assert_close(&values(&run("Erf", 13, vec![], &[&x])), &[-0.520_499_9, 0., 0.520_499_9], 1e-5);
+    }
+
+    #[test]
+    fn variadic_ops_broadcast_all_inputs() {
+        let a = t(&[2, 1], &[1., 5.]);
+        let b = t(&[2], &[3., 4.]);
+        let c = t(&[], &[2.]);
+        assert_close(&values(&run("Max", 13, vec![], &[&a, &b, &c])), &[3., 4., 5., 5.], 0.0);
+        assert_close(&values(&run("Min", 13, vec![], &[&a, &b, &c])), &[1., 1., 2., 2.], 0.0);
+        assert_close(&values(&run("Sum", 13, vec![], &[&a, &b, &c])), &[6., 7., 10., 11.], 0.0);
+        assert_close(&values(&run("Mean", 13, vec![], &[&a, &b])), &[2., 2.5, 4., 4.5], 1e-6);
+    }
+
+    #[test]
+    fn comparisons_and_logic_are_u8_booleans() {
+        let a = t(&[3], &[1., 2., 3.]);
+        let b = t(&[], &[2.]);
+        let y = run("Less", 13, vec![], &[&a, &b]);
+        assert_eq!((y.dtype(), ints_of(&y)), (DType::U8, vec![1, 0, 0]));
+        assert_eq!(ints_of(&run("GreaterOrEqual", 16, vec![], &[&a, &b])), vec![0, 1, 1]);
+        assert_eq!(ints_of(&run("Equal", 13, vec![], &[&a, &b])), vec![0, 1, 0]);
+        let p = Tensor::new(&[0u8, 0, 1, 1], &Device::Cpu).unwrap();
+        let q = Tensor::new(&[0u8, 1, 0, 1], &Device::Cpu).unwrap();
+        assert_eq!(ints_of(&run("And", 7, vec![], &[&p, &q])), vec![0, 0, 0, 1]);
+        assert_eq!(ints_of(&run("Or", 7, vec![], &[&p, &q])), vec![0, 1, 1, 1]);
+        assert_eq!(ints_of(&run("Xor", 7, vec![], &[&p, &q])), vec![0, 1, 1, 0]);
+        assert_eq!(ints_of(&run("Not", 1, vec![], &[&p])), vec![1, 1, 0, 0]);
+        let w = run("Where", 16, vec![], &[&p.narrow(0, 1, 2).unwrap(), &t(&[2, 1], &[1., 2.]), &b]);
+        assert_eq!(w.dims(), &[2, 2]);
+        assert_close(&values(&w), &[2., 1., 2., 2.], 0.0);
+        let x = t(&[4], &[f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1.]);
+        assert_eq!(ints_of(&run("IsNaN", 13, vec![], &[&x])), vec![1, 0, 0, 0]);
+        assert_eq!(ints_of(&run("IsInf", 10, vec![], &[&x])), vec![0, 1, 1, 0]);
+        assert_eq!(ints_of(&run("IsInf", 10, vec![int("detect_positive", 0)], &[&x])), vec![0, 0, 1, 0]);
+    }
+
+    #[test]
+    fn clip_bounds_are_attributes_before_opset_11_and_inputs_after() {
+        let x = t(&[4], &[-2., 0., 1., 5.]);
+        let y = run("Clip", 6, vec![float("min", -1.), float("max", 2.)], &[&x]);
+        assert_close(&values(&y), &[-1., 0., 1., 2.], 0.0);
+        let y = run("Clip", 13, vec![], &[&x, &t(&[], &[-1.]), &t(&[], &[2.])]);
+        assert_close(&values(&y), &[-1., 0., 1., 2.], 0.0);
+        // Only a max: the min input is absent.
+        let k = build(&node("Clip", 3, vec![]), 13);
+        let hi = t(&[], &[0.5]);
+        let y = k.run(&[Some(&x), None, Some(&hi)]).unwrap();
+        assert_close(&values(&y[0]), &[-2., 0., 0.5, 0.5], 0.0);
+        // Integers from opset 12.
+        let y = run("Clip", 12, vec![], &[&i64s(&[-5, 3, 9]), &i64s(&[0]).squeeze(0).unwrap()]);
+        assert_eq!(ints_of(&y), vec![0, 3, 9]);
+    }
+
+    #[test]
+    fn activations_match_their_definitions() {
+        let xs = [-2f32, -0.5, 0., 1.5];
+        let x = t(&[4], &xs);
+        let check = |op: &str, opset: i64, attrs: Vec<AttributeProto>, f: &dyn Fn(f32) -> f32| {
+            let want: Vec<f32> = xs.iter().map(|&v| f(v)).collect();
+            assert_close(&values(&run(op, opset, attrs, &[&x])), &want, 1e-5);
+        };
+        check("LeakyRelu", 16, vec![float("alpha", 0.1)], &|v| if v < 0. { 0.1 * v } else { v });
+        check("Elu", 6, vec![], &|v| if v < 0. { v.exp() - 1. } else { v });
+        check("Celu", 12, vec![float("alpha", 2.)], &|v| v.max(0.) + (2. * ((v / 2.).exp() - 1.)).min(0.));
+        let (a, g) = (1.673_263_2f32, 1.050_701f32);
+        check("Selu", 6, vec![], &|v| g * if v < 0. { a * (v.exp() - 1.) } else { v });
+        check("ThresholdedRelu", 10, vec![float("alpha", 0.)], &|v| if v > 0. { v } else { 0. });
+        check("HardSigmoid", 6, vec![], &|v| (0.2 * v + 0.5).clamp(0., 1.));
+        check("HardSwish", 14, vec![], &|v| v * (v / 6. + 0.5).clamp(0., 1.));
+        check("Softplus", 1, vec![], &|v| (v.exp() + 1.).ln());
+        check("Softsign", 1, vec![], &|v| v / (1. + v.abs()));
+        check("Mish", 18, vec![], &|v| v * (v.exp() + 1.).ln().tanh());
+        // 0.5 x (1 + erf(x / sqrt 2)), erf values from a table.
+        let gelu = [-0.045_500_3, -0.154_268_8, 0., 1.399_789_2];
+        assert_close(&values(&run("Gelu", 20, vec![], &[&x])), &gelu, 1e-5);
+        let tanh = |v: f32| 0.5 * v * (1. + ((2. / std::f32::consts::PI).sqrt() * (v + 0.044715 * v.powi(3))).tanh());
+        check("Gelu", 20, vec![string("approximate", "tanh")], &tanh);
+        let slope = t(&[2, 1], &[0.5, 2.]);
+        let y = run("PRelu", 16, vec![], &[&x, &slope]);
+        assert_eq!(y.dims(), &[2, 4]);
+        assert_close(&values(&y), &[-1., -0.25, 0., 1.5, -4., -1., 0., 1.5], 0.0);
+    }
+
+    #[test]
+    fn mod_follows_the_divisor_unless_fmod() {
+        let a = i64s(&[-4, 7, 5, 0]);
+        let b = i64s(&[3, -3, 0, 2]);
+        assert_eq!(ints_of(&run("Mod", 13, vec![], &[&a, &b])), vec![2, -2, 0, 0]);
+        assert_eq!(ints_of(&run("Mod", 13, vec![int("fmod", 1)], &[&a, &b])), vec![-1, 1, 0, 0]);
+        let y = run("Mod", 13, vec![int("fmod", 1)], &[&t(&[2], &[-4.5, 7.]), &t(&[], &[2.])]);
+        assert_close(&values(&y), &[-0.5, 1.], 0.0);
+    }
+
+    #[test]
+    fn bit_shift_directions() {
+        let x = Tensor::new(&[16u8, 4, 1], &Device::Cpu).unwrap();
+        let s = Tensor::new(&[1u8, 2, 3], &Device::Cpu).unwrap();
+        assert_eq!(ints_of(&run("BitShift", 11, vec![string("direction", "LEFT")], &[&x, &s])), vec![32, 16, 8]);
+        assert_eq!(ints_of(&run("BitShift", 11, vec![string("direction", "RIGHT")], &[&x, &s])), vec![8, 1, 0]);
+    }
+
+    #[test]
+    fn casts() {
+        let x = t(&[4], &[-1.7, 0., 0.5, 300.]);
+        let y = run("Cast", 13, vec![int("to", 7)], &[&x]);
+        assert_eq!((y.dtype(), ints_of(&y)), (DType::I64, vec![-1, 0, 0, 300]));
+        let y = run("Cast", 13, vec![int("to", 9)], &[&x]);
+        assert_eq!((y.dtype(), ints_of(&y)), (DType::U8, vec![1, 0, 1, 1]));
+        let y = run("Cast", 13, vec![int("to", 10)], &[&x]);
+        assert_eq!(y.dtype(), DType::F16);
+        let y = run("CastLike", 15, vec![], &[&i64s(&[3, -2]), &t(&[1], &[0.])]);
+        assert_eq!(y.dtype(), DType::F32);
+        assert_close(&values(&y), &[3., -2.], 0.0);
     }
 }
