@@ -28,6 +28,9 @@ pub struct Plan {
     inputs: Vec<(String, usize)>,
     outputs: Vec<(String, usize)>,
     steps: Vec<Step>,
+    /// Per slot: whether a step produces it (an intermediate), for the live-bytes count.
+    produced: Vec<bool>,
+    folded: usize,
 }
 
 /// What one run returns.
@@ -80,14 +83,32 @@ impl Plan {
 
         let order = topological_order(&graph.node, &known, &inputs)?;
 
-        // Build every kernel first so that all unsupported ops are reported together.
+        // Values whose declared shape is fully static: `Shape` of them folds to a constant.
+        let static_dims: HashMap<String, Vec<usize>> = graph
+            .input
+            .iter()
+            .chain(&graph.value_info)
+            .filter_map(|v| Some((v.name.clone(), super::declared_type(v).1?.into_iter().collect::<Option<Vec<_>>>()?)))
+            .collect();
+
+        // Build every kernel first so that all unsupported ops are reported together. Nodes
+        // whose inputs are all known at load (weights, folded shapes) run now, once.
         let mut steps = Vec::with_capacity(order.len());
         let mut unsupported = Vec::new();
+        let mut folded = 0;
         for &i in &order {
             let node = &graph.node[i];
             let opset = *opsets.get(node_domain(node)).unwrap_or(&1);
             let ctx = NodeCtx { node, opset, constants: &known };
-            match ops::build(&ctx) {
+            let built = ops::build(&ctx);
+            if let Ok(kernel) = &built {
+                if let Some(values) = fold(node, kernel.as_ref(), &known, &static_dims) {
+                    known.extend(node.output.iter().cloned().zip(values));
+                    folded += 1;
+                    continue;
+                }
+            }
+            match built {
                 Ok(kernel) => steps.push(Step {
                     name: node.name.clone(),
                     op_type: node.op_type.clone(),
@@ -140,7 +161,21 @@ impl Plan {
             }
         }
 
-        Ok(Plan { slot_count: slots.len(), constants, inputs, outputs, steps })
+        let mut produced = vec![false; slots.len()];
+        for slot in steps.iter().flat_map(|s| s.outputs.iter().flatten()) {
+            produced[*slot] = true;
+        }
+        Ok(Plan { slot_count: slots.len(), constants, inputs, outputs, steps, produced, folded })
+    }
+
+    /// Steps left to run (nodes minus those folded at load).
+    pub fn step_count(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Nodes computed once at load because their inputs were known.
+    pub fn folded_count(&self) -> usize {
+        self.folded
     }
 
     /// Bytes held by the plan's constants (weights).
@@ -184,8 +219,10 @@ impl Plan {
             }
             peak = peak.max(live);
             for &slot in &step.free {
-                if let Some(t) = values[slot].take() {
-                    live = live.saturating_sub(bytes_of(&t));
+                let t = values[slot].take();
+                // Inputs are freed after their last use too, but were never counted as live.
+                if let (Some(t), true) = (t, self.produced[slot]) {
+                    live -= bytes_of(&t);
                 }
             }
         }
@@ -207,6 +244,39 @@ impl Plan {
         }
         Ok(RunOutput { outputs, peak_intermediate_bytes: peak })
     }
+}
+
+/// Folded outputs larger than this stay computed at run time (they would pin memory).
+const MAX_FOLDED_BYTES: u64 = 1 << 20;
+
+/// Run `node` at load if every input is known: a constant, or (for `Shape`) a value whose
+/// declared shape is static. Returns its outputs, or `None` to leave it in the plan.
+fn fold(
+    node: &NodeProto,
+    kernel: &dyn Kernel,
+    known: &HashMap<String, Tensor>,
+    static_dims: &HashMap<String, Vec<usize>>,
+) -> Option<Vec<Tensor>> {
+    let mut proxies = Vec::new();
+    for name in &node.input {
+        if name.is_empty() || known.contains_key(name) {
+            continue;
+        }
+        let dims = static_dims.get(name).filter(|_| node.op_type == "Shape" && node.domain.is_empty())?;
+        // A zero-strided view of the right dims: Shape reads only the dims, nothing is allocated.
+        let proxy = Tensor::zeros((), candle_core::DType::U8, &candle_core::Device::Cpu)
+            .and_then(|t| t.broadcast_as(dims.as_slice()))
+            .ok()?;
+        proxies.push((name.as_str(), proxy));
+    }
+    let args: Vec<Option<&Tensor>> = node
+        .input
+        .iter()
+        .map(|n| known.get(n).or_else(|| proxies.iter().find(|p| p.0 == n).map(|p| &p.1)))
+        .collect();
+    let values = kernel.run(&args).ok()?;
+    let small = values.iter().map(bytes_of).sum::<u64>() <= MAX_FOLDED_BYTES;
+    (small && values.len() == node.output.len()).then_some(values)
 }
 
 fn node_domain(node: &NodeProto) -> &str {
@@ -265,4 +335,81 @@ fn topological_order(
         return Err(WickError::invalid("the graph has a cycle"));
     }
     Ok(order)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_onnx::onnx::{
+        tensor_shape_proto::{dimension::Value as Dim, Dimension},
+        type_proto, AttributeProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    };
+
+    fn value(name: &str, dims: &[i64]) -> ValueInfoProto {
+        let shape = TensorShapeProto {
+            dim: dims.iter().map(|&d| Dimension { value: Some(Dim::DimValue(d)), ..Default::default() }).collect(),
+        };
+        ValueInfoProto {
+            name: name.into(),
+            r#type: Some(TypeProto {
+                value: Some(type_proto::Value::TensorType(type_proto::Tensor { elem_type: 1, shape: Some(shape) })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
+        NodeProto {
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            attribute,
+            ..Default::default()
+        }
+    }
+
+    fn int_attr(name: &str, i: i64) -> AttributeProto {
+        AttributeProto { name: name.into(), i, r#type: 2, ..Default::default() }
+    }
+
+    #[test]
+    fn shape_subgraphs_on_static_shapes_fold_at_load() {
+        // y = Reshape(x, Concat(Shape(x)[0:1], [-1])) — the usual exporter idiom for Flatten.
+        let graph = GraphProto {
+            input: vec![value("x", &[2, 3, 4])],
+            output: vec![value("y", &[2, 12])],
+            node: vec![
+                node("Shape", &["x"], "s", vec![int_attr("start", 0), int_attr("end", 1)]),
+                node("Constant", &[], "m", vec![AttributeProto {
+                    name: "value_ints".into(), ints: vec![-1], r#type: 7, ..Default::default()
+                }]),
+                node("Concat", &["s", "m"], "target", vec![int_attr("axis", 0)]),
+                node("Reshape", &["x", "target"], "y", vec![]),
+            ],
+            ..Default::default()
+        };
+        let opsets = HashMap::from([(String::new(), 15)]);
+        let plan = Plan::build(graph, HashMap::new(), &opsets).unwrap();
+        assert_eq!((plan.folded_count(), plan.step_count()), (3, 1), "only Reshape runs");
+        let x = Tensor::arange(0f32, 24., &candle_core::Device::Cpu).unwrap().reshape((2, 3, 4)).unwrap();
+        let out = plan.run(HashMap::from([("x".to_string(), x)]), None).unwrap();
+        assert_eq!(out.outputs[0].1.dims(), &[2, 12]);
+    }
+
+    #[test]
+    fn intermediates_are_freed_after_their_last_use() {
+        // a = Relu(x); b = Neg(a); y = Abs(b): at most two 4-float intermediates live at once.
+        let graph = GraphProto {
+            input: vec![value("x", &[4])],
+            output: vec![value("y", &[4])],
+            node: vec![node("Relu", &["x"], "a", vec![]), node("Neg", &["a"], "b", vec![]), node("Abs", &["b"], "y", vec![])],
+            ..Default::default()
+        };
+        let plan = Plan::build(graph, HashMap::new(), &HashMap::from([(String::new(), 13)])).unwrap();
+        let x = Tensor::new(&[1f32, -2., 3., -4.], &candle_core::Device::Cpu).unwrap();
+        let out = plan.run(HashMap::from([("x".to_string(), x)]), None).unwrap();
+        assert_eq!(out.peak_intermediate_bytes, 32, "a is dropped once b exists");
+        assert_eq!(out.outputs[0].1.to_vec1::<f32>().unwrap(), vec![1., 0., 3., 0.]);
+    }
 }
