@@ -17,7 +17,9 @@
 //! Everything runs on candle's kernels in the input dtype, except the functions candle has no
 //! kernel for (Tan, the inverse and hyperbolic trig, Round half-to-even, general Pow, Mod,
 //! BitShift): those map each element on the host in f64 (floats) or i64 (integers) and cast the
-//! result back to the input dtype.
+//! result back to the input dtype. candle's float kernels panic on integer tensors, so ops the
+//! spec defines for floats only check the dtype first (an error, not a crash), and integer Neg
+//! is `0 - x`.
 
 use candle_core::{bail, DType, Result as CResult, Tensor, WithDType};
 
@@ -43,9 +45,20 @@ fn unary(f: impl Fn(&Tensor) -> CResult<Tensor> + 'static) -> Result<Box<dyn Ker
     Ok(Box::new(move |xs: &[Option<&Tensor>]| Ok(vec![f(input(xs, 0)?)?])))
 }
 
+/// A unary op the spec defines for floats only. candle's float kernels panic (`todo!`) on
+/// integer tensors, so the dtype is checked first and a wrong one is an error, not a crash.
+fn float_unary(f: impl Fn(&Tensor) -> CResult<Tensor> + 'static) -> Result<Box<dyn Kernel>> {
+    unary(move |x| {
+        if !x.dtype().is_float() {
+            bail!("expected a float tensor, got {:?}", x.dtype())
+        }
+        f(x)
+    })
+}
+
 /// A unary float function candle has no kernel for, mapped on the host.
 fn float_fn(f: fn(f64) -> f64) -> Result<Box<dyn Kernel>> {
-    unary(move |x| map_float(x, f))
+    float_unary(move |x| map_float(x, f))
 }
 
 /// A variadic op folding its (broadcast) inputs pairwise; `mean` divides by their count.
@@ -78,9 +91,6 @@ fn host<T: WithDType>(x: &Tensor) -> CResult<Vec<T>> {
 
 /// `f` on every element of a float tensor, computed in f64; the result keeps x's dtype.
 fn map_float(x: &Tensor, f: fn(f64) -> f64) -> CResult<Tensor> {
-    if !x.dtype().is_float() {
-        bail!("expected a float tensor, got {:?}", x.dtype())
-    }
     let v: Vec<f64> = host::<f64>(x)?.into_iter().map(f).collect();
     Tensor::from_vec(v, x.shape(), x.device())?.to_dtype(x.dtype())
 }
@@ -246,34 +256,35 @@ pub fn relu(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
 }
 pub fn sigmoid(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     // 1 / (1 + e^-x), written with candle's primitives so it works for every float dtype.
-    unary(|x| (x.neg()?.exp()? + 1.0)?.recip())
+    float_unary(|x| (x.neg()?.exp()? + 1.0)?.recip())
 }
 pub fn tanh(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    unary(Tensor::tanh)
+    float_unary(Tensor::tanh)
 }
 pub fn exp(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    unary(Tensor::exp)
+    float_unary(Tensor::exp)
 }
 pub fn log(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    unary(Tensor::log)
+    float_unary(Tensor::log)
 }
 pub fn neg(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    unary(Tensor::neg)
+    // candle's Neg has no integer kernel.
+    unary(|x| if x.dtype().is_float() { x.neg() } else { x.zeros_like()?.sub(x) })
 }
 pub fn abs(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     unary(Tensor::abs)
 }
 pub fn sqrt(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    unary(Tensor::sqrt)
+    float_unary(Tensor::sqrt)
 }
 pub fn reciprocal(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    unary(Tensor::recip)
+    float_unary(Tensor::recip)
 }
 pub fn floor(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    unary(Tensor::floor)
+    float_unary(Tensor::floor)
 }
 pub fn ceil(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    unary(Tensor::ceil)
+    float_unary(Tensor::ceil)
 }
 pub fn round(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     // candle rounds half away from zero; ONNX rounds half to even.
@@ -283,13 +294,13 @@ pub fn sign(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     unary(Tensor::sign)
 }
 pub fn erf(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    unary(Tensor::erf)
+    float_unary(Tensor::erf)
 }
 pub fn sin(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    unary(Tensor::sin)
+    float_unary(Tensor::sin)
 }
 pub fn cos(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    unary(Tensor::cos)
+    float_unary(Tensor::cos)
 }
 pub fn tan(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     float_fn(f64::tan)
@@ -338,7 +349,7 @@ fn softplus_of(x: &Tensor) -> CResult<Tensor> {
 
 pub fn leaky_relu(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let alpha = ctx.float("alpha", 0.01) as f64;
-    unary(move |x| x.maximum(0.0)? + x.minimum(0.0)?.affine(alpha, 0.0)?)
+    float_unary(move |x| x.maximum(0.0)? + x.minimum(0.0)?.affine(alpha, 0.0)?)
 }
 pub fn prelu(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     Ok(Box::new(|xs: &[Option<&Tensor>]| {
@@ -348,41 +359,41 @@ pub fn prelu(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
 }
 pub fn elu(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let alpha = ctx.float("alpha", 1.0) as f64;
-    unary(move |x| elu_like(x, alpha, 1.0))
+    float_unary(move |x| elu_like(x, alpha, 1.0))
 }
 pub fn celu(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let alpha = ctx.float("alpha", 1.0) as f64;
-    unary(move |x| elu_like(x, alpha, 1.0 / alpha))
+    float_unary(move |x| elu_like(x, alpha, 1.0 / alpha))
 }
 pub fn selu(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let alpha = ctx.float("alpha", 1.673_263_2) as f64;
     let gamma = ctx.float("gamma", 1.050_701) as f64;
-    unary(move |x| elu_like(x, alpha, 1.0)?.affine(gamma, 0.0))
+    float_unary(move |x| elu_like(x, alpha, 1.0)?.affine(gamma, 0.0))
 }
 pub fn thresholded_relu(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let alpha = ctx.float("alpha", 1.0) as f64;
-    unary(move |x| x.gt(alpha)?.where_cond(x, &x.zeros_like()?))
+    float_unary(move |x| x.gt(alpha)?.where_cond(x, &x.zeros_like()?))
 }
 pub fn hard_sigmoid(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let (alpha, beta) = (ctx.float("alpha", 0.2) as f64, ctx.float("beta", 0.5) as f64);
-    unary(move |x| hard_sigmoid_of(x, alpha, beta))
+    float_unary(move |x| hard_sigmoid_of(x, alpha, beta))
 }
 pub fn hard_swish(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    unary(|x| x.mul(&hard_sigmoid_of(x, 1.0 / 6.0, 0.5)?))
+    float_unary(|x| x.mul(&hard_sigmoid_of(x, 1.0 / 6.0, 0.5)?))
 }
 pub fn softplus(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    unary(softplus_of)
+    float_unary(softplus_of)
 }
 pub fn softsign(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    unary(|x| x.div(&(x.abs()? + 1.0)?))
+    float_unary(|x| x.div(&(x.abs()? + 1.0)?))
 }
 pub fn mish(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    unary(|x| x.mul(&softplus_of(x)?.tanh()?))
+    float_unary(|x| x.mul(&softplus_of(x)?.tanh()?))
 }
 pub fn gelu(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     match ctx.string("approximate", "none").as_str() {
-        "none" => unary(Tensor::gelu_erf),
-        "tanh" => unary(Tensor::gelu),
+        "none" => float_unary(Tensor::gelu_erf),
+        "tanh" => float_unary(Tensor::gelu),
         other => Err(ctx.unsupported(&format!("approximate {other:?}"))),
     }
 }
@@ -504,6 +515,13 @@ mod tests {
         assert_close(&values(&run("Atanh", 9, vec![], &[&x])), &want(f32::atanh), 1e-6);
         assert_close(&values(&run("Reciprocal", 13, vec![], &[&t(&[2], &[4., -0.5])])), &[0.25, -2.], 0.0);
         assert_close(&values(&run("Erf", 13, vec![], &[&x])), &[-0.520_499_9, 0., 0.520_499_9], 1e-5);
+    }
+
+    #[test]
+    fn integers_neg_and_float_only_ops_refuse_them() {
+        assert_eq!(ints_of(&run("Neg", 13, vec![], &[&i64s(&[3, -2])])), vec![-3, 2]);
+        let k = build(&node("Exp", 1, vec![]), 13);
+        assert!(k.run(&[Some(&i64s(&[1]))]).is_err());
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! - CumSum (11+; `axis` input, `exclusive`, `reverse`).
 //!
 //! Everything runs on candle's kernels in the input dtype; ReduceProd and CumSum fold slices
-//! along the axis, so integers stay exact.
+//! along the axis, so integers stay exact. Integer ReduceL2/LogSum/LogSumExp go through f64
+//! (candle has no integer sqrt/log/exp) and are cast back.
 
 use candle_core::{DType, Result as CResult, Tensor};
 
@@ -44,14 +45,18 @@ impl Reduce {
             Reduce::Min => fold(x, dims, |t, d| t.min_keepdim(d)),
             Reduce::Prod => fold(x, dims, prod_keepdim),
             Reduce::L1 => x.abs()?.sum_keepdim(dims),
-            Reduce::L2 => x.sqr()?.sum_keepdim(dims)?.sqrt(),
+            Reduce::L2 => x.mul(x)?.sum_keepdim(dims)?.sqrt(),
             Reduce::LogSum => x.sum_keepdim(dims)?.log(),
             Reduce::LogSumExp => {
                 let m = fold(x, dims, |t, d| t.max_keepdim(d))?;
                 x.broadcast_sub(&m)?.exp()?.sum_keepdim(dims)?.log()?.add(&m)
             }
-            Reduce::SumSquare => x.sqr()?.sum_keepdim(dims),
+            Reduce::SumSquare => x.mul(x)?.sum_keepdim(dims),
         }
+    }
+
+    fn needs_float(self) -> bool {
+        matches!(self, Reduce::L2 | Reduce::LogSum | Reduce::LogSumExp)
     }
 
     /// The value of a reduction over nothing, where candle's kernels cannot give it.
@@ -104,6 +109,11 @@ impl ReduceConfig {
         let y = match self.kind.identity() {
             Some(v) if dims.iter().any(|&d| x.dims()[d] == 0) => {
                 Tensor::full(v, kept.as_slice(), x.device())?.to_dtype(x.dtype())?
+            }
+            // candle's sqrt/log/exp have no integer kernels: integer L2, LogSum and
+            // LogSumExp go through f64 and back.
+            _ if self.kind.needs_float() && !x.dtype().is_float() => {
+                self.kind.keepdim(&x.to_dtype(DType::F64)?, &dims)?.to_dtype(x.dtype())?
             }
             _ => self.kind.keepdim(x, &dims)?,
         };
@@ -319,6 +329,9 @@ mod tests {
         let k = build(&node("ReduceProd", 1, vec![ints("axes", &[1]), int("keepdims", 0)]), 13);
         let y = k.run(&[Some(&x)]).unwrap();
         assert_eq!((y[0].dtype(), ints_of(&y[0])), (DType::I64, vec![6, 20]));
+        let k = build(&node("ReduceL2", 1, vec![ints("axes", &[1]), int("keepdims", 0)]), 13);
+        let y = k.run(&[Some(&Tensor::new(&[[3i64, 4], [6, 8]], &Device::Cpu).unwrap())]).unwrap();
+        assert_eq!((y[0].dtype(), ints_of(&y[0])), (DType::I64, vec![5, 10]));
         let empty = Tensor::zeros((2, 0), DType::F32, &Device::Cpu).unwrap();
         let axes = i64s(&[1]);
         for (op, want) in [("ReduceMax", f32::NEG_INFINITY), ("ReduceProd", 1.), ("ReduceSum", 0.)] {
