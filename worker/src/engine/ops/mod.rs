@@ -7,6 +7,7 @@
 
 mod conv;
 mod elementwise;
+mod index;
 mod matmul;
 mod normalization;
 mod pool;
@@ -155,6 +156,15 @@ pub static OPS: &[OpDef] = &[
     op("Softmax", 13, normalization::softmax),
     op("LogSoftmax", 1, normalization::log_softmax_legacy),
     op("LogSoftmax", 13, normalization::log_softmax),
+    op("BatchNormalization", 1, normalization::batch_norm),
+    op("InstanceNormalization", 1, normalization::instance_norm),
+    op("LayerNormalization", 17, normalization::layer_norm),
+    op("GroupNormalization", 18, normalization::group_norm_18),
+    op("GroupNormalization", 21, normalization::group_norm),
+    op("RMSNormalization", 23, normalization::rms_norm),
+    op("MeanVarianceNormalization", 9, normalization::mean_variance_norm),
+    op("LRN", 1, normalization::lrn),
+    op("LpNormalization", 1, normalization::lp_norm),
     // shape.rs
     op("Identity", 1, shape::identity),
     op("Constant", 1, shape::constant),
@@ -167,6 +177,30 @@ pub static OPS: &[OpDef] = &[
     op("Unsqueeze", 13, shape::unsqueeze_input),
     op("Concat", 1, shape::concat),
     op("Shape", 1, shape::shape),
+    op("Slice", 1, shape::slice_attr),
+    op("Slice", 10, shape::slice_input),
+    op("Split", 1, shape::split_attr),
+    op("Split", 13, shape::split_input),
+    op("Expand", 8, shape::expand),
+    op("Tile", 6, shape::tile),
+    op("Pad", 1, shape::pad_attr),
+    op("Pad", 11, shape::pad_input),
+    op("ConstantOfShape", 9, shape::constant_of_shape),
+    op("Range", 11, shape::range),
+    op("Size", 1, shape::size),
+    op("DepthToSpace", 1, shape::depth_to_space),
+    op("SpaceToDepth", 1, shape::space_to_depth),
+    // index.rs
+    op("Gather", 1, index::gather),
+    op("GatherElements", 11, index::gather_elements),
+    op("GatherND", 11, index::gather_nd),
+    op("Scatter", 9, index::scatter_elements),
+    op("ScatterElements", 11, index::scatter_elements),
+    op("ScatterND", 11, index::scatter_nd),
+    op("OneHot", 9, index::one_hot),
+    op("Trilu", 14, index::trilu),
+    op("EyeLike", 9, index::eye_like),
+    op("NonZero", 9, index::non_zero),
 ];
 
 /// The op types the registry knows, for capabilities.
@@ -282,6 +316,14 @@ pub(crate) mod test_util {
 
     pub fn int(name: &str, v: i64) -> AttributeProto {
         AttributeProto { name: name.into(), i: v, r#type: 2, ..Default::default() }
+    }
+
+    pub fn float(name: &str, v: f32) -> AttributeProto {
+        AttributeProto { name: name.into(), f: v, r#type: 1, ..Default::default() }
+    }
+
+    pub fn string(name: &str, v: &str) -> AttributeProto {
+        AttributeProto { name: name.into(), s: v.as_bytes().to_vec(), r#type: 3, ..Default::default() }
     }
 
     pub fn build(node: &NodeProto, opset: i64) -> Box<dyn Kernel> {

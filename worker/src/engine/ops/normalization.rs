@@ -1,7 +1,11 @@
 //! Normalizations. Spec: Softmax / LogSoftmax — opsets 1–12 coerce the input to 2-D at `axis`
 //! (default 1) and normalise each row; opset 13+ normalise along `axis` (default -1).
+//! BatchNormalization (inference mode only, opsets 1–15), InstanceNormalization,
+//! LayerNormalization (17; Mean / InvStdDev outputs), GroupNormalization (18: scale / bias per
+//! group; 21: per channel), RMSNormalization (23), MeanVarianceNormalization (9, 13), LRN,
+//! LpNormalization. Statistics are computed in f32 (f64 for f64 inputs), `stash_type`'s default.
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
 use super::{axis, input, Kernel, NodeCtx};
 use crate::error::Result;
@@ -51,6 +55,191 @@ pub fn log_softmax(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     modern(ctx, true)
 }
 
+type R<T> = candle_core::Result<T>;
+
+/// The dtype statistics are computed in: f64 stays f64, anything else is f32 (`stash_type` 1).
+fn stats_dtype(x: &Tensor) -> DType {
+    if x.dtype() == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
+    }
+}
+
+/// `x - mean` and the (biased) variance over `dims`, both kept, in the statistics dtype.
+fn moments(x: &Tensor, dims: &[usize]) -> R<(Tensor, Tensor, Tensor)> {
+    let x = x.to_dtype(stats_dtype(x))?;
+    let mean = x.mean_keepdim(dims)?;
+    let centered = x.broadcast_sub(&mean)?;
+    let var = centered.sqr()?.mean_keepdim(dims)?;
+    Ok((centered, mean, var))
+}
+
+/// `(x - mean) / sqrt(var + eps)` over `dims`, with the mean and `1 / sqrt(var + eps)`.
+fn standardize(x: &Tensor, dims: &[usize], eps: f64) -> R<(Tensor, Tensor, Tensor)> {
+    let (centered, mean, var) = moments(x, dims)?;
+    let inv_std = (var + eps)?.sqrt()?.recip()?;
+    Ok((centered.broadcast_mul(&inv_std)?, mean, inv_std))
+}
+
+/// `y * scale + bias` (numpy broadcasting; absent parts skipped), cast to `dtype`.
+fn scale_shift(y: &Tensor, scale: Option<&Tensor>, bias: Option<&Tensor>, dtype: DType) -> R<Tensor> {
+    let mut y = y.clone();
+    if let Some(s) = scale {
+        y = y.broadcast_mul(&s.to_dtype(y.dtype())?)?;
+    }
+    if let Some(b) = bias {
+        y = y.broadcast_add(&b.to_dtype(y.dtype())?)?;
+    }
+    y.to_dtype(dtype)
+}
+
+/// A per-channel parameter (`[C]`) seen as `[1, C, 1, …]` for an input of `rank`; a parameter
+/// with as many elements as one sample (BatchNormalization's `spatial = 0`) as `[1, …dims]`.
+fn per_channel(p: &Tensor, dims: &[usize]) -> R<Tensor> {
+    let mut shape = vec![1; dims.len()];
+    if p.elem_count() == dims.get(1).copied().unwrap_or(1) {
+        shape[1.min(dims.len() - 1)] = p.elem_count();
+    } else {
+        shape[1..].copy_from_slice(&dims[1..]);
+    }
+    p.reshape(shape)
+}
+
+/// The dims from `axis` to the end (LayerNormalization, RMSNormalization).
+fn trailing(a: i64, rank: usize) -> R<Vec<usize>> {
+    Ok((axis(a, rank)?..rank).collect())
+}
+
+/// BatchNormalization in inference mode, every opset: opsets before 9 (`spatial` = 0 gives
+/// per-element statistics) and 15's mixed parameter dtypes are handled by the parameter shape and
+/// a cast; `training_mode` (14+) and the running-statistics outputs are not supported.
+pub fn batch_norm(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    if ctx.int("training_mode", 0) != 0 || ctx.node.output.iter().skip(1).any(|o| !o.is_empty()) {
+        return Err(ctx.unsupported("training mode"));
+    }
+    let eps = ctx.float("epsilon", 1e-5) as f64;
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
+        let x = input(xs, 0)?;
+        let param = |i| -> R<Tensor> { per_channel(&input(xs, i)?.to_dtype(stats_dtype(x))?, x.dims()) };
+        let inv_std = (param(4)? + eps)?.sqrt()?.recip()?;
+        let y = x.to_dtype(stats_dtype(x))?.broadcast_sub(&param(3)?)?.broadcast_mul(&inv_std)?;
+        Ok(vec![scale_shift(&y, Some(&param(1)?), Some(&param(2)?), x.dtype())?])
+    }))
+}
+
+/// LayerNormalization (17): over the dims from `axis`; outputs Y, Mean, InvStdDev.
+pub fn layer_norm(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let (a, eps) = (ctx.int("axis", -1), ctx.float("epsilon", 1e-5) as f64);
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
+        let x = input(xs, 0)?;
+        let (y, mean, inv_std) = standardize(x, &trailing(a, x.rank())?, eps)?;
+        let bias = xs.get(2).copied().flatten();
+        Ok(vec![scale_shift(&y, Some(input(xs, 1)?), bias, x.dtype())?, mean, inv_std])
+    }))
+}
+
+/// RMSNormalization (23): `x / sqrt(mean(x²) + eps) * scale` over the dims from `axis`.
+pub fn rms_norm(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let (a, eps) = (ctx.int("axis", -1), ctx.float("epsilon", 1e-5) as f64);
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
+        let x = input(xs, 0)?;
+        let xf = x.to_dtype(stats_dtype(x))?;
+        let ms = xf.sqr()?.mean_keepdim(trailing(a, x.rank())?)?;
+        let y = xf.broadcast_mul(&(ms + eps)?.sqrt()?.recip()?)?;
+        Ok(vec![scale_shift(&y, Some(input(xs, 1)?), None, x.dtype())?])
+    }))
+}
+
+/// InstanceNormalization: per sample and channel over the spatial dims.
+pub fn instance_norm(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let eps = ctx.float("epsilon", 1e-5) as f64;
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
+        let x = input(xs, 0)?;
+        let (y, _, _) = standardize(x, &(2..x.rank()).collect::<Vec<_>>(), eps)?;
+        let (scale, bias) = (per_channel(input(xs, 1)?, x.dims())?, per_channel(input(xs, 2)?, x.dims())?);
+        Ok(vec![scale_shift(&y, Some(&scale), Some(&bias), x.dtype())?])
+    }))
+}
+
+/// GroupNormalization: statistics per sample and group of channels; `per_group` parameters
+/// (`[num_groups]`, opset 18) or per channel (`[C]`, opset 21).
+fn group_norm_kernel(ctx: &NodeCtx, per_group: bool) -> Result<Box<dyn Kernel>> {
+    let eps = ctx.float("epsilon", 1e-5) as f64;
+    let groups = ctx.int("num_groups", 0);
+    if groups <= 0 {
+        return Err(ctx.unsupported("num_groups must be positive"));
+    }
+    let g = groups as usize;
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
+        let x = input(xs, 0)?;
+        let (n, c) = (x.dims()[0], x.dims().get(1).copied().unwrap_or(1));
+        let (y, _, _) = standardize(&x.reshape((n, g, x.elem_count() / (n * g).max(1)))?, &[2], eps)?;
+        let param = |i| -> R<Tensor> {
+            let p = input(xs, i)?;
+            let p = if per_group { p.reshape((g, 1))?.broadcast_as((g, c / g))?.flatten_all()? } else { p.clone() };
+            per_channel(&p, x.dims())
+        };
+        Ok(vec![scale_shift(&y.reshape(x.dims())?, Some(&param(1)?), Some(&param(2)?), x.dtype())?])
+    }))
+}
+
+pub fn group_norm_18(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    group_norm_kernel(ctx, true)
+}
+pub fn group_norm(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    group_norm_kernel(ctx, false)
+}
+
+/// MeanVarianceNormalization: `(x - mean) / (sqrt(var) + 1e-9)` over `axes` (default 0, 2, 3),
+/// as the spec's function body computes it.
+pub fn mean_variance_norm(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let axes = ctx.ints("axes").unwrap_or_else(|| vec![0, 2, 3]);
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
+        let x = input(xs, 0)?;
+        let dims = axes.iter().map(|&a| axis(a, x.rank())).collect::<R<Vec<_>>>()?;
+        let (centered, _, var) = moments(x, &dims)?;
+        Ok(vec![centered.broadcast_div(&(var.sqrt()? + 1e-9)?)?.to_dtype(x.dtype())?])
+    }))
+}
+
+/// LRN: `x / (bias + alpha / size * Σ x²)^beta`, the sum over `size` neighbouring channels.
+pub fn lrn(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let size = ctx.int("size", 0);
+    if size <= 0 {
+        return Err(ctx.unsupported("size must be positive"));
+    }
+    let size = size as usize;
+    let (alpha, beta, bias) = (ctx.float("alpha", 1e-4) as f64, ctx.float("beta", 0.75) as f64, ctx.float("bias", 1.) as f64);
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
+        let x = input(xs, 0)?;
+        let xf = x.to_dtype(stats_dtype(x))?;
+        let c = xf.dim(1)?;
+        let before = (size - 1) / 2;
+        let sq = xf.sqr()?.pad_with_zeros(1, before, size - 1 - before)?;
+        let mut sum = sq.narrow(1, 0, c)?;
+        for i in 1..size {
+            sum = (sum + sq.narrow(1, i, c)?)?;
+        }
+        Ok(vec![(xf / sum.affine(alpha / size as f64, bias)?.powf(beta)?)?.to_dtype(x.dtype())?])
+    }))
+}
+
+/// LpNormalization: `x / ‖x‖_p` along `axis` (p 1 or 2); a zero norm gives zeros.
+pub fn lp_norm(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let (a, p) = (ctx.int("axis", -1), ctx.int("p", 2));
+    if p != 1 && p != 2 {
+        return Err(ctx.unsupported(&format!("p = {p}")));
+    }
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
+        let x = input(xs, 0)?;
+        let k = axis(a, x.rank())?;
+        let norm = if p == 1 { x.abs()?.sum_keepdim(k)? } else { x.sqr()?.sum_keepdim(k)?.sqrt()? };
+        let safe = norm.eq(0.)?.where_cond(&norm.ones_like()?, &norm)?;
+        Ok(vec![x.broadcast_div(&safe)?])
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::*;
@@ -68,5 +257,66 @@ mod tests {
         let s: f32 = [1f32, 2., 3., 4.].iter().map(|v| v.exp()).sum();
         let want: Vec<f32> = [1f32, 2., 3., 4.].iter().map(|v| v.exp() / s).collect();
         assert_close(&values(&y[0]), &want, 1e-6);
+    }
+
+    fn run(n: &candle_onnx::onnx::NodeProto, opset: i64, xs: &[&candle_core::Tensor]) -> Vec<candle_core::Tensor> {
+        let args: Vec<Option<&candle_core::Tensor>> = xs.iter().map(|&x| Some(x)).collect();
+        build(n, opset).run(&args).unwrap()
+    }
+
+    #[test]
+    fn layer_norm_axis_picks_the_normalised_dims() {
+        let x = t(&[2, 2], &[1., 3., 2., 6.]);
+        let (one, zero) = (t(&[2], &[1., 1.]), t(&[2], &[0., 0.]));
+        let y = run(&node("LayerNormalization", 3, vec![float("epsilon", 0.)]), 17, &[&x, &one, &zero]);
+        assert_close(&values(&y[0]), &[-1., 1., -1., 1.], 1e-5);
+        assert_close(&values(&y[1]), &[2., 4.], 1e-6);
+        assert_close(&values(&y[2]), &[1., 0.5], 1e-6);
+        // axis 0: one mean (3) and variance (3.5) over all four; scale [2, 2] broadcasts.
+        let n = node("LayerNormalization", 2, vec![int("axis", 0), float("epsilon", 0.)]);
+        let y = run(&n, 17, &[&x, &t(&[2, 2], &[1., 1., 1., 2.])]);
+        let s = 3.5f32.sqrt();
+        assert_close(&values(&y[0]), &[-2. / s, 0., -1. / s, 6. / s], 1e-5);
+    }
+
+    #[test]
+    fn batch_and_instance_norm_use_per_channel_parameters() {
+        let x = t(&[1, 2, 2], &[1., 3., 2., 6.]);
+        let (scale, bias) = (t(&[2], &[1., 2.]), t(&[2], &[0., 1.]));
+        let n = node("BatchNormalization", 5, vec![float("epsilon", 0.)]);
+        let y = run(&n, 15, &[&x, &scale, &bias, &t(&[2], &[1., 2.]), &t(&[2], &[4., 16.])]);
+        assert_close(&values(&y[0]), &[0., 1., 1., 3.], 1e-6);
+        let n = node("InstanceNormalization", 3, vec![float("epsilon", 0.)]);
+        let y = run(&n, 6, &[&x, &scale, &bias]);
+        assert_close(&values(&y[0]), &[-1., 1., -1., 3.], 1e-5);
+    }
+
+    #[test]
+    fn group_norm_parameters_per_group_at_18_per_channel_at_21() {
+        let x = t(&[1, 2, 2], &[1., 3., 2., 6.]);
+        let n = node("GroupNormalization", 3, vec![int("num_groups", 1), float("epsilon", 0.)]);
+        // One group of 1, 3, 2, 6: mean 3, std sqrt(3.5).
+        let z: Vec<f32> = [1f32, 3., 2., 6.].iter().map(|v| (v - 3.) / 3.5f32.sqrt()).collect();
+        let y = run(&n, 18, &[&x, &t(&[1], &[2.]), &t(&[1], &[1.])]);
+        assert_close(&values(&y[0]), &z.iter().map(|v| 2. * v + 1.).collect::<Vec<_>>(), 1e-5);
+        let y = run(&n, 21, &[&x, &t(&[2], &[1., 2.]), &t(&[2], &[0., 1.])]);
+        assert_close(&values(&y[0]), &[z[0], z[1], 2. * z[2] + 1., 2. * z[3] + 1.], 1e-5);
+    }
+
+    #[test]
+    fn rms_mvn_lrn_and_lp() {
+        let x = t(&[1, 2, 1, 1], &[3., 4.]);
+        let y = run(&node("RMSNormalization", 2, vec![int("axis", 1), float("epsilon", 0.)]), 23, &[&x, &t(&[1], &[2.])]);
+        let rms = 12.5f32.sqrt();
+        assert_close(&values(&y[0]), &[6. / rms, 8. / rms], 1e-5);
+        let y = run(&node("MeanVarianceNormalization", 1, vec![ints("axes", &[1])]), 13, &[&x]);
+        assert_close(&values(&y[0]), &[-1., 1.], 1e-5);
+        let n = node("LRN", 1, vec![int("size", 3), float("alpha", 3.), float("beta", 1.), float("bias", 1.)]);
+        // Both channels see 3² + 4² = 25 → x / (1 + 25).
+        assert_close(&values(&run(&n, 13, &[&x])[0]), &[3. / 26., 4. / 26.], 1e-6);
+        let y = run(&node("LpNormalization", 1, vec![int("axis", 1)]), 13, &[&x]);
+        assert_close(&values(&y[0]), &[0.6, 0.8], 1e-6);
+        let y = run(&node("LpNormalization", 1, vec![int("axis", 1), int("p", 1)]), 13, &[&t(&[1, 2], &[0., 0.])]);
+        assert_close(&values(&y[0]), &[0., 0.], 0.);
     }
 }
