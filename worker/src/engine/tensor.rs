@@ -13,6 +13,7 @@ pub mod onnx_type {
     pub const FLOAT: i32 = 1;
     pub const UINT8: i32 = 2;
     pub const INT8: i32 = 3;
+    pub const UINT16: i32 = 4;
     pub const INT16: i32 = 5;
     pub const INT32: i32 = 6;
     pub const INT64: i32 = 7;
@@ -20,16 +21,20 @@ pub mod onnx_type {
     pub const FLOAT16: i32 = 10;
     pub const DOUBLE: i32 = 11;
     pub const UINT32: i32 = 12;
+    pub const UINT64: i32 = 13;
     pub const BFLOAT16: i32 = 16;
 }
 
-/// The candle dtype that stores an ONNX element type (bool is stored as u8).
+/// The candle dtype that stores an ONNX element type. Bool is stored as u8; types candle lacks
+/// are widened: int8 → i16, uint16 → i32, uint64 → i64 (values above i64::MAX wrap).
 pub fn dtype_of_onnx(code: i32) -> Result<DType> {
     use onnx_type::*;
     Ok(match code {
         FLOAT => DType::F32,
         UINT8 | BOOL => DType::U8,
-        INT16 => DType::I16,
+        INT8 | INT16 => DType::I16,
+        UINT16 => DType::I32,
+        UINT64 => DType::I64,
         INT32 => DType::I32,
         INT64 => DType::I64,
         FLOAT16 => DType::F16,
@@ -58,6 +63,17 @@ pub fn wire_dtype_of_onnx(code: i32) -> Option<wick_shared::DType> {
     })
 }
 
+/// Bytes per element of an ONNX type in raw data (differs from the stored size when widened).
+pub fn onnx_elem_size(code: i32) -> Result<usize> {
+    use onnx_type::*;
+    Ok(match code {
+        INT8 => 1,
+        UINT16 => 2,
+        UINT64 => 8,
+        other => dtype_of_onnx(other)?.size_in_bytes(),
+    })
+}
+
 /// A typed, zero-initialised host allocation for one tensor. Zeroed Vecs come from `calloc`, so
 /// pages are only touched as the loader writes them.
 #[derive(Debug)]
@@ -71,9 +87,22 @@ pub enum HostBuffer {
     BF16(Vec<bf16>),
     F32(Vec<f32>),
     F64(Vec<f64>),
+    /// Raw bytes of an ONNX type candle lacks, widened when the tensor is made.
+    Widened { onnx_type: i32, raw: Vec<u8> },
 }
 
 impl HostBuffer {
+    /// The allocation that receives an ONNX tensor's raw bytes.
+    pub fn for_onnx(onnx_type: i32, numel: usize) -> Result<Self> {
+        use onnx_type::*;
+        match onnx_type {
+            INT8 | UINT16 | UINT64 => {
+                Ok(HostBuffer::Widened { onnx_type, raw: vec![0; numel * onnx_elem_size(onnx_type)?] })
+            }
+            other => HostBuffer::zeroed(dtype_of_onnx(other)?, numel),
+        }
+    }
+
     pub fn zeroed(dtype: DType, numel: usize) -> Result<Self> {
         Ok(match dtype {
             DType::U8 => HostBuffer::U8(vec![0; numel]),
@@ -101,6 +130,7 @@ impl HostBuffer {
             HostBuffer::BF16(v) => bytemuck::cast_slice_mut(v),
             HostBuffer::F32(v) => bytemuck::cast_slice_mut(v),
             HostBuffer::F64(v) => bytemuck::cast_slice_mut(v),
+            HostBuffer::Widened { raw, .. } => raw.as_mut_slice(),
         }
     }
 
@@ -117,6 +147,23 @@ impl HostBuffer {
             HostBuffer::BF16(v) => Tensor::from_vec(v, dims, dev),
             HostBuffer::F32(v) => Tensor::from_vec(v, dims, dev),
             HostBuffer::F64(v) => Tensor::from_vec(v, dims, dev),
+            HostBuffer::Widened { onnx_type, raw } => {
+                use onnx_type::*;
+                match onnx_type {
+                    INT8 => Tensor::from_vec(raw.iter().map(|&b| b as i8 as i16).collect::<Vec<_>>(), dims, dev),
+                    UINT16 => {
+                        let v: Vec<i32> = raw.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]) as i32).collect();
+                        Tensor::from_vec(v, dims, dev)
+                    }
+                    _ => {
+                        let v: Vec<i64> = raw
+                            .chunks_exact(8)
+                            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as i64)
+                            .collect();
+                        Tensor::from_vec(v, dims, dev)
+                    }
+                }
+            }
         };
         t.map_err(|e| WickError::Internal(format!("tensor from buffer: {e}")))
     }
@@ -136,7 +183,7 @@ pub fn dims_of_proto(p: &TensorProto) -> Result<Vec<usize>> {
 /// Byte length a tensor of this ONNX type and these dims occupies as raw data.
 pub fn byte_len(code: i32, dims: &[usize]) -> Result<usize> {
     let numel: usize = dims.iter().product();
-    Ok(numel * dtype_of_onnx(code)?.size_in_bytes())
+    Ok(numel * onnx_elem_size(code)?)
 }
 
 /// Decode a tensor whose data is inside the proto (raw_data or a typed repeated field).
@@ -145,7 +192,6 @@ pub fn from_proto(p: &TensorProto) -> Result<Tensor> {
     let dims = dims_of_proto(p)?;
     let numel: usize = dims.iter().product();
     let dtype = dtype_of_onnx(p.data_type)?;
-    let mut buf = HostBuffer::zeroed(dtype, numel)?;
     let mismatch = |found: usize| {
         WickError::invalid(format!(
             "tensor '{}' holds {found} values/bytes, its dims {dims:?} need {numel} elements",
@@ -153,6 +199,7 @@ pub fn from_proto(p: &TensorProto) -> Result<Tensor> {
         ))
     };
     if !p.raw_data.is_empty() {
+        let mut buf = HostBuffer::for_onnx(p.data_type, numel)?;
         let dst = buf.bytes_mut();
         if dst.len() != p.raw_data.len() {
             return Err(mismatch(p.raw_data.len()));
@@ -164,14 +211,18 @@ pub fn from_proto(p: &TensorProto) -> Result<Tensor> {
         FLOAT => p.float_data.len(),
         INT64 => p.int64_data.len(),
         DOUBLE => p.double_data.len(),
-        UINT32 => p.uint64_data.len(),
+        UINT32 | UINT64 => p.uint64_data.len(),
         _ => p.int32_data.len(),
     };
     if count != numel {
         return Err(mismatch(count));
     }
+    let mut buf = HostBuffer::zeroed(dtype, numel)?;
     match &mut buf {
         HostBuffer::F32(v) => v.copy_from_slice(&p.float_data),
+        HostBuffer::I64(v) if p.data_type == UINT64 => {
+            v.iter_mut().zip(&p.uint64_data).for_each(|(d, &s)| *d = s as i64)
+        }
         HostBuffer::I64(v) => v.copy_from_slice(&p.int64_data),
         HostBuffer::F64(v) => v.copy_from_slice(&p.double_data),
         HostBuffer::U32(v) => v.iter_mut().zip(&p.uint64_data).for_each(|(d, &s)| *d = s as u32),
@@ -184,6 +235,9 @@ pub fn from_proto(p: &TensorProto) -> Result<Tensor> {
         }
         HostBuffer::BF16(v) => {
             v.iter_mut().zip(&p.int32_data).for_each(|(d, &s)| *d = bf16::from_bits(s as u16))
+        }
+        HostBuffer::Widened { .. } => {
+            return Err(WickError::Internal("zeroed() made a widened buffer".into()))
         }
     }
     buf.into_tensor(&dims)
@@ -206,11 +260,10 @@ pub fn from_wire(name: &str, t: &wick_shared::Tensor) -> Result<Tensor> {
         W::Uint8 | W::Bool => DType::U8,
         W::Int32 => DType::I32,
         W::Int64 => DType::I64,
-        W::Int8 => {
-            return Err(WickError::BadInput(format!("input '{name}': int8 is not supported yet")))
-        }
+        W::Int8 => DType::I16,
     };
-    let mut buf = HostBuffer::zeroed(dtype, t.numel())?;
+    let onnx = if t.dtype == W::Int8 { onnx_type::INT8 } else { 0 };
+    let mut buf = if onnx != 0 { HostBuffer::for_onnx(onnx, t.numel())? } else { HostBuffer::zeroed(dtype, t.numel())? };
     buf.bytes_mut().copy_from_slice(&t.data);
     buf.into_tensor(&t.dims)
 }
@@ -224,6 +277,9 @@ pub fn to_wire(t: &Tensor, declared: Option<wick_shared::DType>) -> Result<wick_
         DType::F32 => (W::Float32, bytes_of(&flat.to_vec1::<f32>().map_err(internal)?)),
         DType::F16 => (W::Float16, bytes_of(&flat.to_vec1::<f16>().map_err(internal)?)),
         DType::I32 => (W::Int32, bytes_of(&flat.to_vec1::<i32>().map_err(internal)?)),
+        DType::I16 if declared == Some(W::Int8) => {
+            (W::Int8, flat.to_vec1::<i16>().map_err(internal)?.iter().map(|&v| v as i8 as u8).collect())
+        }
         DType::I64 => (W::Int64, bytes_of(&flat.to_vec1::<i64>().map_err(internal)?)),
         DType::U8 => {
             let kind = if declared == Some(W::Bool) { W::Bool } else { W::Uint8 };
@@ -241,4 +297,39 @@ pub fn to_wire(t: &Tensor, declared: Option<wick_shared::DType>) -> Result<wick_
 
 fn bytes_of<T: bytemuck::Pod>(v: &[T]) -> Vec<u8> {
     bytemuck::cast_slice(v).to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proto(data_type: i32, dims: Vec<i64>, raw: Vec<u8>) -> TensorProto {
+        TensorProto { data_type, dims, raw_data: raw, ..Default::default() }
+    }
+
+    #[test]
+    fn types_candle_lacks_are_widened_with_their_values() {
+        let t = from_proto(&proto(onnx_type::INT8, vec![3], vec![0x80, 0xff, 0x05])).unwrap();
+        assert_eq!(t.to_vec1::<i16>().unwrap(), vec![-128, -1, 5]);
+        let t = from_proto(&proto(onnx_type::UINT16, vec![2], vec![0xff, 0xff, 0x01, 0x00])).unwrap();
+        assert_eq!(t.to_vec1::<i32>().unwrap(), vec![65535, 1]);
+        let mut raw = 7u64.to_le_bytes().to_vec();
+        raw.extend(1u64.to_le_bytes());
+        let t = from_proto(&proto(onnx_type::UINT64, vec![2], raw)).unwrap();
+        assert_eq!(t.to_vec1::<i64>().unwrap(), vec![7, 1]);
+    }
+
+    #[test]
+    fn raw_data_of_the_wrong_length_is_an_invalid_model() {
+        let err = from_proto(&proto(onnx_type::FLOAT, vec![2], vec![0; 7])).unwrap_err();
+        assert_eq!(err.code(), wick_shared::ErrorCode::InvalidModel);
+    }
+
+    #[test]
+    fn int8_round_trips_over_the_wire() {
+        let wire = wick_shared::Tensor { dtype: wick_shared::DType::Int8, dims: vec![2], data: vec![0xfe, 3] };
+        let t = from_wire("x", &wire).unwrap();
+        assert_eq!(t.to_vec1::<i16>().unwrap(), vec![-2, 3]);
+        assert_eq!(to_wire(&t, Some(wick_shared::DType::Int8)).unwrap(), wire);
+    }
 }

@@ -5,7 +5,7 @@
 use candle_core::Tensor;
 
 use super::ExternalTensor;
-use crate::engine::tensor::{dtype_of_onnx, HostBuffer};
+use crate::engine::tensor::HostBuffer;
 use crate::error::Result;
 
 /// Allocates destinations for external tensors and turns filled ones into tensors.
@@ -33,7 +33,7 @@ impl Placement for CpuPlacement {
 
     fn alloc(&mut self, tensor: &ExternalTensor) -> Result<HostBuffer> {
         let numel = tensor.dims.iter().product();
-        HostBuffer::zeroed(dtype_of_onnx(tensor.onnx_type)?, numel)
+        HostBuffer::for_onnx(tensor.onnx_type, numel)
     }
 
     fn write<C: super::Chunk + ?Sized>(
