@@ -50,7 +50,7 @@ pub fn gather(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
         let mut dims = x.dims()[..k].to_vec();
         dims.extend(idx.dims());
         dims.extend(&x.dims()[k + 1..]);
-        Ok(vec![x.index_select(&ids, k)?.reshape(dims)?])
+        Ok(vec![x.contiguous()?.index_select(&ids, k)?.reshape(dims)?])
     }))
 }
 

@@ -176,14 +176,19 @@ fn opt_ints(xs: &[Option<&Tensor>], i: usize) -> R<Option<Vec<i64>>> {
     xs.get(i).copied().flatten().map(int_values).transpose()
 }
 
+/// Dim `k` of `x` at the positions `ids` (candle's index_select wants a contiguous source).
+fn select(x: &Tensor, k: usize, ids: Vec<i64>) -> R<Tensor> {
+    let n = ids.len();
+    x.contiguous()?.index_select(&Tensor::from_vec(ids, n, x.device())?, k)
+}
+
 /// Dim `k` of `x` at positions `start, start + step, …` (`count` of them); numpy clamping of
 /// `start` / `end` is done by the caller.
 fn take_strided(x: &Tensor, k: usize, start: i64, step: i64, count: usize) -> R<Tensor> {
     if step == 1 {
         return x.narrow(k, start as usize, count);
     }
-    let ids: Vec<i64> = (0..count as i64).map(|j| start + j * step).collect();
-    x.index_select(&Tensor::from_vec(ids, count, x.device())?, k)
+    select(x, k, (0..count as i64).map(|j| start + j * step).collect())
 }
 
 /// ONNX Slice: per listed axis, numpy-style `start:end:step` with negative positions counted
@@ -348,9 +353,7 @@ fn pad_axis(x: &Tensor, k: usize, before: i64, after: i64, mode: PadMode, value:
             if m < n { m } else { 2 * (n - 1) - m }
         }
     };
-    let ids: Vec<i64> = (-before..n + after).map(src).collect();
-    let len = ids.len();
-    x.index_select(&Tensor::from_vec(ids, len, x.device())?, k)
+    select(&x, k, (-before..n + after).map(src).collect())
 }
 
 /// ONNX Pad: `pads` is `[begin_0, …, begin_k, end_0, …, end_k]` over `axes` (all by default).
@@ -478,6 +481,9 @@ mod tests {
         let y = run(&n, 13, &[Some(&x), Some(&ids(&[1, 1])), Some(&ids(&[i64::MAX, 3])), None, None]);
         assert_eq!(y[0].dims(), &[1, 2]);
         assert_close(&values(&y[0]), &[6., 7.], 0.);
+        // A strided slice of a non-contiguous (transposed) input.
+        let y = run(&n, 13, &[Some(&x.t().unwrap()), Some(&ids(&[0])), Some(&ids(&[4])), None, Some(&ids(&[2]))]);
+        assert_close(&values(&y[0]), &[1., 5., 3., 7.], 0.);
         // Opset 1: the same slice from attributes.
         let n = tu::node("Slice", 1, vec![tu::ints("starts", &[1]), tu::ints("ends", &[3]), tu::ints("axes", &[-1])]);
         assert_close(&values(&run(&n, 1, &[Some(&x)])[0]), &[2., 3., 6., 7.], 0.);
