@@ -132,17 +132,19 @@ impl Plan {
             return Err(WickError::UnsupportedOp { domain, op_type, opset, detail });
         }
 
+        // Graph outputs may be inputs, constants or folded values as well as step outputs.
+        let mut outputs = Vec::new();
+        for o in &graph.output {
+            let produced = slots.contains_key(&o.name) || known.contains_key(&o.name);
+            if !produced {
+                return Err(WickError::invalid(format!("graph output '{}' is produced by no node", o.name)));
+            }
+            outputs.push((o.name.clone(), slot_of(&o.name, &mut slots)));
+        }
         for (name, tensor) in known {
             if let Some(&slot) = slots.get(&name) {
                 constants.push((slot, tensor));
             }
-        }
-        let mut outputs = Vec::new();
-        for o in &graph.output {
-            let slot = *slots.get(&o.name).ok_or_else(|| {
-                WickError::invalid(format!("graph output '{}' is produced by no node", o.name))
-            })?;
-            outputs.push((o.name.clone(), slot));
         }
 
         // Liveness: free each non-constant, non-output slot after its last reader (or right
@@ -395,6 +397,20 @@ mod tests {
         let x = Tensor::arange(0f32, 24., &candle_core::Device::Cpu).unwrap().reshape((2, 3, 4)).unwrap();
         let out = plan.run(HashMap::from([("x".to_string(), x)]), None).unwrap();
         assert_eq!(out.outputs[0].1.dims(), &[2, 12]);
+    }
+
+    #[test]
+    fn a_folded_value_can_be_a_graph_output() {
+        let graph = GraphProto {
+            input: vec![value("x", &[2, 3])],
+            output: vec![value("s", &[2])],
+            node: vec![node("Shape", &["x"], "s", vec![])],
+            ..Default::default()
+        };
+        let plan = Plan::build(graph, HashMap::new(), &HashMap::from([(String::new(), 13)])).unwrap();
+        let x = Tensor::zeros((2, 3), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();
+        let out = plan.run(HashMap::from([("x".to_string(), x)]), None).unwrap();
+        assert_eq!(out.outputs[0].1.to_vec1::<i64>().unwrap(), vec![2, 3]);
     }
 
     #[test]
