@@ -16,5 +16,8 @@ pub mod tasks;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod check;
+
 #[cfg(target_arch = "wasm32")]
 mod web;

@@ -4,6 +4,7 @@
 //! [`dist`] packages the two wasm crates with their JS glue, [`serve`] is the static server for the
 //! demo and the browser tests, [`test_cmd`] runs both test suites. Run `cargo xtask help`.
 
+mod conformance;
 mod dist;
 mod serve;
 mod test_cmd;
@@ -29,6 +30,13 @@ Commands:
   test [--native-only | --browser-only]
                         cargo test --workspace, then the browser tests
                         (node --test {tests,main-thread/tests}/**/*.test.mjs against the served site)
+  check-model [--rel R] [--abs A] DIR...
+                        run ONNX-test-style folders (model.onnx + test_data_set_*/) natively:
+                        max abs / rel difference per output, then `N passed, M failed`
+  conformance [--suite node|pytorch-converted|pytorch-operator|simple|all] [--filter SUBSTR]
+              [--list-failures FILE] [--write-md FILE] [--rel R] [--abs A] [--wheel FILE]
+                        the ONNX backend test suite (default: node) from the onnx wheel,
+                        fetched into target/onnx-tests/ by pip (or from --wheel); see CONFORMANCE.md
   help                  this text
 ";
 
@@ -98,6 +106,11 @@ fn run(args: Vec<String>) -> Result<()> {
                 bail!("--native-only and --browser-only exclude each other");
             }
             test_cmd::test(!browser_only, !native_only)?;
+        }
+        "check-model" => conformance::check_model(args.0.drain(..).collect())?,
+        "conformance" => {
+            let wheel = args.value("--wheel")?.map(PathBuf::from);
+            conformance::conformance(wheel, args.0.drain(..).collect())?;
         }
         other => bail!("unknown command `{other}`; see `cargo xtask help`"),
     }
