@@ -5,6 +5,7 @@
 //! Adding an op: write `fn build(ctx: &NodeCtx) -> Result<Box<dyn Kernel>>` in its family file
 //! and add one line to [`OPS`].
 
+mod attention;
 mod conv;
 mod elementwise;
 mod index;
@@ -201,6 +202,8 @@ pub static OPS: &[OpDef] = &[
     op("Trilu", 14, index::trilu),
     op("EyeLike", 9, index::eye_like),
     op("NonZero", 9, index::non_zero),
+    // attention.rs
+    op("Attention", 23, attention::attention),
 ];
 
 /// The op types the registry knows, for capabilities.
@@ -231,7 +234,7 @@ pub struct NodeCtx<'a> {
 }
 
 impl NodeCtx<'_> {
-    fn attr(&self, name: &str) -> Option<&AttributeProto> {
+    pub fn attr(&self, name: &str) -> Option<&AttributeProto> {
         self.node.attribute.iter().find(|a| a.name == name)
     }
 

@@ -11,7 +11,7 @@ use super::{axis, input, Kernel, NodeCtx};
 use crate::error::Result;
 
 /// Numerically stable softmax (or log-softmax) along `dim`.
-fn softmax_along(x: &Tensor, dim: usize, log: bool) -> candle_core::Result<Tensor> {
+pub(super) fn softmax_along(x: &Tensor, dim: usize, log: bool) -> candle_core::Result<Tensor> {
     let shifted = x.broadcast_sub(&x.max_keepdim(dim)?)?;
     let e = shifted.exp()?;
     let sum = e.sum_keepdim(dim)?;
