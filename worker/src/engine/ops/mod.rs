@@ -168,6 +168,7 @@ pub static OPS: &[OpDef] = &[
     op("LpNormalization", 1, normalization::lp_norm),
     // shape.rs
     op("Identity", 1, shape::identity),
+    op("Dropout", 1, shape::dropout),
     op("Constant", 1, shape::constant),
     op("Reshape", 5, shape::reshape),
     op("Flatten", 1, shape::flatten),

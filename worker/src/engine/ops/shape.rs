@@ -14,7 +14,33 @@ use crate::engine::tensor::from_proto;
 use crate::error::{Result, WickError};
 
 pub fn identity(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    Ok(Box::new(|xs: &[Option<&Tensor>]| Ok(vec![input(xs, 0)?.clone()])))
+    Ok(Box::new(|xs: &[Option<&Tensor>]| {
+        Ok(vec![input(xs, 0)?.clone()])
+    }))
+}
+
+/// Dropout at inference: the data passes through and the optional mask keeps everything.
+/// Training mode (opset 12+ input 2 true, or `is_test` 0 before opset 7) is random: refused.
+pub fn dropout(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    if ctx.opset < 7 && ctx.int("is_test", 0) == 0 {
+        return Err(ctx.unsupported("training mode (is_test = 0)"));
+    }
+    Ok(Box::new(|xs: &[Option<&Tensor>]| {
+        let x = input(xs, 0)?;
+        if let Some(training) = xs.get(2).copied().flatten() {
+            let ratio = xs.get(1).copied().flatten().map_or(Ok(0.5), |r| {
+                r.flatten_all()?
+                    .to_dtype(candle_core::DType::F32)?
+                    .to_vec1::<f32>()
+                    .map(|v| v.first().copied().unwrap_or(0.5))
+            })?;
+            if int_values(training)?.first().is_some_and(|&t| t != 0) && ratio > 0.0 {
+                candle_core::bail!("training-mode Dropout is random; Wick runs inference only")
+            }
+        }
+        let mask = Tensor::ones(x.shape(), candle_core::DType::U8, x.device())?;
+        Ok(vec![x.clone(), mask])
+    }))
 }
 
 pub fn constant(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
@@ -33,7 +59,9 @@ pub fn constant(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     } else {
         return Err(ctx.unsupported("no value, value_float(s) or value_int(s) attribute"));
     };
-    Ok(Box::new(move |_: &[Option<&Tensor>]| Ok(vec![value.clone()])))
+    Ok(Box::new(move |_: &[Option<&Tensor>]| {
+        Ok(vec![value.clone()])
+    }))
 }
 
 /// ONNX Reshape's target dims for an input of `dims`.
@@ -47,9 +75,9 @@ fn reshape_dims(dims: &[usize], spec: &[i64], allow_zero: bool) -> candle_core::
                 infer = Some(i);
                 out.push(1);
             }
-            0 if !allow_zero => out.push(
-                *dims.get(i).ok_or_else(|| candle_core::Error::Msg(format!("shape {spec:?}: no dim {i} to copy")))?,
-            ),
+            0 if !allow_zero => out.push(*dims.get(i).ok_or_else(|| {
+                candle_core::Error::Msg(format!("shape {spec:?}: no dim {i} to copy"))
+            })?),
             s if s >= 0 => out.push(s as usize),
             _ => candle_core::bail!("bad reshape target {spec:?}"),
         }
@@ -78,7 +106,11 @@ pub fn flatten(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     Ok(Box::new(move |xs: &[Option<&Tensor>]| {
         let x = input(xs, 0)?;
         // axis may equal rank here (everything in the outer dim).
-        let k = if a == x.rank() as i64 { x.rank() } else { axis(a, x.rank())? };
+        let k = if a == x.rank() as i64 {
+            x.rank()
+        } else {
+            axis(a, x.rank())?
+        };
         let outer: usize = x.dims()[..k].iter().product();
         Ok(vec![x.reshape((outer, x.elem_count() / outer.max(1)))?])
     }))
@@ -89,7 +121,10 @@ pub fn transpose(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     Ok(Box::new(move |xs: &[Option<&Tensor>]| {
         let x = input(xs, 0)?;
         let perm: Vec<usize> = match &perm {
-            Some(p) => p.iter().map(|&a| axis(a, x.rank())).collect::<candle_core::Result<_>>()?,
+            Some(p) => p
+                .iter()
+                .map(|&a| axis(a, x.rank()))
+                .collect::<candle_core::Result<_>>()?,
             None => (0..x.rank()).rev().collect(),
         };
         Ok(vec![x.permute(perm)?.contiguous()?])
@@ -99,17 +134,28 @@ pub fn transpose(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
 fn squeeze_with(x: &Tensor, axes: Option<Vec<i64>>) -> candle_core::Result<Tensor> {
     let rank = x.rank();
     let axes: Vec<usize> = match axes {
-        Some(a) => a.iter().map(|&a| axis(a, rank)).collect::<candle_core::Result<_>>()?,
+        Some(a) => a
+            .iter()
+            .map(|&a| axis(a, rank))
+            .collect::<candle_core::Result<_>>()?,
         None => (0..rank).filter(|&d| x.dims()[d] == 1).collect(),
     };
-    let dims: Vec<usize> =
-        x.dims().iter().enumerate().filter(|(d, _)| !axes.contains(d)).map(|(_, &n)| n).collect();
+    let dims: Vec<usize> = x
+        .dims()
+        .iter()
+        .enumerate()
+        .filter(|(d, _)| !axes.contains(d))
+        .map(|(_, &n)| n)
+        .collect();
     x.reshape(dims)
 }
 
 fn unsqueeze_with(x: &Tensor, axes: &[i64]) -> candle_core::Result<Tensor> {
     let rank = x.rank() + axes.len();
-    let mut axes: Vec<usize> = axes.iter().map(|&a| axis(a, rank)).collect::<candle_core::Result<_>>()?;
+    let mut axes: Vec<usize> = axes
+        .iter()
+        .map(|&a| axis(a, rank))
+        .collect::<candle_core::Result<_>>()?;
     axes.sort_unstable();
     let mut dims = x.dims().to_vec();
     for a in axes {
@@ -120,7 +166,9 @@ fn unsqueeze_with(x: &Tensor, axes: &[i64]) -> candle_core::Result<Tensor> {
 
 pub fn squeeze_attr(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let axes = ctx.ints("axes");
-    Ok(Box::new(move |xs: &[Option<&Tensor>]| Ok(vec![squeeze_with(input(xs, 0)?, axes.clone())?])))
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
+        Ok(vec![squeeze_with(input(xs, 0)?, axes.clone())?])
+    }))
 }
 
 pub fn squeeze_input(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
@@ -131,13 +179,20 @@ pub fn squeeze_input(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
 }
 
 pub fn unsqueeze_attr(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    let axes = ctx.ints("axes").ok_or_else(|| ctx.unsupported("missing axes"))?;
-    Ok(Box::new(move |xs: &[Option<&Tensor>]| Ok(vec![unsqueeze_with(input(xs, 0)?, &axes)?])))
+    let axes = ctx
+        .ints("axes")
+        .ok_or_else(|| ctx.unsupported("missing axes"))?;
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
+        Ok(vec![unsqueeze_with(input(xs, 0)?, &axes)?])
+    }))
 }
 
 pub fn unsqueeze_input(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     Ok(Box::new(|xs: &[Option<&Tensor>]| {
-        Ok(vec![unsqueeze_with(input(xs, 0)?, &int_values(input(xs, 1)?)?)?])
+        Ok(vec![unsqueeze_with(
+            input(xs, 0)?,
+            &int_values(input(xs, 1)?)?,
+        )?])
     }))
 }
 
@@ -145,7 +200,9 @@ pub fn concat(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let a = ctx.int("axis", 0);
     Ok(Box::new(move |xs: &[Option<&Tensor>]| {
         let parts: Vec<&Tensor> = xs.iter().flatten().copied().collect();
-        let first = parts.first().ok_or_else(|| candle_core::Error::Msg("Concat of nothing".into()))?;
+        let first = parts
+            .first()
+            .ok_or_else(|| candle_core::Error::Msg("Concat of nothing".into()))?;
         Ok(vec![Tensor::cat(&parts, axis(a, first.rank())?)?])
     }))
 }
@@ -168,7 +225,9 @@ type R<T> = candle_core::Result<T>;
 /// The single value of a scalar (or one-element) tensor, as f64.
 fn scalar(t: &Tensor) -> R<f64> {
     let v = t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-    v.first().copied().ok_or_else(|| candle_core::Error::Msg("expected a scalar, got an empty tensor".into()))
+    v.first()
+        .copied()
+        .ok_or_else(|| candle_core::Error::Msg("expected a scalar, got an empty tensor".into()))
 }
 
 /// An optional input's integer values.
@@ -179,7 +238,8 @@ fn opt_ints(xs: &[Option<&Tensor>], i: usize) -> R<Option<Vec<i64>>> {
 /// Dim `k` of `x` at the positions `ids` (candle's index_select wants a contiguous source).
 fn select(x: &Tensor, k: usize, ids: Vec<i64>) -> R<Tensor> {
     let n = ids.len();
-    x.contiguous()?.index_select(&Tensor::from_vec(ids, n, x.device())?, k)
+    x.contiguous()?
+        .index_select(&Tensor::from_vec(ids, n, x.device())?, k)
 }
 
 /// Dim `k` of `x` at positions `start, start + step, …` (`count` of them); numpy clamping of
@@ -193,7 +253,13 @@ fn take_strided(x: &Tensor, k: usize, start: i64, step: i64, count: usize) -> R<
 
 /// ONNX Slice: per listed axis, numpy-style `start:end:step` with negative positions counted
 /// from the end and out-of-range ones (e.g. INT64_MAX) clamped.
-fn slice_with(x: &Tensor, starts: &[i64], ends: &[i64], axes: Option<Vec<i64>>, steps: Option<Vec<i64>>) -> R<Tensor> {
+fn slice_with(
+    x: &Tensor,
+    starts: &[i64],
+    ends: &[i64],
+    axes: Option<Vec<i64>>,
+    steps: Option<Vec<i64>>,
+) -> R<Tensor> {
     if starts.len() != ends.len() {
         candle_core::bail!("Slice: {} starts but {} ends", starts.len(), ends.len())
     }
@@ -205,7 +271,11 @@ fn slice_with(x: &Tensor, starts: &[i64], ends: &[i64], axes: Option<Vec<i64>>, 
         };
         let step = steps.as_ref().map_or(1, |s| s[i]);
         let n = x.dims()[k] as i64;
-        let at = |v: i64, lo: i64, hi: i64| (if v < 0 { v.saturating_add(n) } else { v }).max(lo).min(hi);
+        let at = |v: i64, lo: i64, hi: i64| {
+            (if v < 0 { v.saturating_add(n) } else { v })
+                .max(lo)
+                .min(hi)
+        };
         let (start, count) = match step {
             0 => candle_core::bail!("Slice: step 0"),
             st if st > 0 => {
@@ -223,18 +293,34 @@ fn slice_with(x: &Tensor, starts: &[i64], ends: &[i64], axes: Option<Vec<i64>>, 
 }
 
 pub fn slice_attr(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    let starts = ctx.ints("starts").ok_or_else(|| ctx.unsupported("missing starts"))?;
-    let ends = ctx.ints("ends").ok_or_else(|| ctx.unsupported("missing ends"))?;
+    let starts = ctx
+        .ints("starts")
+        .ok_or_else(|| ctx.unsupported("missing starts"))?;
+    let ends = ctx
+        .ints("ends")
+        .ok_or_else(|| ctx.unsupported("missing ends"))?;
     let axes = ctx.ints("axes");
     Ok(Box::new(move |xs: &[Option<&Tensor>]| {
-        Ok(vec![slice_with(input(xs, 0)?, &starts, &ends, axes.clone(), None)?])
+        Ok(vec![slice_with(
+            input(xs, 0)?,
+            &starts,
+            &ends,
+            axes.clone(),
+            None,
+        )?])
     }))
 }
 
 pub fn slice_input(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     Ok(Box::new(|xs: &[Option<&Tensor>]| {
         let (starts, ends) = (int_values(input(xs, 1)?)?, int_values(input(xs, 2)?)?);
-        Ok(vec![slice_with(input(xs, 0)?, &starts, &ends, opt_ints(xs, 3)?, opt_ints(xs, 4)?)?])
+        Ok(vec![slice_with(
+            input(xs, 0)?,
+            &starts,
+            &ends,
+            opt_ints(xs, 3)?,
+            opt_ints(xs, 4)?,
+        )?])
     }))
 }
 
@@ -245,7 +331,9 @@ fn split_sizes(n: usize, explicit: Option<Vec<i64>>, parts: usize) -> R<Vec<usiz
         Some(v) => v.iter().map(|&s| s.max(0) as usize).collect(),
         None => {
             let each = n.div_ceil(parts.max(1));
-            (0..parts).map(|p| each.min(n.saturating_sub(p * each))).collect()
+            (0..parts)
+                .map(|p| each.min(n.saturating_sub(p * each)))
+                .collect()
         }
     };
     if sizes.iter().sum::<usize>() != n {
@@ -288,8 +376,13 @@ pub fn split_input(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
 pub fn expand(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     Ok(Box::new(|xs: &[Option<&Tensor>]| {
         let x = input(xs, 0)?;
-        let dims: Vec<usize> = int_values(input(xs, 1)?)?.iter().map(|&d| d.max(0) as usize).collect();
-        let out = x.shape().broadcast_shape_binary_op(&Shape::from(dims), "Expand")?;
+        let dims: Vec<usize> = int_values(input(xs, 1)?)?
+            .iter()
+            .map(|&d| d.max(0) as usize)
+            .collect();
+        let out = x
+            .shape()
+            .broadcast_shape_binary_op(&Shape::from(dims), "Expand")?;
         Ok(vec![x.broadcast_as(out)?.contiguous()?])
     }))
 }
@@ -297,7 +390,10 @@ pub fn expand(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
 pub fn tile(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     Ok(Box::new(|xs: &[Option<&Tensor>]| {
         let x = input(xs, 0)?;
-        let reps: Vec<usize> = int_values(input(xs, 1)?)?.iter().map(|&r| r.max(0) as usize).collect();
+        let reps: Vec<usize> = int_values(input(xs, 1)?)?
+            .iter()
+            .map(|&r| r.max(0) as usize)
+            .collect();
         if reps.len() != x.rank() {
             candle_core::bail!("Tile: {} repeats for rank {}", reps.len(), x.rank())
         }
@@ -350,14 +446,24 @@ fn pad_axis(x: &Tensor, k: usize, before: i64, after: i64, mode: PadMode, value:
         _ if n == 1 => 0,
         _ => {
             let m = i.rem_euclid(2 * (n - 1));
-            if m < n { m } else { 2 * (n - 1) - m }
+            if m < n {
+                m
+            } else {
+                2 * (n - 1) - m
+            }
         }
     };
     select(&x, k, (-before..n + after).map(src).collect())
 }
 
 /// ONNX Pad: `pads` is `[begin_0, …, begin_k, end_0, …, end_k]` over `axes` (all by default).
-fn pad_with(x: &Tensor, pads: &[i64], axes: Option<Vec<i64>>, mode: PadMode, value: f64) -> R<Tensor> {
+fn pad_with(
+    x: &Tensor,
+    pads: &[i64],
+    axes: Option<Vec<i64>>,
+    mode: PadMode,
+    value: f64,
+) -> R<Tensor> {
     let axes: Vec<usize> = match axes {
         Some(a) => a.iter().map(|&a| axis(a, x.rank())).collect::<R<_>>()?,
         None => (0..x.rank()).collect(),
@@ -374,28 +480,49 @@ fn pad_with(x: &Tensor, pads: &[i64], axes: Option<Vec<i64>>, mode: PadMode, val
 
 /// Pad before opset 11: `pads` (`paddings` in opset 1) and `value` are attributes.
 pub fn pad_attr(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    let pads = ctx.ints("pads").or_else(|| ctx.ints("paddings")).ok_or_else(|| ctx.unsupported("missing pads"))?;
+    let pads = ctx
+        .ints("pads")
+        .or_else(|| ctx.ints("paddings"))
+        .ok_or_else(|| ctx.unsupported("missing pads"))?;
     let (mode, value) = (pad_mode(ctx)?, ctx.float("value", 0.) as f64);
-    Ok(Box::new(move |xs: &[Option<&Tensor>]| Ok(vec![pad_with(input(xs, 0)?, &pads, None, mode, value)?])))
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
+        Ok(vec![pad_with(input(xs, 0)?, &pads, None, mode, value)?])
+    }))
 }
 
 /// Pad from opset 11: `pads` and `constant_value` are inputs; from 18 an `axes` input too.
 pub fn pad_input(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let mode = pad_mode(ctx)?;
     Ok(Box::new(move |xs: &[Option<&Tensor>]| {
-        let value = xs.get(2).copied().flatten().map(scalar).transpose()?.unwrap_or(0.);
+        let value = xs
+            .get(2)
+            .copied()
+            .flatten()
+            .map(scalar)
+            .transpose()?
+            .unwrap_or(0.);
         let pads = int_values(input(xs, 1)?)?;
-        Ok(vec![pad_with(input(xs, 0)?, &pads, opt_ints(xs, 3)?, mode, value)?])
+        Ok(vec![pad_with(
+            input(xs, 0)?,
+            &pads,
+            opt_ints(xs, 3)?,
+            mode,
+            value,
+        )?])
     }))
 }
 
 pub fn constant_of_shape(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let value = match ctx.tensor_attr("value") {
         Some(t) => from_proto(t)?,
-        None => Tensor::new(0f32, &Device::Cpu).map_err(|e| WickError::invalid(format!("ConstantOfShape: {e}")))?,
+        None => Tensor::new(0f32, &Device::Cpu)
+            .map_err(|e| WickError::invalid(format!("ConstantOfShape: {e}")))?,
     };
     Ok(Box::new(move |xs: &[Option<&Tensor>]| {
-        let dims: Vec<usize> = int_values(input(xs, 0)?)?.iter().map(|&d| d.max(0) as usize).collect();
+        let dims: Vec<usize> = int_values(input(xs, 0)?)?
+            .iter()
+            .map(|&d| d.max(0) as usize)
+            .collect();
         Ok(vec![value.reshape(())?.broadcast_as(dims)?.contiguous()?])
     }))
 }
@@ -403,9 +530,15 @@ pub fn constant_of_shape(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
 pub fn range(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     Ok(Box::new(|xs: &[Option<&Tensor>]| {
         let start = input(xs, 0)?;
-        let (s, limit, delta) = (scalar(start)?, scalar(input(xs, 1)?)?, scalar(input(xs, 2)?)?);
+        let (s, limit, delta) = (
+            scalar(start)?,
+            scalar(input(xs, 1)?)?,
+            scalar(input(xs, 2)?)?,
+        );
         let n = ((limit - s) / delta).ceil().max(0.) as i64;
-        Ok(vec![Tensor::arange(0i64, n, start.device())?.to_dtype(start.dtype())?.affine(delta, s)?])
+        Ok(vec![Tensor::arange(0i64, n, start.device())?
+            .to_dtype(start.dtype())?
+            .affine(delta, s)?])
     }))
 }
 
@@ -418,7 +551,10 @@ pub fn size(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
 
 /// Moves between depth and space: view `x` as `mid`, permute by `perm`, view as `out`.
 fn regroup(x: &Tensor, mid: [usize; 6], perm: [usize; 6], out: [usize; 4]) -> R<Tensor> {
-    x.reshape(mid.as_slice())?.permute(perm.as_slice())?.contiguous()?.reshape(out.as_slice())
+    x.reshape(mid.as_slice())?
+        .permute(perm.as_slice())?
+        .contiguous()?
+        .reshape(out.as_slice())
 }
 
 pub fn depth_to_space(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
@@ -444,7 +580,12 @@ pub fn space_to_depth(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let b = ctx.int("blocksize", 0).max(1) as usize;
     Ok(Box::new(move |xs: &[Option<&Tensor>]| {
         let (n, c, h, w) = input(xs, 0)?.dims4()?;
-        let y = regroup(input(xs, 0)?, [n, c, h / b, b, w / b, b], [0, 3, 5, 1, 2, 4], [n, c * b * b, h / b, w / b])?;
+        let y = regroup(
+            input(xs, 0)?,
+            [n, c, h / b, b, w / b, b],
+            [0, 3, 5, 1, 2, 4],
+            [n, c * b * b, h / b, w / b],
+        )?;
         Ok(vec![y])
     }))
 }
@@ -455,8 +596,14 @@ mod tests {
 
     #[test]
     fn reshape_copies_zeros_and_infers_minus_one() {
-        assert_eq!(reshape_dims(&[2, 3, 4], &[0, -1], false).unwrap(), vec![2, 12]);
-        assert_eq!(reshape_dims(&[2, 3, 4], &[-1, 4], false).unwrap(), vec![6, 4]);
+        assert_eq!(
+            reshape_dims(&[2, 3, 4], &[0, -1], false).unwrap(),
+            vec![2, 12]
+        );
+        assert_eq!(
+            reshape_dims(&[2, 3, 4], &[-1, 4], false).unwrap(),
+            vec![6, 4]
+        );
         assert!(reshape_dims(&[2, 3], &[4, -1], false).is_err());
     }
 
@@ -475,17 +622,55 @@ mod tests {
         let x = t(&[2, 4], &[1., 2., 3., 4., 5., 6., 7., 8.]);
         let n = tu::node("Slice", 5, vec![]);
         // x[:, ::-2] with ends = INT64_MIN (clamped to "before the start").
-        let y = run(&n, 13, &[Some(&x), Some(&ids(&[-1])), Some(&ids(&[i64::MIN])), Some(&ids(&[1])), Some(&ids(&[-2]))]);
+        let y = run(
+            &n,
+            13,
+            &[
+                Some(&x),
+                Some(&ids(&[-1])),
+                Some(&ids(&[i64::MIN])),
+                Some(&ids(&[1])),
+                Some(&ids(&[-2])),
+            ],
+        );
         assert_close(&values(&y[0]), &[4., 2., 8., 6.], 0.);
         // x[1:INT64_MAX, 1:3], axes defaulted.
-        let y = run(&n, 13, &[Some(&x), Some(&ids(&[1, 1])), Some(&ids(&[i64::MAX, 3])), None, None]);
+        let y = run(
+            &n,
+            13,
+            &[
+                Some(&x),
+                Some(&ids(&[1, 1])),
+                Some(&ids(&[i64::MAX, 3])),
+                None,
+                None,
+            ],
+        );
         assert_eq!(y[0].dims(), &[1, 2]);
         assert_close(&values(&y[0]), &[6., 7.], 0.);
         // A strided slice of a non-contiguous (transposed) input.
-        let y = run(&n, 13, &[Some(&x.t().unwrap()), Some(&ids(&[0])), Some(&ids(&[4])), None, Some(&ids(&[2]))]);
+        let y = run(
+            &n,
+            13,
+            &[
+                Some(&x.t().unwrap()),
+                Some(&ids(&[0])),
+                Some(&ids(&[4])),
+                None,
+                Some(&ids(&[2])),
+            ],
+        );
         assert_close(&values(&y[0]), &[1., 5., 3., 7.], 0.);
         // Opset 1: the same slice from attributes.
-        let n = tu::node("Slice", 1, vec![tu::ints("starts", &[1]), tu::ints("ends", &[3]), tu::ints("axes", &[-1])]);
+        let n = tu::node(
+            "Slice",
+            1,
+            vec![
+                tu::ints("starts", &[1]),
+                tu::ints("ends", &[3]),
+                tu::ints("axes", &[-1]),
+            ],
+        );
         assert_close(&values(&run(&n, 1, &[Some(&x)])[0]), &[2., 3., 6., 7.], 0.);
     }
 
@@ -515,25 +700,53 @@ mod tests {
             values(&run(&n, 11, &[Some(&x), Some(&ids(pads)), value])[0])
         };
         let nine = t(&[], &[9.]);
-        assert_close(&pad("constant", &[0, 1, 0, 2], Some(&nine)), &[9., 1., 2., 3., 9., 9.], 0.);
-        assert_close(&pad("reflect", &[0, 2, 0, 2], None), &[3., 2., 1., 2., 3., 2., 1.], 0.);
+        assert_close(
+            &pad("constant", &[0, 1, 0, 2], Some(&nine)),
+            &[9., 1., 2., 3., 9., 9.],
+            0.,
+        );
+        assert_close(
+            &pad("reflect", &[0, 2, 0, 2], None),
+            &[3., 2., 1., 2., 3., 2., 1.],
+            0.,
+        );
         assert_close(&pad("edge", &[0, 1, 0, 1], None), &[1., 1., 2., 3., 3.], 0.);
         assert_close(&pad("constant", &[0, -1, 0, 1], None), &[2., 3., 0.], 0.);
         // Opset 2: pads and value are attributes.
-        let n = tu::node("Pad", 1, vec![tu::ints("pads", &[0, 1, 0, 0]), tu::float("value", 7.)]);
+        let n = tu::node(
+            "Pad",
+            1,
+            vec![tu::ints("pads", &[0, 1, 0, 0]), tu::float("value", 7.)],
+        );
         assert_close(&values(&run(&n, 2, &[Some(&x)])[0]), &[7., 1., 2., 3.], 0.);
     }
 
     #[test]
     fn expand_tile_and_generators() {
         let x = t(&[2, 1], &[1., 2.]);
-        let y = run(&tu::node("Expand", 2, vec![]), 13, &[Some(&x), Some(&ids(&[2, 1, 3]))]);
+        let y = run(
+            &tu::node("Expand", 2, vec![]),
+            13,
+            &[Some(&x), Some(&ids(&[2, 1, 3]))],
+        );
         assert_eq!(y[0].dims(), &[2, 2, 3]);
-        let y = run(&tu::node("Tile", 2, vec![]), 13, &[Some(&x), Some(&ids(&[2, 2]))]);
+        let y = run(
+            &tu::node("Tile", 2, vec![]),
+            13,
+            &[Some(&x), Some(&ids(&[2, 2]))],
+        );
         assert_close(&values(&y[0]), &[1., 1., 2., 2., 1., 1., 2., 2.], 0.);
-        let y = run(&tu::node("ConstantOfShape", 1, vec![]), 13, &[Some(&ids(&[2, 0]))]);
+        let y = run(
+            &tu::node("ConstantOfShape", 1, vec![]),
+            13,
+            &[Some(&ids(&[2, 0]))],
+        );
         assert_eq!(y[0].dims(), &[2, 0]);
-        let y = run(&tu::node("Range", 3, vec![]), 13, &[Some(&ids(&[10])), Some(&ids(&[4])), Some(&ids(&[-3]))]);
+        let y = run(
+            &tu::node("Range", 3, vec![]),
+            13,
+            &[Some(&ids(&[10])), Some(&ids(&[4])), Some(&ids(&[-3]))],
+        );
         assert_eq!(y[0].to_vec1::<i64>().unwrap(), vec![10, 7]);
         let y = run(&tu::node("Size", 1, vec![]), 13, &[Some(&x)]);
         assert_eq!(y[0].to_scalar::<i64>().unwrap(), 2);
@@ -542,14 +755,28 @@ mod tests {
     #[test]
     fn depth_to_space_modes_and_space_to_depth_inverse() {
         let x = t(&[1, 4, 1, 1], &[1., 2., 3., 4.]);
-        let d2s = |mode: &str| tu::node("DepthToSpace", 1, vec![tu::int("blocksize", 2), tu::string("mode", mode)]);
+        let d2s = |mode: &str| {
+            tu::node(
+                "DepthToSpace",
+                1,
+                vec![tu::int("blocksize", 2), tu::string("mode", mode)],
+            )
+        };
         let y = run(&d2s("DCR"), 13, &[Some(&x)]);
         assert_eq!(y[0].dims(), &[1, 1, 2, 2]);
         assert_close(&values(&y[0]), &[1., 2., 3., 4.], 0.);
         // 8 channels: DCR takes the block from the outer channel index, CRD from the inner one.
         let x = t(&[1, 8, 1, 1], &[0., 1., 2., 3., 4., 5., 6., 7.]);
-        assert_close(&values(&run(&d2s("DCR"), 13, &[Some(&x)])[0]), &[0., 2., 4., 6., 1., 3., 5., 7.], 0.);
-        assert_close(&values(&run(&d2s("CRD"), 13, &[Some(&x)])[0]), &[0., 1., 2., 3., 4., 5., 6., 7.], 0.);
+        assert_close(
+            &values(&run(&d2s("DCR"), 13, &[Some(&x)])[0]),
+            &[0., 2., 4., 6., 1., 3., 5., 7.],
+            0.,
+        );
+        assert_close(
+            &values(&run(&d2s("CRD"), 13, &[Some(&x)])[0]),
+            &[0., 1., 2., 3., 4., 5., 6., 7.],
+            0.,
+        );
         let s2d = tu::node("SpaceToDepth", 1, vec![tu::int("blocksize", 2)]);
         let back = run(&s2d, 13, &[Some(&run(&d2s("DCR"), 13, &[Some(&x)])[0])]);
         assert_close(&values(&back[0]), &values(&x), 0.);
