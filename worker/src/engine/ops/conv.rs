@@ -1,9 +1,14 @@
-//! Convolution. Spec: Conv (opsets 1–22) for 1-D and 2-D inputs: `pads` (asymmetric pads are
-//! applied as an explicit zero pad), `auto_pad` (NOTSET, VALID, SAME_UPPER, SAME_LOWER),
-//! `dilations`, `group`. Strides and dilations must be equal across spatial dims (candle's
-//! conv takes one value); other cases are refused when the plan is built.
+//! Convolution. Spec: Conv (opsets 1–22), ConvTranspose (opsets 1–22), ConvInteger (opset 10),
+//! for 1-D, 2-D and 3-D inputs: `pads` (asymmetric pads become an explicit zero pad),
+//! `auto_pad` (NOTSET, VALID, SAME_UPPER, SAME_LOWER), per-dim `strides` and `dilations`,
+//! `group`; ConvTranspose also `output_padding` and `output_shape`.
+//!
+//! Everything goes through [`conv_nd`]: candle's conv1d/conv2d when strides and dilations are
+//! uniform; otherwise the kernel is dilated with zeros and the stride-1 result subsampled.
+//! 3-D is a sum over kernel depth of 2-D convs with the depth folded into the batch.
+//! ConvTranspose is a stride-1 conv of the zero-upsampled input with the flipped kernel.
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
 use super::{input, Kernel, NodeCtx};
 use crate::error::Result;
@@ -36,16 +41,16 @@ impl Padding {
     }
 
     /// (begin, end) pad per spatial dim for an input of `sizes` and windows of `kernel`.
-    pub fn resolve(&self, sizes: &[usize], kernel: &[usize], stride: usize, dilation: usize) -> Vec<(usize, usize)> {
+    pub fn resolve(&self, sizes: &[usize], kernel: &[usize], strides: &[usize], dilations: &[usize]) -> Vec<(usize, usize)> {
         let n = sizes.len();
         match self {
             Padding::Explicit(p) if p.len() == 2 * n => (0..n).map(|i| (p[i], p[n + i])).collect(),
             Padding::Explicit(_) | Padding::Valid => vec![(0, 0); n],
             Padding::Same { upper } => (0..n)
                 .map(|i| {
-                    let out = sizes[i].div_ceil(stride);
-                    let span = (kernel[i] - 1) * dilation + 1;
-                    let total = ((out - 1) * stride + span).saturating_sub(sizes[i]);
+                    let out = sizes[i].div_ceil(strides[i]);
+                    let span = (kernel[i] - 1) * dilations[i] + 1;
+                    let total = ((out - 1) * strides[i] + span).saturating_sub(sizes[i]);
                     let small = total / 2;
                     if *upper { (small, total - small) } else { (total - small, small) }
                 })
@@ -54,63 +59,296 @@ impl Padding {
     }
 }
 
-/// The single value of a per-dim attribute that candle needs uniform.
-fn uniform(ctx: &NodeCtx, name: &str) -> Result<usize> {
+/// A per-spatial-dim attribute (`strides`, `dilations`), all positive; empty when absent.
+fn per_dim(ctx: &NodeCtx, name: &str) -> Result<Vec<usize>> {
     let v = ctx.ints(name).unwrap_or_default();
-    match v.first() {
-        None => Ok(1),
-        Some(&first) if first > 0 && v.iter().all(|&x| x == first) => Ok(first as usize),
-        Some(_) => Err(ctx.unsupported(&format!("{name} {v:?} (must be equal across dims)"))),
+    if v.iter().any(|&x| x < 1) {
+        return Err(ctx.unsupported(&format!("{name} {v:?}")));
+    }
+    Ok(v.iter().map(|&x| x as usize).collect())
+}
+
+/// `v` for `n` spatial dims, 1 everywhere when the attribute was absent.
+fn fill(v: &[usize], n: usize) -> candle_core::Result<Vec<usize>> {
+    match v.len() {
+        0 => Ok(vec![1; n]),
+        l if l == n => Ok(v.to_vec()),
+        l => candle_core::bail!("attribute has {l} values for {n} spatial dims"),
+    }
+}
+
+/// Every `step`-th element of `x` along `dim`.
+fn subsample(x: &Tensor, dim: usize, step: usize) -> candle_core::Result<Tensor> {
+    if step == 1 {
+        return Ok(x.clone());
+    }
+    let idx: Vec<u32> = (0..x.dim(dim)?).step_by(step).map(|i| i as u32).collect();
+    x.contiguous()?.index_select(&Tensor::new(idx, x.device())?, dim)
+}
+
+/// `x` with `step - 1` zeros inserted between neighbours along `dim` (length `(n-1)·step + 1`).
+fn upsample_zeros(x: &Tensor, dim: usize, step: usize) -> candle_core::Result<Tensor> {
+    let n = x.dim(dim)?;
+    if step == 1 || n == 0 {
+        return Ok(x.clone());
+    }
+    let mut shape = x.dims().to_vec();
+    shape[dim] = n * step;
+    x.unsqueeze(dim + 1)?.pad_with_zeros(dim + 1, 0, step - 1)?.reshape(shape)?.narrow(dim, 0, (n - 1) * step + 1)
+}
+
+/// Pad (positive) or crop (negative) `x` along `dim`.
+fn pad_or_crop(x: &Tensor, dim: usize, begin: i64, end: i64) -> candle_core::Result<Tensor> {
+    let x = x.pad_with_zeros(dim, begin.max(0) as usize, end.max(0) as usize)?;
+    let (cb, ce) = ((-begin).max(0) as usize, (-end).max(0) as usize);
+    if cb + ce == 0 {
+        return Ok(x);
+    }
+    let len = x.dim(dim)?;
+    if cb + ce > len {
+        candle_core::bail!("padding crops more than the {len} elements of dim {dim}")
+    }
+    x.narrow(dim, cb, len - cb - ce)
+}
+
+/// Convolution of `x` [N, C, *spatial] with `w` [M, C/groups, *kernel] for 1 to 3 spatial dims.
+pub fn conv_nd(
+    x: &Tensor,
+    w: &Tensor,
+    pads: &[(usize, usize)],
+    strides: &[usize],
+    dilations: &[usize],
+    groups: usize,
+) -> candle_core::Result<Tensor> {
+    let spatial = x.rank().saturating_sub(2);
+    if !(1..=3).contains(&spatial) || w.rank() != x.rank() {
+        candle_core::bail!("Conv supports 1-D to 3-D inputs, got x {:?} w {:?}", x.dims(), w.dims())
+    }
+    // Non-uniform dilations: dilate the kernel itself with zeros.
+    let (w, dilations) = if dilations.iter().all(|&d| d == dilations[0]) {
+        (w.clone(), dilations.to_vec())
+    } else {
+        let mut w = w.clone();
+        for (i, &d) in dilations.iter().enumerate() {
+            w = upsample_zeros(&w, 2 + i, d)?;
+        }
+        (w, vec![1; spatial])
+    };
+    let uniform_stride = strides.iter().all(|&s| s == strides[0]);
+    let symmetric = pads.iter().all(|&(b, e)| b == e && b == pads[0].0);
+    let (x, pad) = if symmetric && spatial < 3 {
+        (x.clone(), pads[0].0)
+    } else {
+        let mut x = x.clone();
+        for (i, &(b, e)) in pads.iter().enumerate() {
+            x = x.pad_with_zeros(2 + i, b, e)?;
+        }
+        (x, 0)
+    };
+    let stride = if uniform_stride { strides[0] } else { 1 };
+    let d = dilations[0];
+    let mut y = match spatial {
+        1 => x.conv1d(&w, pad, stride, d, groups)?,
+        2 => x.conv2d(&w, pad, stride, d, groups)?,
+        _ => {
+            // Sum over kernel depth of 2-D convs, the output depth folded into the batch.
+            let (n, c, depth) = (x.dim(0)?, x.dim(1)?, x.dim(2)?);
+            let kd = w.dim(2)?;
+            let span = (kd - 1) * d + 1;
+            if depth < span {
+                candle_core::bail!("Conv kernel depth {span} exceeds padded input depth {depth}")
+            }
+            let out_d = (depth - span) / stride + 1;
+            let mut acc: Option<Tensor> = None;
+            for k in 0..kd {
+                let xs = subsample(&x.narrow(2, k * d, (out_d - 1) * stride + 1)?, 2, stride)?;
+                let (h, wd) = (xs.dim(3)?, xs.dim(4)?);
+                let xs = xs.permute((0, 2, 1, 3, 4))?.reshape((n * out_d, c, h, wd))?;
+                let wk = w.narrow(2, k, 1)?.squeeze(2)?.contiguous()?;
+                let ys = xs.conv2d(&wk, 0, stride, d, groups)?;
+                let (m, ho, wo) = (ys.dim(1)?, ys.dim(2)?, ys.dim(3)?);
+                let ys = ys.reshape((n, out_d, m, ho, wo))?.permute((0, 2, 1, 3, 4))?;
+                acc = Some(match acc {
+                    None => ys,
+                    Some(a) => (a + ys)?,
+                });
+            }
+            acc.ok_or_else(|| candle_core::Error::Msg("Conv kernel has depth 0".into()))?
+        }
+    };
+    if !uniform_stride {
+        for (i, &s) in strides.iter().enumerate() {
+            y = subsample(&y, 2 + i, s)?;
+        }
+    }
+    Ok(y)
+}
+
+/// Add a per-channel bias `b` (shape [M]) to `y` [N, M, …].
+fn add_bias(y: Tensor, b: Option<&Tensor>) -> candle_core::Result<Tensor> {
+    match b {
+        None => Ok(y),
+        Some(b) => {
+            let mut shape = vec![1usize; y.rank()];
+            shape[1] = b.elem_count();
+            y.broadcast_add(&b.reshape(shape)?)
+        }
+    }
+}
+
+/// The attributes Conv, ConvInteger and QLinearConv share.
+#[derive(Debug, Clone)]
+pub struct ConvAttrs {
+    strides: Vec<usize>,
+    dilations: Vec<usize>,
+    groups: usize,
+    padding: Padding,
+}
+
+impl ConvAttrs {
+    pub fn from_ctx(ctx: &NodeCtx) -> Result<Self> {
+        Ok(ConvAttrs {
+            strides: per_dim(ctx, "strides")?,
+            dilations: per_dim(ctx, "dilations")?,
+            groups: ctx.int("group", 1).max(1) as usize,
+            padding: Padding::from_ctx(ctx)?,
+        })
+    }
+
+    /// Convolve with these attributes (no bias).
+    pub fn apply(&self, x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+        let n = x.rank().saturating_sub(2);
+        let strides = fill(&self.strides, n)?;
+        let dilations = fill(&self.dilations, n)?;
+        let kernel = w.dims().get(2..).unwrap_or_default();
+        if kernel.len() != n {
+            candle_core::bail!("Conv weight {:?} does not match input {:?}", w.dims(), x.dims())
+        }
+        let pads = self.padding.resolve(&x.dims()[2..], kernel, &strides, &dilations);
+        conv_nd(x, w, &pads, &strides, &dilations, self.groups)
     }
 }
 
 pub fn conv(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    let stride = uniform(ctx, "strides")?;
-    let dilation = uniform(ctx, "dilations")?;
-    let groups = ctx.int("group", 1).max(1) as usize;
-    let padding = Padding::from_ctx(ctx)?;
+    let attrs = ConvAttrs::from_ctx(ctx)?;
     Ok(Box::new(move |xs: &[Option<&Tensor>]| {
-        let x = input(xs, 0)?;
-        let w = input(xs, 1)?;
-        let spatial = x.rank().saturating_sub(2);
-        if !(1..=2).contains(&spatial) || w.rank() != x.rank() {
-            candle_core::bail!("Conv supports 1-D and 2-D inputs, got x {:?} w {:?}", x.dims(), w.dims())
-        }
-        let pads = padding.resolve(&x.dims()[2..], &w.dims()[2..], stride, dilation);
-        let symmetric = pads.iter().all(|&(b, e)| b == e && b == pads[0].0);
-        let (x, pad) = if symmetric {
-            (x.clone(), pads[0].0)
-        } else {
-            let mut x = x.clone();
-            for (i, &(b, e)) in pads.iter().enumerate() {
-                x = x.pad_with_zeros(2 + i, b, e)?;
-            }
-            (x, 0)
-        };
-        let mut y = if spatial == 1 {
-            x.conv1d(w, pad, stride, dilation, groups)?
-        } else {
-            x.conv2d(w, pad, stride, dilation, groups)?
-        };
-        if let Some(b) = xs.get(2).copied().flatten() {
-            let mut shape = vec![1usize; y.rank()];
-            shape[1] = b.elem_count();
-            y = y.broadcast_add(&b.reshape(shape)?)?;
-        }
-        Ok(vec![y])
+        let y = attrs.apply(input(xs, 0)?, input(xs, 1)?)?;
+        Ok(vec![add_bias(y, xs.get(2).copied().flatten())?])
     }))
+}
+
+/// `x - zero_point` in f32, the zero point a scalar or per-channel along `axis`.
+pub fn shift_f32(x: &Tensor, zero_point: Option<&Tensor>, axis: usize) -> candle_core::Result<Tensor> {
+    let x = x.to_dtype(DType::F32)?;
+    match zero_point {
+        None => Ok(x),
+        Some(z) if z.elem_count() == 1 => x.broadcast_sub(&z.flatten_all()?.to_dtype(DType::F32)?),
+        Some(z) => {
+            let mut shape = vec![1usize; x.rank()];
+            shape[axis] = z.elem_count();
+            x.broadcast_sub(&z.to_dtype(DType::F32)?.reshape(shape)?)
+        }
+    }
+}
+
+/// ConvInteger: (x - x_zero_point) ⊛ (w - w_zero_point) as int32 (exact while sums stay under
+/// 2^24, computed in f32).
+pub fn conv_integer(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let attrs = ConvAttrs::from_ctx(ctx)?;
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
+        let x = shift_f32(input(xs, 0)?, xs.get(2).copied().flatten(), 1)?;
+        let w = shift_f32(input(xs, 1)?, xs.get(3).copied().flatten(), 0)?;
+        Ok(vec![attrs.apply(&x, &w)?.round()?.to_dtype(DType::I32)?])
+    }))
+}
+
+struct ConvTransposeAttrs {
+    conv: ConvAttrs,
+    output_padding: Vec<usize>,
+    output_shape: Option<Vec<usize>>,
+}
+
+pub fn conv_transpose(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let a = ConvTransposeAttrs {
+        conv: ConvAttrs::from_ctx(ctx)?,
+        output_padding: ctx.ints("output_padding").unwrap_or_default().iter().map(|&v| v.max(0) as usize).collect(),
+        output_shape: ctx.ints("output_shape").map(|v| v.iter().map(|&s| s.max(0) as usize).collect()),
+    };
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
+        let y = conv_transpose_apply(&a, input(xs, 0)?, input(xs, 1)?)?;
+        Ok(vec![add_bias(y, xs.get(2).copied().flatten())?])
+    }))
+}
+
+fn conv_transpose_apply(a: &ConvTransposeAttrs, x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+    let n = x.rank().saturating_sub(2);
+    if w.rank() != x.rank() || n == 0 {
+        candle_core::bail!("ConvTranspose weight {:?} does not match input {:?}", w.dims(), x.dims())
+    }
+    let strides = fill(&a.conv.strides, n)?;
+    let dilations = fill(&a.conv.dilations, n)?;
+    let out_pad = if a.output_padding.is_empty() { vec![0; n] } else { fill(&a.output_padding, n)? };
+    let g = a.conv.groups;
+    let (cin, cout_g) = (w.dim(0)?, w.dim(1)?);
+    if cin % g != 0 {
+        candle_core::bail!("ConvTranspose weight {:?} does not split into {g} groups", w.dims())
+    }
+    let in_sizes = &x.dims()[2..];
+    let kernel = &w.dims()[2..];
+    // (begin, end) pads per dim, as the ONNX reference resolves them.
+    let full = |i: usize| (strides[i] * (in_sizes[i] - 1) + out_pad[i] + (kernel[i] - 1) * dilations[i] + 1) as i64;
+    let pads: Vec<(i64, i64)> = match (&a.conv.padding, &a.output_shape) {
+        (Padding::Same { upper }, shape) => (0..n)
+            .map(|i| {
+                let out = shape.as_ref().map_or(in_sizes[i] * strides[i], |s| s[s.len() - n + i]) as i64;
+                let total = full(i) - out;
+                let half = total.div_euclid(2);
+                if *upper { (half, total - half) } else { (total - half, half) }
+            })
+            .collect(),
+        (p, shape) => {
+            let explicit: Vec<(i64, i64)> = match p {
+                Padding::Explicit(v) if v.len() == 2 * n => (0..n).map(|i| (v[i] as i64, v[n + i] as i64)).collect(),
+                _ => vec![(0, 0); n],
+            };
+            match shape {
+                Some(s) => (0..n).map(|i| (explicit[i].0, full(i) - s[s.len() - n + i] as i64 - explicit[i].0)).collect(),
+                None => explicit,
+            }
+        }
+    };
+    // The equivalent conv: zero-upsampled input, padded by span - 1 - pad, flipped kernel with
+    // in/out channels swapped per group.
+    let mut xu = x.clone();
+    for i in 0..n {
+        let span = ((kernel[i] - 1) * dilations[i]) as i64;
+        xu = upsample_zeros(&xu, 2 + i, strides[i])?;
+        xu = pad_or_crop(&xu, 2 + i, span - pads[i].0, span - pads[i].1 + out_pad[i] as i64)?;
+    }
+    let mut wshape = vec![g, cin / g, cout_g];
+    wshape.extend_from_slice(kernel);
+    let mut wt_shape = vec![g * cout_g, cin / g];
+    wt_shape.extend_from_slice(kernel);
+    let wt = w.reshape(wshape)?.transpose(1, 2)?.contiguous()?.reshape(wt_shape)?;
+    let wt = wt.flip(&(2..2 + n).collect::<Vec<_>>())?.contiguous()?;
+    conv_nd(&xu, &wt, &vec![(0, 0); n], &vec![1; n], &dilations, g)
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::test_util::*;
 
+    fn iota(dims: &[usize], from: f32) -> candle_core::Tensor {
+        let n: usize = dims.iter().product();
+        t(dims, &(0..n).map(|v| v as f32 + from).collect::<Vec<_>>())
+    }
+
     #[test]
     fn conv_with_asymmetric_pads_matches_hand_computation() {
         // 1×1×3×3 input, 1×1×2×2 ones kernel, pads: top 1, left 0, bottom 0, right 1.
         let n = node("Conv", 2, vec![ints("pads", &[1, 0, 0, 1])]);
         let k = build(&n, 13);
-        let x = t(&[1, 1, 3, 3], &[1., 2., 3., 4., 5., 6., 7., 8., 9.]);
+        let x = iota(&[1, 1, 3, 3], 1.);
         let w = t(&[1, 1, 2, 2], &[1., 1., 1., 1.]);
         let y = k.run(&[Some(&x), Some(&w)]).unwrap();
         assert_eq!(y[0].dims(), &[1, 1, 3, 3]);
@@ -119,13 +357,49 @@ mod tests {
     }
 
     #[test]
-    fn unequal_strides_are_refused_at_plan_time() {
-        let n = node("Conv", 2, vec![ints("strides", &[1, 2])]);
-        let constants = std::collections::HashMap::new();
-        let ctx = super::super::NodeCtx { node: &n, opset: 13, constants: &constants };
-        assert!(matches!(
-            super::super::build(&ctx),
-            Err(crate::error::WickError::UnsupportedOp { .. })
-        ));
+    fn conv_with_unequal_strides_subsamples_each_dim() {
+        let n = node("Conv", 2, vec![ints("strides", &[2, 3])]);
+        let y = build(&n, 13).run(&[Some(&iota(&[1, 1, 3, 4], 0.)), Some(&t(&[1, 1, 1, 1], &[1.]))]).unwrap();
+        assert_eq!(y[0].dims(), &[1, 1, 2, 2]);
+        assert_close(&values(&y[0]), &[0., 3., 8., 11.], 0.0);
+    }
+
+    #[test]
+    fn conv_with_unequal_dilations_spreads_the_kernel() {
+        let n = node("Conv", 2, vec![ints("dilations", &[2, 1])]);
+        let w = t(&[1, 1, 2, 2], &[1., 1., 1., 1.]);
+        let y = build(&n, 13).run(&[Some(&iota(&[1, 1, 3, 3], 1.)), Some(&w)]).unwrap();
+        assert_eq!(y[0].dims(), &[1, 1, 1, 2]);
+        assert_close(&values(&y[0]), &[18., 22.], 0.0);
+    }
+
+    #[test]
+    fn conv_3d_sums_cubic_windows() {
+        let n = node("Conv", 2, vec![]);
+        let w = t(&[1, 1, 2, 2, 2], &[1.; 8]);
+        let y = build(&n, 13).run(&[Some(&iota(&[1, 1, 3, 3, 3], 0.)), Some(&w)]).unwrap();
+        assert_eq!(y[0].dims(), &[1, 1, 2, 2, 2]);
+        assert_close(&values(&y[0]), &[52., 60., 76., 84., 124., 132., 148., 156.], 0.0);
+    }
+
+    #[test]
+    fn conv_transpose_1d_with_stride_and_pads() {
+        let x = t(&[1, 1, 3], &[1., 2., 3.]);
+        let w = t(&[1, 1, 3], &[1., 1., 1.]);
+        let y = build(&node("ConvTranspose", 2, vec![ints("strides", &[2])]), 13).run(&[Some(&x), Some(&w)]).unwrap();
+        assert_close(&values(&y[0]), &[1., 1., 3., 2., 5., 3., 3.], 0.0);
+        let n = node("ConvTranspose", 2, vec![ints("strides", &[2]), ints("pads", &[1, 1])]);
+        let y = build(&n, 13).run(&[Some(&x), Some(&w)]).unwrap();
+        assert_close(&values(&y[0]), &[1., 3., 2., 5., 3.], 0.0);
+    }
+
+    #[test]
+    fn conv_integer_subtracts_zero_points() {
+        let x = candle_core::Tensor::new(&[[[3u8, 4, 5]]], &candle_core::Device::Cpu).unwrap();
+        let w = candle_core::Tensor::new(&[[[1u8, 2]]], &candle_core::Device::Cpu).unwrap();
+        let z = candle_core::Tensor::new(&[1u8], &candle_core::Device::Cpu).unwrap();
+        let y = build(&node("ConvInteger", 3, vec![]), 10).run(&[Some(&x), Some(&w), Some(&z)]).unwrap();
+        // x - 1 = [2, 3, 4]; windows · [1, 2] = [8, 11].
+        assert_eq!(y[0].flatten_all().unwrap().to_vec1::<i32>().unwrap(), vec![8, 11]);
     }
 }

@@ -147,6 +147,8 @@ pub static OPS: &[OpDef] = &[
     op("Gemm", 1, matmul::gemm),
     // conv.rs
     op("Conv", 1, conv::conv),
+    op("ConvTranspose", 1, conv::conv_transpose),
+    op("ConvInteger", 10, conv::conv_integer),
     // pool.rs
     op("MaxPool", 1, pool::max_pool),
     op("AveragePool", 1, pool::average_pool),

@@ -42,7 +42,7 @@ impl PoolAttrs {
         let mut out = Vec::new();
         for (i, &size) in sizes.iter().enumerate() {
             let resolved = match &self.padding {
-                Padding::Same { .. } => self.padding.resolve(&sizes[i..=i], &self.kernel[i..=i], self.strides[i], 1)[0],
+                Padding::Same { .. } => self.padding.resolve(&sizes[i..=i], &self.kernel[i..=i], &self.strides[i..=i], &[1])[0],
                 Padding::Explicit(p) if p.len() == 2 * sizes.len() => (p[i], p[sizes.len() + i]),
                 _ => (0, 0),
             };
