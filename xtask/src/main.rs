@@ -6,6 +6,7 @@
 
 mod conformance;
 mod dist;
+mod models;
 mod serve;
 mod test_cmd;
 mod tools;

@@ -4,7 +4,7 @@
 //! summary at the end says which failed.
 
 use crate::{
-    dist, serve,
+    dist, models, serve,
     tools::{self, PROTOC},
     util::{cargo, describe, find_in_path, project_root, run},
 };
@@ -23,8 +23,10 @@ pub fn test(native: bool, browser: bool) -> Result<()> {
     }
     let mut results = Vec::new();
     if native {
+        // The ignored tests are the real-model parity cases: they need the models made here.
+        let real = models::ensure(models::NATIVE_CASES)?;
         let mut cmd = cargo();
-        cmd.args(["test", "--workspace"]);
+        cmd.args(["test", "--workspace", "--", "--include-ignored"]).env("WICK_REAL_MODELS", &real);
         results.push((
             format!("native  ({})", describe(&cmd)),
             run(&mut cmd).map(|()| String::new()),
@@ -64,9 +66,11 @@ fn browser_tests() -> Result<String> {
     if files.is_empty() {
         return Ok(" — no {tests,main-thread/tests}/**/*.test.mjs yet, only the site was built".into());
     }
+    let real = models::ensure(models::BROWSER_CASES)?;
     let mounts = vec![
         serve::Mount::new("/", site),
         serve::Mount::new("/fixtures/", root.join("tests/fixtures")),
+        serve::Mount::new("/real-models/", real.clone()),
     ];
     let (addr, server) = serve::serve("127.0.0.1:0", mounts)?;
     let base = format!("http://{addr}");
@@ -80,6 +84,7 @@ fn browser_tests() -> Result<String> {
         .args(["--test", "--test-concurrency=1"])
         .args(files.iter().map(|f| f.strip_prefix(&root).unwrap_or(f)))
         .env("WICK_BASE_URL", &base)
+        .env("WICK_REAL_MODELS", &real)
         .env("CHROMIUM", &chromium));
     server.stop();
     let plural = if files.len() == 1 { "" } else { "s" };

