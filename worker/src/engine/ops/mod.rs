@@ -13,6 +13,7 @@ mod matmul;
 mod normalization;
 mod pool;
 mod reduce;
+mod resize;
 mod shape;
 
 use std::collections::HashMap;
@@ -154,6 +155,11 @@ pub static OPS: &[OpDef] = &[
     op("AveragePool", 1, pool::average_pool),
     op("GlobalAveragePool", 1, pool::global_average_pool),
     op("GlobalMaxPool", 1, pool::global_max_pool),
+    // resize.rs
+    op("Resize", 10, resize::resize_10),
+    op("Resize", 11, resize::resize),
+    op("Upsample", 7, resize::upsample_7),
+    op("Upsample", 9, resize::upsample),
     // normalization.rs
     op("Softmax", 1, normalization::softmax_legacy),
     op("Softmax", 13, normalization::softmax),
