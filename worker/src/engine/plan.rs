@@ -47,9 +47,32 @@ fn bytes_of(t: &Tensor) -> u64 {
 
 impl Plan {
     pub fn build(
-        mut graph: GraphProto,
+        graph: GraphProto,
+        external: HashMap<String, Tensor>,
+        opsets: &HashMap<String, i64>,
+    ) -> Result<Plan> {
+        Self::build_scoped(&graph, external, opsets, &[], &HashMap::new())
+    }
+
+    /// The plan of a subgraph (an `If` branch, a `Loop` or `Scan` body). `outer` are the values
+    /// of enclosing scopes it reads ([`graph_free_variables`]): those known there at load
+    /// (`outer_known`) are constants here too, the others become extra inputs after the
+    /// graph's own, fed by the kernel on each run.
+    pub(crate) fn build_subgraph(
+        graph: &GraphProto,
+        outer: &[String],
+        outer_known: &HashMap<String, Tensor>,
+        opsets: &HashMap<String, i64>,
+    ) -> Result<Plan> {
+        Self::build_scoped(graph, HashMap::new(), opsets, outer, outer_known)
+    }
+
+    fn build_scoped(
+        graph: &GraphProto,
         mut external: HashMap<String, Tensor>,
         opsets: &HashMap<String, i64>,
+        outer: &[String],
+        outer_known: &HashMap<String, Tensor>,
     ) -> Result<Plan> {
         let mut slots: HashMap<String, usize> = HashMap::new();
         let slot_of = |name: &str, slots: &mut HashMap<String, usize>| {
@@ -57,10 +80,14 @@ impl Plan {
             *slots.entry(name.to_string()).or_insert(n)
         };
 
-        // Weights: external ones come placed; embedded ones are decoded here, once.
+        // Weights: external ones come placed; embedded ones are decoded here, once. Constants
+        // of the enclosing scope are Arc clones.
         let mut constants = Vec::new();
-        let mut known: HashMap<String, Tensor> = HashMap::new();
-        for init in std::mem::take(&mut graph.initializer) {
+        let mut known: HashMap<String, Tensor> = outer
+            .iter()
+            .filter_map(|n| Some((n.clone(), outer_known.get(n)?.clone())))
+            .collect();
+        for init in &graph.initializer {
             let tensor = match external.remove(&init.name) {
                 Some(t) => t,
                 None if init.data_location == 1 => {
@@ -69,7 +96,7 @@ impl Plan {
                         init.name
                     )))
                 }
-                None => from_proto(&init)?,
+                None => from_proto(init)?,
             };
             known.insert(init.name.clone(), tensor);
         }
@@ -77,11 +104,17 @@ impl Plan {
         let inputs: Vec<(String, usize)> = graph
             .input
             .iter()
-            .filter(|v| !known.contains_key(&v.name))
-            .map(|v| (v.name.clone(), slot_of(&v.name, &mut slots)))
+            .map(|v| &v.name)
+            .chain(outer)
+            .filter(|name| !known.contains_key(*name))
+            .map(|name| (name.clone(), slot_of(name, &mut slots)))
             .collect();
 
-        let order = topological_order(&graph.node, &known, &inputs)?;
+        // What each node reads: its inputs, then the outer values its subgraphs read, so that
+        // ordering and liveness see those too and the kernel receives them.
+        let reads: Vec<Vec<String>> =
+            graph.node.iter().map(|n| n.input.iter().cloned().chain(free_variables(n)).collect()).collect();
+        let order = topological_order(&graph.node, &reads, &known, &inputs)?;
 
         // Values whose declared shape is fully static: `Shape` of them folds to a constant.
         let static_dims: HashMap<String, Vec<usize>> = graph
@@ -99,9 +132,9 @@ impl Plan {
         for &i in &order {
             let node = &graph.node[i];
             let opset = *opsets.get(node_domain(node)).unwrap_or(&1);
-            let ctx = NodeCtx { node, opset, constants: &known };
+            let ctx = NodeCtx { node, opset, opsets, constants: &known };
             let built = ops::build(&ctx);
-            if let Ok(kernel) = &built {
+            if let (Ok(kernel), false) = (&built, has_subgraph(node)) {
                 if let Some(values) = fold(node, kernel.as_ref(), &known, &static_dims) {
                     known.extend(node.output.iter().cloned().zip(values));
                     folded += 1;
@@ -113,7 +146,7 @@ impl Plan {
                     name: node.name.clone(),
                     op_type: node.op_type.clone(),
                     kernel,
-                    inputs: node.input.iter().map(|n| (!n.is_empty()).then(|| slot_of(n, &mut slots))).collect(),
+                    inputs: reads[i].iter().map(|n| (!n.is_empty()).then(|| slot_of(n, &mut slots))).collect(),
                     outputs: node.output.iter().map(|n| (!n.is_empty()).then(|| slot_of(n, &mut slots))).collect(),
                     free: Vec::new(),
                 }),
@@ -185,6 +218,11 @@ impl Plan {
         self.constants.iter().map(|(_, t)| bytes_of(t)).sum()
     }
 
+    /// Whether `name` is one of the values a run must be fed.
+    pub(crate) fn takes_input(&self, name: &str) -> bool {
+        self.inputs.iter().any(|(n, _)| n == name)
+    }
+
     pub fn run(&self, mut feeds: HashMap<String, Tensor>, wanted: Option<&[String]>) -> Result<RunOutput> {
         let mut values: Vec<Option<Tensor>> = vec![None; self.slot_count];
         for (slot, t) in &self.constants {
@@ -234,7 +272,8 @@ impl Plan {
             if wanted.is_some_and(|w| !w.contains(name)) {
                 continue;
             }
-            let t = values[*slot].take().ok_or_else(|| {
+            // A clone (an Arc), not a take: two outputs may name one value.
+            let t = values[*slot].clone().ok_or_else(|| {
                 WickError::Internal(format!("output '{name}' was not computed"))
             })?;
             outputs.push((name.clone(), t));
@@ -281,6 +320,50 @@ fn fold(
     (small && values.len() == node.output.len()).then_some(values)
 }
 
+/// Whether a node carries subgraphs (If, Loop, Scan). Such nodes are never folded at load: their
+/// bodies may read outer values that only exist at run time.
+fn has_subgraph(node: &NodeProto) -> bool {
+    node.attribute.iter().any(|a| a.g.is_some() || !a.graphs.is_empty())
+}
+
+/// The values of enclosing scopes that `node`'s subgraphs read, first use first.
+pub(crate) fn free_variables(node: &NodeProto) -> Vec<String> {
+    let mut free = Vec::new();
+    for graph in node.attribute.iter().flat_map(|a| a.g.iter().chain(&a.graphs)) {
+        for name in graph_free_variables(graph) {
+            if !free.contains(&name) {
+                free.push(name);
+            }
+        }
+    }
+    free
+}
+
+/// The names `graph` reads (nested subgraphs included) that it neither declares as inputs or
+/// initializers nor produces: values of the enclosing scopes, bound by name.
+pub(crate) fn graph_free_variables(graph: &GraphProto) -> Vec<String> {
+    let defined: HashSet<&str> = graph
+        .input
+        .iter()
+        .map(|v| v.name.as_str())
+        .chain(graph.initializer.iter().map(|t| t.name.as_str()))
+        .chain(graph.node.iter().flat_map(|n| n.output.iter().map(String::as_str)))
+        .chain([""])
+        .collect();
+    let reads = graph
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter().cloned().chain(free_variables(n)))
+        .chain(graph.output.iter().map(|o| o.name.clone()));
+    let mut free: Vec<String> = Vec::new();
+    for name in reads {
+        if !defined.contains(name.as_str()) && !free.contains(&name) {
+            free.push(name);
+        }
+    }
+    free
+}
+
 fn node_domain(node: &NodeProto) -> &str {
     if node.domain == "ai.onnx" { "" } else { &node.domain }
 }
@@ -289,6 +372,7 @@ fn node_domain(node: &NodeProto) -> &str {
 /// deliver them.
 fn topological_order(
     nodes: &[NodeProto],
+    reads: &[Vec<String>],
     known: &HashMap<String, Tensor>,
     inputs: &[(String, usize)],
 ) -> Result<Vec<usize>> {
@@ -304,7 +388,7 @@ fn topological_order(
     let mut missing = vec![0usize; nodes.len()];
     let mut readers: HashMap<usize, Vec<usize>> = HashMap::new();
     for (i, n) in nodes.iter().enumerate() {
-        for inp in &n.input {
+        for inp in &reads[i] {
             if available.contains(inp.as_str()) {
                 continue;
             }

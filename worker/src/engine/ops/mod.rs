@@ -6,12 +6,14 @@
 //! and add one line to [`OPS`].
 
 mod attention;
+mod control;
 mod conv;
 mod elementwise;
 mod index;
 mod matmul;
 mod normalization;
 mod pool;
+mod recurrent;
 mod reduce;
 mod resize;
 mod shape;
@@ -143,6 +145,7 @@ pub static OPS: &[OpDef] = &[
     op("ArgMax", 1, reduce::arg_max),
     op("ArgMin", 1, reduce::arg_min),
     op("CumSum", 11, reduce::cumsum),
+    op("CumProd", 1, reduce::cumprod),
     // matmul.rs
     op("MatMul", 1, matmul::matmul),
     op("Gemm", 1, matmul::gemm),
@@ -211,6 +214,14 @@ pub static OPS: &[OpDef] = &[
     op("Trilu", 14, index::trilu),
     op("EyeLike", 9, index::eye_like),
     op("NonZero", 9, index::non_zero),
+    // control.rs
+    op("If", 1, control::if_op),
+    op("Loop", 1, control::loop_op),
+    op("Scan", 9, control::scan),
+    // recurrent.rs
+    op("RNN", 7, recurrent::rnn),
+    op("GRU", 7, recurrent::gru),
+    op("LSTM", 7, recurrent::lstm),
     // attention.rs
     op("Attention", 23, attention::attention),
 ];
@@ -239,6 +250,8 @@ pub fn build(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
 pub struct NodeCtx<'a> {
     pub node: &'a NodeProto,
     pub opset: i64,
+    /// Every domain's opset, for the plans of subgraphs (control.rs).
+    pub opsets: &'a HashMap<String, i64>,
     pub constants: &'a HashMap<String, Tensor>,
 }
 
@@ -257,6 +270,23 @@ impl NodeCtx<'_> {
 
     pub fn ints(&self, name: &str) -> Option<Vec<i64>> {
         self.attr(name).map(|a| a.ints.clone())
+    }
+
+    /// A list-of-strings attribute (e.g. RNN activations); empty when absent.
+    pub fn strings(&self, name: &str) -> Vec<String> {
+        self.attr(name)
+            .map(|a| a.strings.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect())
+            .unwrap_or_default()
+    }
+
+    /// A list-of-floats attribute; empty when absent.
+    pub fn float_list(&self, name: &str) -> Vec<f32> {
+        self.attr(name).map(|a| a.floats.clone()).unwrap_or_default()
+    }
+
+    /// A graph attribute (If branches, Loop and Scan bodies).
+    pub fn graph(&self, name: &str) -> Option<&candle_onnx::onnx::GraphProto> {
+        self.attr(name).and_then(|a| a.g.as_ref())
     }
 
     pub fn string(&self, name: &str, default: &str) -> String {
@@ -339,8 +369,8 @@ pub(crate) mod test_util {
     }
 
     pub fn build(node: &NodeProto, opset: i64) -> Box<dyn Kernel> {
-        let constants = HashMap::new();
-        let ctx = NodeCtx { node, opset, constants: &constants };
+        let (constants, opsets) = (HashMap::new(), HashMap::from([(String::new(), opset)]));
+        let ctx = NodeCtx { node, opset, opsets: &opsets, constants: &constants };
         super::build(&ctx).expect("op builds")
     }
 
