@@ -145,7 +145,7 @@ pub static OPS: &[OpDef] = &[
     op("ArgMax", 1, reduce::arg_max),
     op("ArgMin", 1, reduce::arg_min),
     op("CumSum", 11, reduce::cumsum),
-    op("CumProd", 1, reduce::cumprod),
+    op("CumProd", 26, reduce::cumprod),
     // matmul.rs
     op("MatMul", 1, matmul::matmul),
     op("Gemm", 1, matmul::gemm),
@@ -168,6 +168,8 @@ pub static OPS: &[OpDef] = &[
     op("Softmax", 13, normalization::softmax),
     op("LogSoftmax", 1, normalization::log_softmax_legacy),
     op("LogSoftmax", 13, normalization::log_softmax),
+    op("Hardmax", 1, normalization::hardmax_legacy),
+    op("Hardmax", 13, normalization::hardmax),
     op("BatchNormalization", 1, normalization::batch_norm),
     op("InstanceNormalization", 1, normalization::instance_norm),
     op("LayerNormalization", 17, normalization::layer_norm),
@@ -217,6 +219,7 @@ pub static OPS: &[OpDef] = &[
     // control.rs
     op("If", 1, control::if_op),
     op("Loop", 1, control::loop_op),
+    op("Scan", 8, control::scan_8),
     op("Scan", 9, control::scan),
     // recurrent.rs
     op("RNN", 7, recurrent::rnn),

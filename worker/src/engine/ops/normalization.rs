@@ -1,4 +1,4 @@
-//! Normalizations. Spec: Softmax / LogSoftmax — opsets 1–12 coerce the input to 2-D at `axis`
+//! Normalizations. Spec: Softmax / LogSoftmax / Hardmax — opsets 1–12 coerce the input to 2-D at `axis`
 //! (default 1) and normalise each row; opset 13+ normalise along `axis` (default -1).
 //! BatchNormalization (inference mode only, opsets 1–15), InstanceNormalization,
 //! LayerNormalization (17; Mean / InvStdDev outputs), GroupNormalization (18: scale / bias per
@@ -22,37 +22,56 @@ pub(super) fn softmax_along(x: &Tensor, dim: usize, log: bool) -> candle_core::R
     }
 }
 
-fn legacy(ctx: &NodeCtx, log: bool) -> Result<Box<dyn Kernel>> {
+/// `f(x, dim)` along a row axis: which axis and how depends on the opset.
+type AlongAxis = fn(&Tensor, usize) -> candle_core::Result<Tensor>;
+
+/// Opsets 1–12: the input is coerced to 2-D at `axis` (default 1) and each row is normalised.
+fn legacy(ctx: &NodeCtx, f: AlongAxis) -> Result<Box<dyn Kernel>> {
     let a = ctx.int("axis", 1);
     Ok(Box::new(move |xs: &[Option<&Tensor>]| {
         let x = input(xs, 0)?;
         let k = axis(a, x.rank())?;
         let rows: usize = x.dims()[..k].iter().product();
         let flat = x.reshape((rows, x.elem_count() / rows.max(1)))?;
-        Ok(vec![softmax_along(&flat, 1, log)?.reshape(x.dims())?])
+        Ok(vec![f(&flat, 1)?.reshape(x.dims())?])
     }))
 }
 
-fn modern(ctx: &NodeCtx, log: bool) -> Result<Box<dyn Kernel>> {
+/// Opset 13+: along `axis` (default -1).
+fn modern(ctx: &NodeCtx, f: AlongAxis) -> Result<Box<dyn Kernel>> {
     let a = ctx.int("axis", -1);
     Ok(Box::new(move |xs: &[Option<&Tensor>]| {
         let x = input(xs, 0)?;
-        let k = axis(a, x.rank())?;
-        Ok(vec![softmax_along(x, k, log)?])
+        Ok(vec![f(x, axis(a, x.rank())?)?])
     }))
 }
 
+/// 1 at the first maximum along `dim`, 0 elsewhere.
+fn hardmax_along(x: &Tensor, dim: usize) -> candle_core::Result<Tensor> {
+    let first = x.argmax_keepdim(dim)?;
+    let positions = Tensor::arange(0u32, x.dim(dim)? as u32, x.device())?;
+    let mut shape = vec![1; x.rank()];
+    shape[dim] = x.dim(dim)?;
+    positions.reshape(shape)?.broadcast_eq(&first)?.to_dtype(x.dtype())
+}
+
 pub fn softmax_legacy(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    legacy(ctx, false)
+    legacy(ctx, |x, d| softmax_along(x, d, false))
 }
 pub fn softmax(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    modern(ctx, false)
+    modern(ctx, |x, d| softmax_along(x, d, false))
 }
 pub fn log_softmax_legacy(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    legacy(ctx, true)
+    legacy(ctx, |x, d| softmax_along(x, d, true))
 }
 pub fn log_softmax(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    modern(ctx, true)
+    modern(ctx, |x, d| softmax_along(x, d, true))
+}
+pub fn hardmax_legacy(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    legacy(ctx, hardmax_along)
+}
+pub fn hardmax(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    modern(ctx, hardmax_along)
 }
 
 type R<T> = candle_core::Result<T>;

@@ -6,7 +6,7 @@
 //!   the elementwise part still applies, as the reference does: ReduceSumSquare squares); a
 //!   reduction over an empty axis gives the op's identity (0, 1, ±inf);
 //! - ArgMax, ArgMin (1+; `axis`, `keepdims`, `select_last_index` from 12), int64 indices;
-//! - CumSum (11+; `axis` input, `exclusive`, `reverse`).
+//! - CumSum (11+) and CumProd (26+): `axis` input, `exclusive`, `reverse`.
 //!
 //! Everything runs on candle's kernels in the input dtype; ReduceProd and CumSum fold slices
 //! along the axis, so integers stay exact. Integer ReduceL2/LogSum/LogSumExp go through f64
@@ -235,7 +235,13 @@ pub fn arg_min(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
 
 // ---- CumSum ----------------------------------------------------------------------------------
 
-pub fn cumsum(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+/// A running fold along the `axis` input: CumSum (+, from 0) and CumProd (×, from 1), with
+/// `exclusive` and `reverse`.
+fn cumulative(
+    ctx: &NodeCtx,
+    identity: fn(&Tensor) -> candle_core::Result<Tensor>,
+    step: fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+) -> Result<Box<dyn Kernel>> {
     let exclusive = ctx.int("exclusive", 0) != 0;
     let reverse = ctx.int("reverse", 0) != 0;
     Ok(Box::new(move |xs: &[Option<&Tensor>]| {
@@ -247,16 +253,24 @@ pub fn cumsum(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
             return Ok(vec![x.clone()]);
         }
         let src = if reverse { x.flip(&[d])? } else { x.clone() };
-        let mut acc = src.narrow(d, 0, 1)?.zeros_like()?;
+        let mut acc = identity(&src.narrow(d, 0, 1)?)?;
         let mut parts = Vec::with_capacity(n);
         for i in 0..n {
-            let next = acc.add(&src.narrow(d, i, 1)?)?;
+            let next = step(&acc, &src.narrow(d, i, 1)?)?;
             parts.push(if exclusive { acc } else { next.clone() });
             acc = next;
         }
         let y = Tensor::cat(&parts, d)?;
         Ok(vec![if reverse { y.flip(&[d])? } else { y }])
     }))
+}
+
+pub fn cumsum(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    cumulative(ctx, Tensor::zeros_like, Tensor::add)
+}
+
+pub fn cumprod(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    cumulative(ctx, Tensor::ones_like, Tensor::mul)
 }
 
 #[cfg(test)]
