@@ -1,6 +1,7 @@
 //! Control flow. Spec: If (1+: `then_branch` / `else_branch`), Loop (1+: trip count `M`,
 //! condition, loop-carried values, scan outputs stacked on a new first axis), Scan (9+:
-//! `num_scan_inputs`, `scan_input_axes` / `_directions`, `scan_output_axes` / `_directions`).
+//! `num_scan_inputs`, `scan_input_axes` / `_directions`, `scan_output_axes` / `_directions`;
+//! 8: batch axis first, `directions`, full-length `sequence_lens` only).
 //! Sequence and optional values (Loop 13+/16+ over sequences) are not supported.
 //!
 //! Each body is planned once, when the node is built ([`Plan::build_subgraph`]); the values of
@@ -105,12 +106,7 @@ pub fn loop_op(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
             if state.len() != carried {
                 candle_core::bail!("Loop body gave {} of {carried} loop-carried values", state.len())
             }
-            for (k, t) in out.enumerate() {
-                if scans.len() <= k {
-                    scans.push(Vec::new());
-                }
-                scans[k].push(t);
-            }
+            push_scans(&mut scans, out);
             i += 1;
         }
         let stacked = scans.into_iter().map(|s| stack(s, 0, false));
@@ -118,48 +114,110 @@ pub fn loop_op(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     }))
 }
 
-pub fn scan(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+/// Scan's attributes: how many state values, and per scan input / output its axis and
+/// whether it runs backwards.
+struct ScanSpec {
+    n_state: usize,
+    in_axes: Vec<i64>,
+    in_reverse: Vec<bool>,
+    out_axes: Vec<i64>,
+    out_reverse: Vec<bool>,
+}
+
+impl ScanSpec {
+    /// Run `body` over `seqs` (scan inputs, sliced along their axes) from `state`; returns the
+    /// final state then the scan outputs.
+    fn run(&self, body: &Body, xs: &[Option<&Tensor>], mut state: Vec<Tensor>, seqs: &[&Tensor]) -> R<Vec<Tensor>> {
+        let mut axes = Vec::with_capacity(seqs.len());
+        for (j, x) in seqs.iter().enumerate() {
+            axes.push(axis(self.in_axes.get(j).copied().unwrap_or(0), x.rank())?);
+        }
+        let steps = seqs.first().zip(axes.first()).map_or(0, |(x, &a)| x.dims()[a]);
+        let mut scans: Vec<Vec<Tensor>> = Vec::new();
+        for t in 0..steps {
+            let slices = seqs.iter().zip(&axes).enumerate().map(|(j, (x, &a))| {
+                let at = if self.in_reverse.get(j).copied().unwrap_or(false) { steps - 1 - t } else { t };
+                x.narrow(a, at, 1)?.squeeze(a)
+            });
+            let args = state.iter().cloned().map(Ok).chain(slices).collect::<R<Vec<_>>>()?;
+            let mut out = body.run(xs, args)?.into_iter();
+            state = out.by_ref().take(self.n_state).collect();
+            push_scans(&mut scans, out);
+        }
+        let mut results = state;
+        for (k, parts) in scans.into_iter().enumerate() {
+            let rank = parts.first().map_or(0, |p| p.rank()) + 1;
+            let a = axis(self.out_axes.get(k).copied().unwrap_or(0), rank)?;
+            results.push(stack(parts, a, self.out_reverse.get(k).copied().unwrap_or(false))?);
+        }
+        Ok(results)
+    }
+}
+
+/// Append one iteration's scan outputs to their lists.
+fn push_scans(scans: &mut Vec<Vec<Tensor>>, outs: impl Iterator<Item = Tensor>) {
+    for (k, t) in outs.enumerate() {
+        if scans.len() <= k {
+            scans.push(Vec::new());
+        }
+        scans[k].push(t);
+    }
+}
+
+/// `body` and the spec; `first` is where the states start among the node's inputs.
+fn scan_parts(ctx: &NodeCtx, first: usize, input_directions: &str) -> Result<(Body, ScanSpec)> {
     let body = Body::new(ctx, "body")?;
     let n_scan = ctx.int("num_scan_inputs", 0).max(0) as usize;
     let n_state = ctx
         .node
         .input
         .len()
-        .checked_sub(n_scan)
+        .checked_sub(n_scan + first)
         .ok_or_else(|| ctx.unsupported("num_scan_inputs exceeds the inputs"))?;
-    let per_input = |name: &str| ctx.ints(name).unwrap_or_else(|| vec![0; n_scan]);
-    let (in_axes, in_dirs) = (per_input("scan_input_axes"), per_input("scan_input_directions"));
-    let (out_axes, out_dirs) = (ctx.ints("scan_output_axes"), ctx.ints("scan_output_directions"));
+    let reverse = |name: &str| ctx.ints(name).unwrap_or_default().iter().map(|&d| d == 1).collect();
+    let spec = ScanSpec {
+        n_state,
+        in_axes: ctx.ints("scan_input_axes").unwrap_or_default(),
+        in_reverse: reverse(input_directions),
+        out_axes: ctx.ints("scan_output_axes").unwrap_or_default(),
+        out_reverse: reverse("scan_output_directions"),
+    };
+    Ok((body, spec))
+}
+
+/// Scan 9+: inputs are the initial states then the scan inputs.
+pub fn scan(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let (body, spec) = scan_parts(ctx, 0, "scan_input_directions")?;
+    let n_inputs = ctx.node.input.len(); // the outer values the body reads come after these
     Ok(Box::new(move |xs: &[Option<&Tensor>]| {
-        let mut state: Vec<Tensor> = (0..n_state).map(|i| input(xs, i).cloned()).collect::<R<_>>()?;
-        let mut seqs = Vec::with_capacity(n_scan);
-        for j in 0..n_scan {
-            let x = input(xs, n_state + j)?;
-            let a = axis(in_axes.get(j).copied().unwrap_or(0), x.rank())?;
-            seqs.push((x, a, in_dirs.get(j).copied().unwrap_or(0) == 1));
-        }
-        let steps = seqs.first().map_or(0, |(x, a, _)| x.dims()[*a]);
-        let mut scans: Vec<Vec<Tensor>> = Vec::new();
-        for t in 0..steps {
-            let slices = seqs.iter().map(|(x, a, rev)| x.narrow(*a, if *rev { steps - 1 - t } else { t }, 1)?.squeeze(*a));
-            let args = state.iter().cloned().map(Ok).chain(slices).collect::<R<Vec<_>>>()?;
-            let mut out = body.run(xs, args)?.into_iter();
-            state = out.by_ref().take(n_state).collect();
-            for (k, t) in out.enumerate() {
-                if scans.len() <= k {
-                    scans.push(Vec::new());
-                }
-                scans[k].push(t);
+        let state = (0..spec.n_state).map(|i| input(xs, i).cloned()).collect::<R<_>>()?;
+        let seqs = (spec.n_state..n_inputs).map(|i| input(xs, i)).collect::<R<Vec<_>>>()?;
+        spec.run(&body, xs, state, &seqs)
+    }))
+}
+
+/// Scan 8: a batch axis 0 on every input and output, an optional `sequence_lens` first (only
+/// full-length sequences are supported), `directions` for the scan inputs.
+pub fn scan_8(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let (body, spec) = scan_parts(ctx, 1, "directions")?;
+    let n_inputs = ctx.node.input.len();
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
+        let state = (1..1 + spec.n_state).map(|i| input(xs, i)).collect::<R<Vec<_>>>()?;
+        let seqs = (1 + spec.n_state..n_inputs).map(|i| input(xs, i)).collect::<R<Vec<_>>>()?;
+        let Some(first) = seqs.first() else { candle_core::bail!("Scan has no scan input") };
+        let (batch, steps) = (first.dim(0)?, first.dim(1)?);
+        if let Some(lens) = xs.first().copied().flatten() {
+            if super::int_values(lens)?.iter().any(|&l| l != steps as i64) {
+                candle_core::bail!("Scan 8 with sequences shorter than the scan axis is not supported")
             }
         }
-        let mut results = state;
-        for (k, parts) in scans.into_iter().enumerate() {
-            let rank = parts.first().map_or(0, |p| p.rank()) + 1;
-            let a = axis(out_axes.as_ref().and_then(|v| v.get(k).copied()).unwrap_or(0), rank)?;
-            let rev = out_dirs.as_ref().and_then(|v| v.get(k).copied()).unwrap_or(0) == 1;
-            results.push(stack(parts, a, rev)?);
+        let mut per_batch: Vec<Vec<Tensor>> = Vec::new();
+        for b in 0..batch {
+            let state = state.iter().map(|s| s.get(b)).collect::<R<_>>()?;
+            let seqs = seqs.iter().map(|x| x.get(b)).collect::<R<Vec<_>>>()?;
+            push_scans(&mut per_batch, spec.run(&body, xs, state, &seqs.iter().collect::<Vec<_>>())?.into_iter());
         }
-        Ok(results)
+        per_batch.into_iter().map(|parts| Tensor::stack(&parts, 0)).collect()
     }))
 }
 
