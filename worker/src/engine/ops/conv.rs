@@ -8,7 +8,7 @@
 //! 3-D is a sum over kernel depth of 2-D convs with the depth folded into the batch.
 //! ConvTranspose is a stride-1 conv of the zero-upsampled input with the flipped kernel.
 
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 
 use super::{input, Kernel, NodeCtx};
 use crate::error::Result;
@@ -237,31 +237,6 @@ pub fn conv(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     }))
 }
 
-/// `x - zero_point` in f32, the zero point a scalar or per-channel along `axis`.
-pub fn shift_f32(x: &Tensor, zero_point: Option<&Tensor>, axis: usize) -> candle_core::Result<Tensor> {
-    let x = x.to_dtype(DType::F32)?;
-    match zero_point {
-        None => Ok(x),
-        Some(z) if z.elem_count() == 1 => x.broadcast_sub(&z.flatten_all()?.to_dtype(DType::F32)?),
-        Some(z) => {
-            let mut shape = vec![1usize; x.rank()];
-            shape[axis] = z.elem_count();
-            x.broadcast_sub(&z.to_dtype(DType::F32)?.reshape(shape)?)
-        }
-    }
-}
-
-/// ConvInteger: (x - x_zero_point) ⊛ (w - w_zero_point) as int32 (exact while sums stay under
-/// 2^24, computed in f32).
-pub fn conv_integer(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    let attrs = ConvAttrs::from_ctx(ctx)?;
-    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
-        let x = shift_f32(input(xs, 0)?, xs.get(2).copied().flatten(), 1)?;
-        let w = shift_f32(input(xs, 1)?, xs.get(3).copied().flatten(), 0)?;
-        Ok(vec![attrs.apply(&x, &w)?.round()?.to_dtype(DType::I32)?])
-    }))
-}
-
 struct ConvTransposeAttrs {
     conv: ConvAttrs,
     output_padding: Vec<usize>,
@@ -391,15 +366,5 @@ mod tests {
         let n = node("ConvTranspose", 2, vec![ints("strides", &[2]), ints("pads", &[1, 1])]);
         let y = build(&n, 13).run(&[Some(&x), Some(&w)]).unwrap();
         assert_close(&values(&y[0]), &[1., 3., 2., 5., 3.], 0.0);
-    }
-
-    #[test]
-    fn conv_integer_subtracts_zero_points() {
-        let x = candle_core::Tensor::new(&[[[3u8, 4, 5]]], &candle_core::Device::Cpu).unwrap();
-        let w = candle_core::Tensor::new(&[[[1u8, 2]]], &candle_core::Device::Cpu).unwrap();
-        let z = candle_core::Tensor::new(&[1u8], &candle_core::Device::Cpu).unwrap();
-        let y = build(&node("ConvInteger", 3, vec![]), 10).run(&[Some(&x), Some(&w), Some(&z)]).unwrap();
-        // x - 1 = [2, 3, 4]; windows · [1, 2] = [8, 11].
-        assert_eq!(y[0].flatten_all().unwrap().to_vec1::<i32>().unwrap(), vec![8, 11]);
     }
 }

@@ -13,6 +13,7 @@ mod index;
 mod matmul;
 mod normalization;
 mod pool;
+mod quantization;
 mod recurrent;
 mod reduce;
 mod resize;
@@ -152,7 +153,6 @@ pub static OPS: &[OpDef] = &[
     // conv.rs
     op("Conv", 1, conv::conv),
     op("ConvTranspose", 1, conv::conv_transpose),
-    op("ConvInteger", 10, conv::conv_integer),
     // pool.rs
     op("MaxPool", 1, pool::max_pool),
     op("AveragePool", 1, pool::average_pool),
@@ -163,6 +163,15 @@ pub static OPS: &[OpDef] = &[
     op("Resize", 11, resize::resize),
     op("Upsample", 7, resize::upsample_7),
     op("Upsample", 9, resize::upsample),
+    // quantization.rs
+    op("QuantizeLinear", 10, quantization::quantize_linear),
+    op("DequantizeLinear", 10, quantization::dequantize_linear),
+    op("DynamicQuantizeLinear", 11, quantization::dynamic_quantize_linear),
+    op("MatMulInteger", 10, quantization::matmul_integer),
+    op("ConvInteger", 10, quantization::conv_integer),
+    op("QLinearMatMul", 10, quantization::qlinear_matmul),
+    op("QLinearConv", 10, quantization::qlinear_conv),
+    OpDef { domain: "com.microsoft", op_type: "MatMulNBits", since: 1, build: quantization::matmul_nbits },
     // normalization.rs
     op("Softmax", 1, normalization::softmax_legacy),
     op("Softmax", 13, normalization::softmax),
