@@ -17,6 +17,7 @@ mod quantization;
 mod recurrent;
 mod reduce;
 mod resize;
+mod select;
 mod shape;
 
 use std::collections::HashMap;
@@ -172,6 +173,10 @@ pub static OPS: &[OpDef] = &[
     op("QLinearMatMul", 10, quantization::qlinear_matmul),
     op("QLinearConv", 10, quantization::qlinear_conv),
     OpDef { domain: "com.microsoft", op_type: "MatMulNBits", since: 1, build: quantization::matmul_nbits },
+    // select.rs
+    op("TopK", 1, select::top_k_1),
+    op("TopK", 10, select::top_k),
+    op("NonMaxSuppression", 10, select::non_max_suppression),
     // normalization.rs
     op("Softmax", 1, normalization::softmax_legacy),
     op("Softmax", 13, normalization::softmax),
