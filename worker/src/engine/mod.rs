@@ -3,9 +3,11 @@
 //! protobuf again.
 //!
 //! - `tensor` — TensorProto / wire tensor ↔ candle conversions and host buffers;
+//! - `lowbit` — codecs of the float8/float4/e8m0 and packed 4-/2-bit integer element types;
 //! - `plan` — graph → topological steps over value slots, with frees after last use;
 //! - `ops` — the op registry and one file per op family.
 
+pub mod lowbit;
 pub mod ops;
 mod plan;
 pub mod tensor;

@@ -1,10 +1,16 @@
 //! Tensor storage and conversions: ONNX `TensorProto` → candle, wire tensor ↔ candle, and
 //! [`HostBuffer`], the typed allocation that the loader streams weight bytes into before it
 //! becomes a candle tensor without another copy (`Tensor::from_vec` takes the Vec as storage).
+//!
+//! Element types candle lacks are stored in a wider candle dtype that holds every value exactly:
+//! int8, int4, int2 → I16; uint16 → I32; uint64 → I64; uint4, uint2 → U8; the float8 formats,
+//! float4 and float8e8m0 → F32 (decoded by [`crate::engine::lowbit`] when the tensor is read).
 
 use candle_core::{DType, Device, Tensor};
 use candle_onnx::onnx::TensorProto;
 use half::{bf16, f16};
+
+use crate::engine::lowbit::{e8m0, LowBit};
 
 use crate::error::{Result, WickError};
 
@@ -23,16 +29,27 @@ pub mod onnx_type {
     pub const UINT32: i32 = 12;
     pub const UINT64: i32 = 13;
     pub const BFLOAT16: i32 = 16;
+    pub const FLOAT8E4M3FN: i32 = 17;
+    pub const FLOAT8E4M3FNUZ: i32 = 18;
+    pub const FLOAT8E5M2: i32 = 19;
+    pub const FLOAT8E5M2FNUZ: i32 = 20;
+    pub const UINT4: i32 = 21;
+    pub const INT4: i32 = 22;
+    pub const FLOAT4E2M1: i32 = 23;
+    pub const FLOAT8E8M0: i32 = 24;
+    pub const UINT2: i32 = 25;
+    pub const INT2: i32 = 26;
 }
 
 /// The candle dtype that stores an ONNX element type. Bool is stored as u8; types candle lacks
-/// are widened: int8 → i16, uint16 → i32, uint64 → i64 (values above i64::MAX wrap).
+/// are widened: int8/int4/int2 → i16, uint16 → i32, uint64 → i64 (values above i64::MAX wrap),
+/// uint4/uint2 → u8, the float8 formats, float4 and float8e8m0 → f32.
 pub fn dtype_of_onnx(code: i32) -> Result<DType> {
     use onnx_type::*;
     Ok(match code {
-        FLOAT => DType::F32,
-        UINT8 | BOOL => DType::U8,
-        INT8 | INT16 => DType::I16,
+        FLOAT | FLOAT8E4M3FN | FLOAT8E4M3FNUZ | FLOAT8E5M2 | FLOAT8E5M2FNUZ | FLOAT4E2M1 | FLOAT8E8M0 => DType::F32,
+        UINT8 | BOOL | UINT4 | UINT2 => DType::U8,
+        INT8 | INT16 | INT4 | INT2 => DType::I16,
         UINT16 => DType::I32,
         UINT64 => DType::I64,
         INT32 => DType::I32,
@@ -63,14 +80,22 @@ pub fn wire_dtype_of_onnx(code: i32) -> Option<wick_shared::DType> {
     })
 }
 
-/// Bytes per element of an ONNX type in raw data (differs from the stored size when widened).
-pub fn onnx_elem_size(code: i32) -> Result<usize> {
+/// Whether an ONNX type's raw data differs from its stored dtype's bytes (it is widened or
+/// decoded when the tensor is made).
+fn is_widened(code: i32) -> bool {
     use onnx_type::*;
-    Ok(match code {
-        INT8 => 1,
-        UINT16 => 2,
-        UINT64 => 8,
-        other => dtype_of_onnx(other)?.size_in_bytes(),
+    matches!(code, INT8 | UINT16 | UINT64) || LowBit::of_onnx(code).is_some()
+}
+
+/// Bytes that `numel` elements of an ONNX type occupy in raw data (sub-byte types are packed).
+fn raw_len(code: i32, numel: usize) -> Result<usize> {
+    use onnx_type::*;
+    Ok(match (code, LowBit::of_onnx(code)) {
+        (_, Some(low)) => low.byte_len(numel),
+        (INT8, _) => numel,
+        (UINT16, _) => numel * 2,
+        (UINT64, _) => numel * 8,
+        (other, None) => numel * dtype_of_onnx(other)?.size_in_bytes(),
     })
 }
 
@@ -87,19 +112,17 @@ pub enum HostBuffer {
     BF16(Vec<bf16>),
     F32(Vec<f32>),
     F64(Vec<f64>),
-    /// Raw bytes of an ONNX type candle lacks, widened when the tensor is made.
+    /// Raw bytes of an ONNX type candle lacks, widened or decoded when the tensor is made.
     Widened { onnx_type: i32, raw: Vec<u8> },
 }
 
 impl HostBuffer {
     /// The allocation that receives an ONNX tensor's raw bytes.
     pub fn for_onnx(onnx_type: i32, numel: usize) -> Result<Self> {
-        use onnx_type::*;
-        match onnx_type {
-            INT8 | UINT16 | UINT64 => {
-                Ok(HostBuffer::Widened { onnx_type, raw: vec![0; numel * onnx_elem_size(onnx_type)?] })
-            }
-            other => HostBuffer::zeroed(dtype_of_onnx(other)?, numel),
+        if is_widened(onnx_type) {
+            Ok(HostBuffer::Widened { onnx_type, raw: vec![0; raw_len(onnx_type, numel)?] })
+        } else {
+            HostBuffer::zeroed(dtype_of_onnx(onnx_type)?, numel)
         }
     }
 
@@ -149,9 +172,11 @@ impl HostBuffer {
             HostBuffer::F64(v) => Tensor::from_vec(v, dims, dev),
             HostBuffer::Widened { onnx_type, raw } => {
                 use onnx_type::*;
-                match onnx_type {
-                    INT8 => Tensor::from_vec(raw.iter().map(|&b| b as i8 as i16).collect::<Vec<_>>(), dims, dev),
-                    UINT16 => {
+                let numel: usize = dims.iter().product();
+                match (onnx_type, LowBit::of_onnx(onnx_type)) {
+                    (_, Some(low)) => low_bit_tensor(low, &raw, numel, dims),
+                    (INT8, _) => Tensor::from_vec(raw.iter().map(|&b| b as i8 as i16).collect::<Vec<_>>(), dims, dev),
+                    (UINT16, _) => {
                         let v: Vec<i32> = raw.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]) as i32).collect();
                         Tensor::from_vec(v, dims, dev)
                     }
@@ -169,6 +194,21 @@ impl HostBuffer {
     }
 }
 
+/// Packed or one-byte codes of a low-bit type as the stored tensor: floats decoded to F32,
+/// unsigned integers as U8, signed ones sign-extended to I16.
+fn low_bit_tensor(low: LowBit, raw: &[u8], numel: usize, dims: &[usize]) -> candle_core::Result<Tensor> {
+    let codes = low.codes(raw, numel);
+    let dev = &Device::Cpu;
+    match low {
+        LowBit::Float(f) => Tensor::from_vec(codes.into_iter().map(|c| f.decode(c)).collect::<Vec<_>>(), dims, dev),
+        LowBit::E8m0 => Tensor::from_vec(codes.into_iter().map(e8m0::decode).collect::<Vec<_>>(), dims, dev),
+        LowBit::Int { signed: false, .. } => Tensor::from_vec(codes, dims, dev),
+        LowBit::Int { signed: true, .. } => {
+            Tensor::from_vec(codes.into_iter().map(|c| low.int_of_code(c) as i16).collect::<Vec<_>>(), dims, dev)
+        }
+    }
+}
+
 /// ONNX dims (i64, must be ≥ 0 for stored tensors) as candle dims.
 pub fn dims_of_proto(p: &TensorProto) -> Result<Vec<usize>> {
     p.dims
@@ -182,8 +222,21 @@ pub fn dims_of_proto(p: &TensorProto) -> Result<Vec<usize>> {
 
 /// Byte length a tensor of this ONNX type and these dims occupies as raw data.
 pub fn byte_len(code: i32, dims: &[usize]) -> Result<usize> {
-    let numel: usize = dims.iter().product();
-    Ok(numel * onnx_elem_size(code)?)
+    raw_len(code, dims.iter().product())
+}
+
+/// A tensor of ONNX type `code` from its raw little-endian bytes (also BitCast's output).
+pub fn from_raw(code: i32, dims: &[usize], raw: &[u8]) -> Result<Tensor> {
+    let mut buf = HostBuffer::for_onnx(code, dims.iter().product())?;
+    let dst = buf.bytes_mut();
+    if dst.len() != raw.len() {
+        return Err(WickError::invalid(format!(
+            "{} bytes of raw data do not fit dims {dims:?} of element type {code}",
+            raw.len()
+        )));
+    }
+    dst.copy_from_slice(raw);
+    buf.into_tensor(dims)
 }
 
 /// Decode a tensor whose data is inside the proto (raw_data or a typed repeated field).
@@ -198,14 +251,16 @@ pub fn from_proto(p: &TensorProto) -> Result<Tensor> {
             p.name
         ))
     };
+    let raw_tensor = |raw: &[u8]| match raw_len(p.data_type, numel)? == raw.len() {
+        true => from_raw(p.data_type, &dims, raw),
+        false => Err(mismatch(raw.len())),
+    };
     if !p.raw_data.is_empty() {
-        let mut buf = HostBuffer::for_onnx(p.data_type, numel)?;
-        let dst = buf.bytes_mut();
-        if dst.len() != p.raw_data.len() {
-            return Err(mismatch(p.raw_data.len()));
-        }
-        dst.copy_from_slice(&p.raw_data);
-        return buf.into_tensor(&dims);
+        return raw_tensor(&p.raw_data);
+    }
+    if LowBit::of_onnx(p.data_type).is_some() {
+        // One int32 per byte of raw data: a float8 code each, or two/four packed sub-byte codes.
+        return raw_tensor(&p.int32_data.iter().map(|&v| v as u8).collect::<Vec<_>>());
     }
     let count = match p.data_type {
         FLOAT => p.float_data.len(),
@@ -317,6 +372,25 @@ mod tests {
         raw.extend(1u64.to_le_bytes());
         let t = from_proto(&proto(onnx_type::UINT64, vec![2], raw)).unwrap();
         assert_eq!(t.to_vec1::<i64>().unwrap(), vec![7, 1]);
+    }
+
+    #[test]
+    fn low_bit_types_are_decoded_from_raw_and_int32_data() {
+        // int4 [7, -8, -7, 1, 2] packed low nibble first, as numpy_helper.from_array writes it.
+        let t = from_proto(&proto(onnx_type::INT4, vec![5], vec![0x87, 0x19, 0x02])).unwrap();
+        assert_eq!(t.to_vec1::<i16>().unwrap(), vec![7, -8, -7, 1, 2]);
+        let t = from_proto(&proto(onnx_type::UINT4, vec![3], vec![0x87, 0x0f])).unwrap();
+        assert_eq!(t.to_vec1::<u8>().unwrap(), vec![7, 8, 15]);
+        // The typed form: one int32 per packed byte (4-bit) or per element (float8).
+        let typed = |data_type, dims, int32_data| TensorProto { data_type, dims, int32_data, ..Default::default() };
+        let t = from_proto(&typed(onnx_type::INT2, vec![4], vec![0b11_10_01_00])).unwrap();
+        assert_eq!(t.to_vec1::<i16>().unwrap(), vec![0, 1, -2, -1]);
+        let t = from_proto(&typed(onnx_type::FLOAT8E4M3FN, vec![2], vec![0x2a, 0xfe])).unwrap();
+        assert_eq!(t.to_vec1::<f32>().unwrap(), vec![0.3125, -448.0]);
+        let t = from_proto(&proto(onnx_type::FLOAT8E8M0, vec![2], vec![127, 130])).unwrap();
+        assert_eq!(t.to_vec1::<f32>().unwrap(), vec![1.0, 8.0]);
+        assert_eq!(byte_len(onnx_type::FLOAT4E2M1, &[3, 3]).unwrap(), 5);
+        assert!(from_proto(&proto(onnx_type::UINT4, vec![3], vec![0x87])).is_err());
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! - LeakyRelu, Elu, Selu, Softplus, Softsign, HardSigmoid, PRelu (1+), ThresholdedRelu (10+),
 //!   Celu (12+), HardSwish (14+), Mish (18+), Gelu (20+, `approximate` none/tanh).
 //! - Clip: `min`/`max` attributes in opsets 1–10, optional inputs from 11.
-//! - Mod (10+, `fmod`), BitShift (11+), Cast (6+, `to`), CastLike (15+).
+//! - Mod (10+, `fmod`), BitShift (11+), Cast (6+, `to`; `saturate` 19+ and `round_mode` 24+
+//!   for the float8/float4/e8m0 and 4-/2-bit integer targets), CastLike (15+), BitCast (26+).
 //!
 //! Everything runs on candle's kernels in the input dtype, except the functions candle has no
 //! kernel for (Tan, the inverse and hyperbolic trig, Round half-to-even, general Pow, Mod,
@@ -24,7 +25,8 @@
 use candle_core::{bail, DType, Result as CResult, Tensor, WithDType};
 
 use super::{input, Kernel, NodeCtx};
-use crate::engine::tensor::{dtype_of_onnx, onnx_type};
+use crate::engine::lowbit::{e8m0, E8m0Round, LowBit};
+use crate::engine::tensor::{self, dtype_of_onnx, onnx_type};
 use crate::error::Result;
 
 // ---- The shapes of op: one helper each -------------------------------------------------------
@@ -420,30 +422,113 @@ pub fn clip(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     }))
 }
 
-// ---- Casts -----------------------------------------------------------------------------------
+// ---- Casts ----------------------------------------------------------------------------------
 
-/// x as `dtype`; a bool target is `x != 0` (stored as U8 0/1).
-fn cast_to(x: &Tensor, dtype: DType, to_bool: bool) -> CResult<Tensor> {
-    if to_bool {
-        x.ne(0u8)
-    } else {
-        x.to_dtype(dtype)
+/// What a Cast produces, read from `to` (and `saturate`, `round_mode`) when the plan is built.
+#[derive(Clone, Copy)]
+enum CastTarget {
+    Plain(DType),
+    /// `x != 0`, stored as U8 0/1.
+    Bool,
+    /// A type [`lowbit`] codes: values are rounded (floats) or wrapped (integers) to what the
+    /// type holds and stored in its wider dtype.
+    LowBit { kind: LowBit, saturate: bool, round: E8m0Round },
+}
+
+impl CastTarget {
+    fn of_onnx(code: i32, saturate: bool, round: E8m0Round) -> Result<Self> {
+        Ok(match LowBit::of_onnx(code) {
+            Some(kind) => CastTarget::LowBit { kind, saturate, round },
+            None if code == onnx_type::BOOL => CastTarget::Bool,
+            None => CastTarget::Plain(dtype_of_onnx(code)?),
+        })
+    }
+
+    fn apply(self, x: &Tensor) -> CResult<Tensor> {
+        match self {
+            CastTarget::Plain(dtype) => x.to_dtype(dtype),
+            CastTarget::Bool => x.ne(0u8),
+            CastTarget::LowBit { kind, saturate, round } => cast_low_bit(x, kind, saturate, round),
+        }
+    }
+}
+
+/// x cast to a low-bit type, in that type's stored dtype (F32 for floats, U8/I16 for integers).
+fn cast_low_bit(x: &Tensor, kind: LowBit, saturate: bool, round: E8m0Round) -> CResult<Tensor> {
+    let (shape, dev) = (x.shape(), x.device());
+    match kind {
+        LowBit::Float(f) => {
+            let v: Vec<f32> = host::<f64>(x)?.into_iter().map(|v| f.round(v, saturate)).collect();
+            Tensor::from_vec(v, shape, dev)
+        }
+        // The reference converts to float32 first and rounds from its bits.
+        LowBit::E8m0 => {
+            let v: Vec<f32> = host::<f32>(x)?.into_iter().map(|v| e8m0::round(v, saturate, round)).collect();
+            Tensor::from_vec(v, shape, dev)
+        }
+        LowBit::Int { signed, .. } => {
+            let v: Vec<i64> = match x.dtype().is_float() {
+                true => host::<f64>(x)?.into_iter().map(|v| kind.int_of_float(v)).collect(),
+                false => host::<i64>(x)?.into_iter().map(|v| kind.wrap_int(v)).collect(),
+            };
+            Tensor::from_vec(v, shape, dev)?.to_dtype(if signed { DType::I16 } else { DType::U8 })
+        }
     }
 }
 
 pub fn cast(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let to = ctx.int("to", 0);
-    let code = i32::try_from(to).map_err(|_| ctx.unsupported(&format!("to={to}")))?;
-    let dtype = dtype_of_onnx(code).map_err(|_| ctx.unsupported(&format!("to={to}")))?;
-    unary(move |x| cast_to(x, dtype, code == onnx_type::BOOL))
+    let bad_to = || ctx.unsupported(&format!("to={to}"));
+    let code = i32::try_from(to).map_err(|_| bad_to())?;
+    let mode = ctx.string("round_mode", "up");
+    let round = E8m0Round::parse(&mode).ok_or_else(|| ctx.unsupported(&format!("round_mode {mode:?}")))?;
+    let target = CastTarget::of_onnx(code, ctx.int("saturate", 1) != 0, round).map_err(|_| bad_to())?;
+    unary(move |x| target.apply(x))
 }
 
 /// The target is the second input's dtype. A U8 target is taken as uint8: candle stores bool as
-/// U8 too, and the kernel cannot tell them apart.
+/// U8 too, and the kernel cannot tell them apart. Likewise a low-bit target is not known here
+/// (float8 is stored as F32, int4 as I16): such a cast is a plain cast to the stored dtype.
 pub fn cast_like(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     Ok(Box::new(|xs: &[Option<&Tensor>]| {
-        Ok(vec![cast_to(input(xs, 0)?, input(xs, 1)?.dtype(), false)?])
+        Ok(vec![CastTarget::Plain(input(xs, 1)?.dtype()).apply(input(xs, 0)?)?])
     }))
+}
+
+/// BitCast (26+): the input's bytes, little-endian, read as type `to` of the same width. The
+/// input's ONNX type is recovered from its stored dtype and that width (I16 holds int8 or
+/// int16, I32 uint16 or int32); low-bit float inputs, decoded to F32, are refused.
+pub fn bit_cast(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let to = ctx.int("to", 0);
+    let code = i32::try_from(to).map_err(|_| ctx.unsupported(&format!("to={to}")))?;
+    let width = match LowBit::of_onnx(code) {
+        None => tensor::byte_len(code, &[1]).map_err(|_| ctx.unsupported(&format!("to={to}")))?,
+        Some(_) => return Err(ctx.unsupported(&format!("to={to} (a low-bit type)"))),
+    };
+    unary(move |x| {
+        let bytes = le_bytes(x, width)?;
+        tensor::from_raw(code, x.dims(), &bytes).map_err(|e| candle_core::Error::Msg(e.to_string()))
+    })
+}
+
+/// x's elements as `width`-byte little-endian patterns: float bits, or integers' two's complement
+/// truncated to the width. An error when x's dtype cannot store an ONNX type of that width.
+fn le_bytes(x: &Tensor, width: usize) -> CResult<Vec<u8>> {
+    let flat = x.flatten_all()?;
+    fn each<T: WithDType>(flat: &Tensor, bits: fn(T) -> u64) -> CResult<Vec<u64>> {
+        Ok(flat.to_vec1::<T>()?.into_iter().map(bits).collect())
+    }
+    let bits: Vec<u64> = match (x.dtype(), width) {
+        (DType::F16, 2) => each(&flat, |v: half::f16| v.to_bits().into())?,
+        (DType::BF16, 2) => each(&flat, |v: half::bf16| v.to_bits().into())?,
+        (DType::F32, 4) => each(&flat, |v: f32| v.to_bits().into())?,
+        (DType::F64, 8) => each(&flat, f64::to_bits)?,
+        (DType::U8, 1) | (DType::I16, 1 | 2) | (DType::I32, 2 | 4) | (DType::U32, 4) | (DType::I64, 8) => {
+            each(&flat.to_dtype(DType::I64)?, |v: i64| v as u64)?
+        }
+        (dtype, _) => bail!("BitCast: a {dtype:?} tensor holds no {}-bit type", width * 8),
+    };
+    Ok(bits.iter().flat_map(|b| b.to_le_bytes()[..width].to_vec()).collect())
 }
 
 #[cfg(test)]
@@ -635,5 +720,38 @@ mod tests {
         let y = run("CastLike", 15, vec![], &[&i64s(&[3, -2]), &t(&[1], &[0.])]);
         assert_eq!(y.dtype(), DType::F32);
         assert_close(&values(&y), &[3., -2.], 0.0);
+    }
+
+    #[test]
+    fn casts_to_low_bit_types_hold_what_the_type_holds() {
+        // Expected values: onnx 1.22.0 `reference.ops.op_cast.cast_to(x, to, saturate)`.
+        let x = t(&[4], &[0.3, 465., -1e6, 2.7]);
+        let y = run("Cast", 19, vec![int("to", 17)], &[&x]); // FLOAT8E4M3FN, saturating
+        assert_eq!(y.dtype(), DType::F32);
+        assert_eq!(values(&y), [0.3125, 448., -448., 2.75]);
+        let y = run("Cast", 19, vec![int("to", 17), int("saturate", 0)], &[&x]);
+        assert!(values(&y)[1].is_nan() && values(&y)[2].is_nan());
+        let y = run("Cast", 19, vec![int("to", 19), int("saturate", 0)], &[&x]); // FLOAT8E5M2
+        assert_eq!(values(&y)[1..3], [448., f32::NEG_INFINITY]);
+        let y = run("Cast", 24, vec![int("to", 24), string("round_mode", "down")], &[&x]); // E8M0
+        assert_eq!(values(&y), [0.25, 256., 524_288., 2.]);
+        let y = run("Cast", 21, vec![int("to", 22)], &[&t(&[3], &[-9., 8., 2.7])]); // INT4
+        assert_eq!((y.dtype(), ints_of(&y)), (DType::I16, vec![7, -8, 2]));
+        let y = run("Cast", 21, vec![int("to", 25)], &[&i64s(&[-1, 6])]); // UINT2
+        assert_eq!((y.dtype(), ints_of(&y)), (DType::U8, vec![3, 2]));
+    }
+
+    #[test]
+    fn bit_cast_reinterprets_the_onnx_bytes() {
+        let y = run("BitCast", 26, vec![int("to", 6)], &[&t(&[2], &[1.0, -2.0])]);
+        assert_eq!((y.dtype(), ints_of(&y)), (DType::I32, vec![0x3f80_0000, 0xc000_0000u32 as i32 as i64]));
+        // int8 is stored as I16: -1 is the byte 0xff, uint8 255.
+        let int8 = Tensor::new(&[-1i16, 5], &Device::Cpu).unwrap();
+        assert_eq!(ints_of(&run("BitCast", 26, vec![int("to", 2)], &[&int8])), vec![255, 5]);
+        // uint16 is stored as I32: 65535 is int16 -1.
+        let uint16 = Tensor::new(&[65535i32, 7], &Device::Cpu).unwrap();
+        assert_eq!(ints_of(&run("BitCast", 26, vec![int("to", 5)], &[&uint16])), vec![-1, 7]);
+        let k = build(&node("BitCast", 1, vec![int("to", 7)]), 26);
+        assert!(k.run(&[Some(&t(&[1], &[1.0]))]).is_err(), "float32 to int64 differs in width");
     }
 }

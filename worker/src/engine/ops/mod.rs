@@ -123,6 +123,7 @@ pub static OPS: &[OpDef] = &[
     op("Clip", 11, elementwise::clip),
     op("Cast", 6, elementwise::cast),
     op("CastLike", 15, elementwise::cast_like),
+    op("BitCast", 26, elementwise::bit_cast),
     // reduce.rs
     op("ReduceSum", 1, reduce::reduce_sum_attr),
     op("ReduceSum", 13, reduce::reduce_sum),
