@@ -1,6 +1,7 @@
 //! Real models against onnxruntime, natively: ONNX-test-style cases that
 //! `scripts/make_real_models.py` builds from registry packages (EfficientNet-Lite0 from its
-//! packaged weights, all-MiniLM-L6-v2 from its safetensors) into a folder named by
+//! packaged weights, all-MiniLM-L6-v2 from its safetensors; silero VAD and ddddocr's YOLOX-style
+//! detector exactly as their packages ship them) into a folder named by
 //! `WICK_REAL_MODELS`. `cargo xtask test` makes them and runs these; plain `cargo test` lists
 //! them as ignored.
 
@@ -32,4 +33,16 @@ fn efficientnet_lite0_matches_onnxruntime() {
 #[ignore = "needs the real models: `cargo xtask test` makes them (WICK_REAL_MODELS)"]
 fn minilm_matches_onnxruntime() {
     case("minilm");
+}
+
+#[test]
+#[ignore = "needs the real models: `cargo xtask test` makes them (WICK_REAL_MODELS)"]
+fn silero_vad_as_shipped_matches_onnxruntime() {
+    case("silero-vad");
+}
+
+#[test]
+#[ignore = "needs the real models: `cargo xtask test` makes them (WICK_REAL_MODELS)"]
+fn ddddocr_detector_as_shipped_matches_onnxruntime() {
+    case("ddddocr-det");
 }

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use std::{path::PathBuf, process::Command};
 
 /// The real-model cases `cargo xtask test` checks natively (against onnxruntime's outputs).
-pub const NATIVE_CASES: &[&str] = &["efficientnet-lite0", "minilm"];
+pub const NATIVE_CASES: &[&str] = &["efficientnet-lite0", "minilm", "silero-vad", "ddddocr-det"];
 /// The cases the browser tests load in the worker.
 pub const BROWSER_CASES: &[&str] = &["efficientnet-lite0"];
 
