@@ -116,6 +116,17 @@ impl Plan {
             graph.node.iter().map(|n| n.input.iter().cloned().chain(free_variables(n)).collect()).collect();
         let order = topological_order(&graph.node, &reads, &known, &inputs)?;
 
+        // Declared ONNX element types (inputs, outputs, value_info, initializers): ops whose
+        // meaning depends on a type that storage does not show (CastLike to int4, say) read it.
+        let mut types: HashMap<String, i32> = graph
+            .input
+            .iter()
+            .chain(&graph.output)
+            .chain(&graph.value_info)
+            .filter_map(|v| Some((v.name.clone(), super::declared_type(v).0?)))
+            .collect();
+        types.extend(graph.initializer.iter().map(|t| (t.name.clone(), t.data_type)));
+
         // Values whose declared shape is fully static: `Shape` of them folds to a constant.
         let static_dims: HashMap<String, Vec<usize>> = graph
             .input
@@ -132,7 +143,7 @@ impl Plan {
         for &i in &order {
             let node = &graph.node[i];
             let opset = *opsets.get(node_domain(node)).unwrap_or(&1);
-            let ctx = NodeCtx { node, opset, opsets, constants: &known };
+            let ctx = NodeCtx { node, opset, opsets, constants: &known, types: &types };
             let built = ops::build(&ctx);
             if let (Ok(kernel), false) = (&built, has_subgraph(node)) {
                 if let Some(values) = fold(node, kernel.as_ref(), &known, &static_dims) {

@@ -486,12 +486,21 @@ pub fn cast(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     unary(move |x| target.apply(x))
 }
 
-/// The target is the second input's dtype. A U8 target is taken as uint8: candle stores bool as
-/// U8 too, and the kernel cannot tell them apart. Likewise a low-bit target is not known here
-/// (float8 is stored as F32, int4 as I16): such a cast is a plain cast to the stored dtype.
-pub fn cast_like(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    Ok(Box::new(|xs: &[Option<&Tensor>]| {
-        Ok(vec![CastTarget::Plain(input(xs, 1)?.dtype()).apply(input(xs, 0)?)?])
+/// The target is the second input's type. When the graph declares it, the cast is planned
+/// like Cast's (so float8 or int4 targets round and wrap as they should); otherwise it is the
+/// stored dtype, where bool and uint8 (both U8) or int4 and int16 (both I16) look alike.
+pub fn cast_like(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let planned = match ctx.input_type(1) {
+        Some(code) => {
+            let mode = ctx.string("round_mode", "up");
+            let round = E8m0Round::parse(&mode).ok_or_else(|| ctx.unsupported(&format!("round_mode {mode:?}")))?;
+            Some(CastTarget::of_onnx(code, ctx.int("saturate", 1) != 0, round).map_err(|_| ctx.unsupported(&format!("target type {code}")))?)
+        }
+        None => None,
+    };
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
+        let target = planned.unwrap_or(CastTarget::Plain(input(xs, 1)?.dtype()));
+        Ok(vec![target.apply(input(xs, 0)?)?])
     }))
 }
 

@@ -271,9 +271,16 @@ pub struct NodeCtx<'a> {
     /// Every domain's opset, for the plans of subgraphs (control.rs).
     pub opsets: &'a HashMap<String, i64>,
     pub constants: &'a HashMap<String, Tensor>,
+    /// The declared ONNX element type of each value the graph declares one for.
+    pub types: &'a HashMap<String, i32>,
 }
 
 impl NodeCtx<'_> {
+    /// The declared ONNX element type of input `i`, when the graph declares it.
+    pub fn input_type(&self, i: usize) -> Option<i32> {
+        self.node.input.get(i).and_then(|n| self.types.get(n)).copied()
+    }
+
     pub fn attr(&self, name: &str) -> Option<&AttributeProto> {
         self.node.attribute.iter().find(|a| a.name == name)
     }
@@ -388,7 +395,7 @@ pub(crate) mod test_util {
 
     pub fn build(node: &NodeProto, opset: i64) -> Box<dyn Kernel> {
         let (constants, opsets) = (HashMap::new(), HashMap::from([(String::new(), opset)]));
-        let ctx = NodeCtx { node, opset, opsets: &opsets, constants: &constants };
+        let ctx = NodeCtx { node, opset, opsets: &opsets, constants: &constants, types: &HashMap::new() };
         super::build(&ctx).expect("op builds")
     }
 

@@ -24,6 +24,10 @@ enum QType {
     I8,
     I16,
     U16,
+    U4,
+    I4,
+    U2,
+    I2,
 }
 
 impl QType {
@@ -43,6 +47,10 @@ impl QType {
             onnx_type::INT8 => QType::I8,
             onnx_type::INT16 => QType::I16,
             onnx_type::UINT16 => QType::U16,
+            onnx_type::UINT4 => QType::U4,
+            onnx_type::INT4 => QType::I4,
+            onnx_type::UINT2 => QType::U2,
+            onnx_type::INT2 => QType::I2,
             _ => return None,
         })
     }
@@ -53,13 +61,18 @@ impl QType {
             QType::I8 => (-128.0, 127.0),
             QType::I16 => (-32768.0, 32767.0),
             QType::U16 => (0.0, 65535.0),
+            QType::U4 => (0.0, 15.0),
+            QType::I4 => (-8.0, 7.0),
+            QType::U2 => (0.0, 3.0),
+            QType::I2 => (-2.0, 1.0),
         }
     }
 
     fn dtype(self) -> DType {
         match self {
-            QType::U8 => DType::U8,
-            QType::I8 | QType::I16 => DType::I16,
+            // As engine/tensor.rs stores them: unsigned low-bit as U8, signed as I16.
+            QType::U8 | QType::U4 | QType::U2 => DType::U8,
+            QType::I8 | QType::I16 | QType::I4 | QType::I2 => DType::I16,
             QType::U16 => DType::I32,
         }
     }
@@ -143,7 +156,9 @@ pub fn quantize_linear(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let a = QAttrs::from_ctx(ctx);
     let output_dtype = ctx.int("output_dtype", 0);
     let forced = match output_dtype {
-        0 => None,
+        // Without output_dtype, the zero point's declared type (stored i16 may be int8, int16
+        // or int4; only the graph says which).
+        0 => ctx.input_type(2).and_then(|code| QType::of_onnx(code as i64)),
         code => Some(QType::of_onnx(code).ok_or_else(|| ctx.unsupported(&format!("output_dtype {code}")))?),
     };
     Ok(Box::new(move |xs: &[Option<&Tensor>]| {
