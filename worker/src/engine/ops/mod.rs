@@ -191,6 +191,8 @@ pub static OPS: &[OpDef] = &[
     op("GroupNormalization", 18, normalization::group_norm_18),
     op("GroupNormalization", 21, normalization::group_norm),
     op("RMSNormalization", 23, normalization::rms_norm),
+    op("SimplifiedLayerNormalization", 1, normalization::rms_norm),
+    OpDef { domain: "com.microsoft", op_type: "SkipSimplifiedLayerNormalization", since: 1, build: normalization::skip_rms_norm },
     op("MeanVarianceNormalization", 9, normalization::mean_variance_norm),
     op("LRN", 1, normalization::lrn),
     op("LpNormalization", 1, normalization::lp_norm),

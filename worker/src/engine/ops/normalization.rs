@@ -158,15 +158,39 @@ pub fn layer_norm(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     }))
 }
 
-/// RMSNormalization (23): `x / sqrt(mean(x²) + eps) * scale` over the dims from `axis`.
+/// `x / sqrt(mean(x²) + eps)` over `dims` (in the statistics dtype) and the `1 / sqrt(…)`.
+fn rms(x: &Tensor, dims: &[usize], eps: f64) -> R<(Tensor, Tensor)> {
+    let xf = x.to_dtype(stats_dtype(x))?;
+    let inv = (xf.sqr()?.mean_keepdim(dims)? + eps)?.sqrt()?.recip()?;
+    Ok((xf.broadcast_mul(&inv)?, inv))
+}
+
+/// RMSNormalization (23) and onnxruntime's SimplifiedLayerNormalization (its Llama exports):
+/// `x / sqrt(mean(x²) + eps) * scale` over the dims from `axis`; the second output (Simplified
+/// only) is the inverse standard deviation.
 pub fn rms_norm(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let (a, eps) = (ctx.int("axis", -1), ctx.float("epsilon", 1e-5) as f64);
     Ok(Box::new(move |xs: &[Option<&Tensor>]| {
         let x = input(xs, 0)?;
-        let xf = x.to_dtype(stats_dtype(x))?;
-        let ms = xf.sqr()?.mean_keepdim(trailing(a, x.rank())?)?;
-        let y = xf.broadcast_mul(&(ms + eps)?.sqrt()?.recip()?)?;
-        Ok(vec![scale_shift(&y, Some(input(xs, 1)?), None, x.dtype())?])
+        let (y, inv) = rms(x, &trailing(a, x.rank())?, eps)?;
+        Ok(vec![scale_shift(&y, Some(input(xs, 1)?), None, x.dtype())?, inv])
+    }))
+}
+
+/// com.microsoft SkipSimplifiedLayerNormalization: `s = input + skip (+ bias)`, then RMS
+/// normalisation of `s` over the last dim times `gamma`. Outputs: Y, (mean: unused, zeros),
+/// inverse std, and `s`.
+pub fn skip_rms_norm(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let eps = ctx.float("epsilon", 1e-5) as f64;
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
+        let x = input(xs, 0)?;
+        let mut sum = x.broadcast_add(input(xs, 1)?)?;
+        if let Some(bias) = xs.get(3).copied().flatten() {
+            sum = sum.broadcast_add(bias)?;
+        }
+        let (y, inv) = rms(&sum, &[sum.rank() - 1], eps)?;
+        let y = scale_shift(&y, Some(input(xs, 2)?), None, x.dtype())?;
+        Ok(vec![y, inv.zeros_like()?, inv, sum])
     }))
 }
 
@@ -262,6 +286,19 @@ pub fn lp_norm(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
 #[cfg(test)]
 mod tests {
     use super::super::test_util::*;
+
+    #[test]
+    fn skip_simplified_layer_norm_adds_then_normalises() {
+        let mut n = node("SkipSimplifiedLayerNormalization", 3, vec![]);
+        n.domain = "com.microsoft".into();
+        let k = build(&n, 1);
+        let (x, skip, gamma) = (t(&[1, 2], &[1., 2.]), t(&[1, 2], &[2., 2.]), t(&[2], &[1., 2.]));
+        let y = k.run(&[Some(&x), Some(&skip), Some(&gamma)]).unwrap();
+        // s = [3, 4]; rms = sqrt((9 + 16) / 2) = sqrt(12.5); y = s / rms * gamma.
+        let r = (12.5f32 + 1e-5).sqrt();
+        assert_close(&values(&y[0]), &[3. / r, 8. / r], 1e-6);
+        assert_close(&values(&y[3]), &[3., 4.], 0.0);
+    }
 
     #[test]
     fn softmax_axis_semantics_differ_by_opset() {
