@@ -2,7 +2,8 @@
 //! GatherElements (11+), GatherND (11+, `batch_dims` from 12), Scatter (9–10) /
 //! ScatterElements (11+, `reduction` add/mul from 16, max/min from 18), ScatterND (11+,
 //! `reduction` from 16/18), OneHot (9+, negative indices from 11), Trilu (14), EyeLike (9),
-//! NonZero (9+).
+//! NonZero (9+), Compress (9+, `axis` optional), Unique (11: `sorted`, `axis`, four outputs),
+//! ReverseSequence (10), TensorScatter (24: `linear` / `circular` KV-cache writes).
 //!
 //! Index inputs are resolved on the host (negatives counted from the end, bounds checked) into
 //! an i64 tensor or flat element offsets; the data movement is candle's (`index_select`,
@@ -269,6 +270,157 @@ pub fn non_zero(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     }))
 }
 
+pub fn compress(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let a = ctx.attr("axis").map(|a| a.i);
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
+        let (x, cond) = (input(xs, 0)?, input(xs, 1)?);
+        let (x, k) = match a {
+            Some(a) => (x.clone(), axis(a, x.rank())?),
+            None => (x.flatten_all()?, 0),
+        };
+        let n = x.dims()[k];
+        let cond = int_values(cond)?;
+        if cond.len() > n {
+            candle_core::bail!("Compress condition has {} entries for a dim of {n}", cond.len())
+        }
+        let keep: Vec<i64> = (0..cond.len()).filter(|&i| cond[i] != 0).map(|i| i as i64).collect();
+        let m = keep.len();
+        Ok(vec![x.contiguous()?.index_select(&Tensor::from_vec(keep, m, x.device())?, k)?])
+    }))
+}
+
+/// Unique's groups of equal rows: each row's group, each group's first row and size, groups
+/// in the order asked (ascending rows, or first occurrence).
+struct Groups {
+    first: Vec<usize>,
+    inverse: Vec<i64>,
+    counts: Vec<i64>,
+}
+
+/// Group the `n` rows of `keys` (row-major, `len` keys a row) by equality.
+fn group_rows<T: PartialOrd>(keys: &[T], n: usize, len: usize, sorted: bool) -> Groups {
+    let row = |i: usize| &keys[i * len..(i + 1) * len];
+    let cmp = |a: &usize, b: &usize| {
+        row(*a).iter().zip(row(*b)).find_map(|(x, y)| match x.partial_cmp(y) {
+            Some(std::cmp::Ordering::Equal) | None => None,
+            o => o,
+        })
+        .unwrap_or(std::cmp::Ordering::Equal)
+    };
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(cmp); // stable: the first row of each run is its first occurrence
+    let mut g = Groups { first: vec![], inverse: vec![0; n], counts: vec![] };
+    for (j, &i) in order.iter().enumerate() {
+        if j == 0 || cmp(&order[j - 1], &i).is_ne() {
+            g.first.push(i);
+            g.counts.push(0);
+        }
+        *g.counts.last_mut().expect("a group was opened") += 1;
+        g.inverse[i] = g.first.len() as i64 - 1;
+    }
+    if !sorted {
+        let mut by_first: Vec<usize> = (0..g.first.len()).collect();
+        by_first.sort_by_key(|&j| g.first[j]);
+        let mut rank = vec![0i64; by_first.len()];
+        by_first.iter().enumerate().for_each(|(r, &j)| rank[j] = r as i64);
+        g.inverse.iter_mut().for_each(|v| *v = rank[*v as usize]);
+        g.first = by_first.iter().map(|&j| g.first[j]).collect();
+        g.counts = by_first.iter().map(|&j| g.counts[j]).collect();
+    }
+    g
+}
+
+pub fn unique(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let a = ctx.attr("axis").map(|a| a.i);
+    let sorted = ctx.int("sorted", 1) != 0;
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
+        let x = input(xs, 0)?;
+        let (x, k) = match a {
+            Some(a) => (x.clone(), axis(a, x.rank())?),
+            None => (x.flatten_all()?, 0),
+        };
+        let n = x.dims()[k];
+        let len = x.elem_count().checked_div(n).unwrap_or(0);
+        let rows = x.transpose(0, k)?.contiguous()?;
+        let g = if x.dtype().is_float() {
+            group_rows(&rows.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?, n, len, sorted)
+        } else {
+            group_rows(&int_values(&rows)?, n, len, sorted)
+        };
+        let dev = x.device();
+        let first: Vec<i64> = g.first.iter().map(|&i| i as i64).collect();
+        let m = first.len();
+        let first = Tensor::from_vec(first, m, dev)?;
+        let y = x.contiguous()?.index_select(&first, k)?;
+        Ok(vec![y, first, Tensor::from_vec(g.inverse, n, dev)?, Tensor::from_vec(g.counts, m, dev)?])
+    }))
+}
+
+pub fn reverse_sequence(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let (ba, ta) = (ctx.int("batch_axis", 1), ctx.int("time_axis", 0));
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
+        let (x, lens) = (input(xs, 0)?, int_values(input(xs, 1)?)?);
+        let (b, t) = (axis(ba, x.rank())?, axis(ta, x.rank())?);
+        let (nb, nt) = (x.dims()[b], x.dims()[t]);
+        if lens.len() != nb {
+            candle_core::bail!("{} sequence lengths for a batch of {nb}", lens.len())
+        }
+        // The time index each output element reads: reversed within the sequence's length.
+        let mut src = vec![0i64; nb * nt];
+        for (bi, &l) in lens.iter().enumerate() {
+            let l = l.clamp(0, nt as i64);
+            for ti in 0..nt as i64 {
+                let at = if b < t { bi * nt + ti as usize } else { ti as usize * nb + bi };
+                src[at] = if ti < l { l - 1 - ti } else { ti };
+            }
+        }
+        let mut dims = vec![1; x.rank()];
+        (dims[b], dims[t]) = (nb, nt);
+        let src = Tensor::from_vec(src, dims, x.device())?.broadcast_as(x.shape())?.contiguous()?;
+        Ok(vec![x.contiguous()?.gather(&src, t)?])
+    }))
+}
+
+pub fn tensor_scatter(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let a = ctx.int("axis", -2);
+    let circular = match ctx.string("mode", "linear").as_str() {
+        "linear" => false,
+        "circular" => true,
+        other => return Err(ctx.unsupported(&format!("mode '{other}'"))),
+    };
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
+        let (cache, upd) = (input(xs, 0)?, input(xs, 1)?);
+        let k = axis(a, cache.rank())?;
+        let (cd, ud) = (cache.dims(), upd.dims());
+        if cd.len() != ud.len() || (0..cd.len()).any(|d| if d == k { ud[d] > cd[d] } else { ud[d] != cd[d] }) {
+            candle_core::bail!("TensorScatter update {ud:?} does not fit cache {cd:?} on axis {k}")
+        }
+        let (max_len, len) = (cd[k], ud[k]);
+        let prefix: usize = cd[..k].iter().product();
+        let inner: usize = cd[k + 1..].iter().product();
+        let batch = cd.first().copied().unwrap_or(1);
+        let starts = match xs.get(2).copied().flatten() {
+            Some(w) => int_values(w)?,
+            None => vec![0; batch],
+        };
+        let mut offsets = Vec::with_capacity(upd.elem_count());
+        for p in 0..prefix {
+            let start = *starts.get(p / (prefix / batch.max(1)).max(1)).unwrap_or(&0);
+            for s in 0..len as i64 {
+                let mut at = start + s;
+                if circular {
+                    at = at.rem_euclid(max_len as i64);
+                } else if at < 0 || at >= max_len as i64 {
+                    candle_core::bail!("TensorScatter writes position {at} of {max_len}")
+                }
+                let base = (p * max_len + at as usize) * inner;
+                offsets.extend((base..base + inner).map(|o| o as i64));
+            }
+        }
+        Ok(vec![scatter_flat(cache, offsets, upd, Reduction::None)?])
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use candle_core::{Device, Tensor};
@@ -346,5 +498,52 @@ mod tests {
     fn non_zero_lists_coordinates_per_dim() {
         let y = run(&node("NonZero", 1, vec![]), 13, &[&t(&[2, 2], &[1., 0., 0., 3.])]);
         assert_eq!(y[0].to_vec2::<i64>().unwrap(), vec![vec![0, 1], vec![0, 1]]);
+    }
+
+    #[test]
+    fn compress_keeps_rows_where_condition_holds() {
+        let x = t(&[3, 2], &[1., 2., 3., 4., 5., 6.]);
+        let cond = Tensor::new(&[0u8, 1, 1], &Device::Cpu).unwrap();
+        let y = run(&node("Compress", 2, vec![int("axis", 0)]), 11, &[&x, &cond]);
+        assert_close(&values(&y[0]), &[3., 4., 5., 6.], 0.);
+        // No axis: the flattened input; a short condition keeps only its own prefix.
+        let y = run(&node("Compress", 2, vec![]), 11, &[&x, &cond]);
+        assert_close(&values(&y[0]), &[2., 3.], 0.);
+    }
+
+    #[test]
+    fn unique_sorted_and_in_first_occurrence_order() {
+        let x = t(&[6], &[2., 1., 1., 3., 4., 3.]);
+        let mut n = node("Unique", 1, vec![int("sorted", 0)]);
+        let y = run(&n, 11, &[&x]);
+        assert_close(&values(&y[0]), &[2., 1., 3., 4.], 0.);
+        assert_eq!(y[1].to_vec1::<i64>().unwrap(), [0, 1, 3, 4]);
+        assert_eq!(y[2].to_vec1::<i64>().unwrap(), [0, 1, 1, 2, 3, 2]);
+        assert_eq!(y[3].to_vec1::<i64>().unwrap(), [1, 2, 2, 1]);
+        n.attribute = vec![int("axis", 0)];
+        let rows = t(&[3, 2], &[1., 0., 0., 1., 1., 0.]);
+        let y = run(&n, 11, &[&rows]);
+        assert_close(&values(&y[0]), &[0., 1., 1., 0.], 0.);
+        assert_eq!(y[2].to_vec1::<i64>().unwrap(), [1, 0, 1]);
+        assert_eq!(y[3].to_vec1::<i64>().unwrap(), [1, 2]);
+    }
+
+    #[test]
+    fn reverse_sequence_reverses_each_prefix() {
+        // time_axis 0, batch_axis 1: columns are sequences of lengths 3 and 1.
+        let x = t(&[3, 2], &[1., 2., 3., 4., 5., 6.]);
+        let y = run(&node("ReverseSequence", 2, vec![]), 10, &[&x, &ids(&[2], &[3, 1])]);
+        assert_close(&values(&y[0]), &[5., 2., 3., 4., 1., 6.], 0.);
+    }
+
+    #[test]
+    fn tensor_scatter_writes_at_each_batch_index() {
+        let cache = t(&[2, 3, 1], &[0.; 6]);
+        let upd = t(&[2, 2, 1], &[1., 2., 3., 4.]);
+        let y = run(&node("TensorScatter", 3, vec![int("axis", 1)]), 24, &[&cache, &upd, &ids(&[2], &[1, 0])]);
+        assert_close(&values(&y[0]), &[0., 1., 2., 3., 4., 0.], 0.);
+        let circ = node("TensorScatter", 3, vec![int("axis", 1), string("mode", "circular")]);
+        let y = run(&circ, 24, &[&cache, &upd, &ids(&[2], &[2, 0])]);
+        assert_close(&values(&y[0]), &[2., 0., 1., 3., 4., 0.], 0.);
     }
 }

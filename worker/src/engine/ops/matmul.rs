@@ -1,7 +1,14 @@
 //! Matrix products. Spec: MatMul (numpy matmul semantics, opsets 1–13), Gemm (opsets 1–13:
-//! `Y = alpha·A'·B' + beta·C`, C broadcast to [M, N]).
+//! `Y = alpha·A'·B' + beta·C`, C broadcast to [M, N]), Einsum (12: explicit and implicit
+//! output, repeated labels → diagonals, `...` broadcast), Det (11, batched).
+//!
+//! Einsum is lowered at run time to diagonals (a mask and a sum), sums over labels nothing
+//! later needs, and one batched matmul per pair of operands, folding left. Integer operands are
+//! contracted in f64. Det factors each matrix on the host (LU with partial pivoting, in f64).
 
-use candle_core::Tensor;
+use std::collections::HashMap;
+
+use candle_core::{DType, Tensor};
 
 use super::{input, Kernel, NodeCtx};
 use crate::error::Result;
@@ -52,6 +59,197 @@ pub fn gemm(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     }))
 }
 
+/// One Einsum label: a letter, or the `i`-th dim covered by `...` (counted over the widest
+/// ellipsis, right-aligned), kept apart from letters.
+type Label = char;
+
+/// An operand with one label per dim.
+type Labelled = (Tensor, Vec<Label>);
+
+type R<T> = candle_core::Result<T>;
+
+fn ellipsis_label(i: usize) -> Label {
+    char::from_u32(0x2460 + i as u32).expect("a valid char")
+}
+
+/// A parsed equation: each operand's terms as written, and the output term if explicit.
+struct Equation {
+    inputs: Vec<String>,
+    output: Option<String>,
+}
+
+fn parse_equation(eq: &str) -> Equation {
+    let eq: String = eq.chars().filter(|c| !c.is_whitespace()).collect();
+    let (lhs, rhs) = match eq.split_once("->") {
+        Some((l, r)) => (l.to_string(), Some(r.to_string())),
+        None => (eq, None),
+    };
+    Equation { inputs: lhs.split(',').map(str::to_string).collect(), output: rhs }
+}
+
+/// A term's labels, its `...` standing for the last `span` of the `width` ellipsis labels.
+fn term_labels(term: &str, span: usize, width: usize) -> Vec<Label> {
+    let (head, tail) = term.split_once("...").unwrap_or((term, ""));
+    let mut labels: Vec<Label> = head.chars().collect();
+    if term.contains("...") {
+        labels.extend((width - span..width).map(ellipsis_label));
+    }
+    labels.extend(tail.chars());
+    labels
+}
+
+/// Sum `x` over the labels `keep` rejects.
+fn sum_out(x: Tensor, labels: Vec<Label>, keep: impl Fn(Label) -> bool) -> R<Labelled> {
+    let gone: Vec<usize> = (0..labels.len()).filter(|&d| !keep(labels[d])).collect();
+    if gone.is_empty() {
+        return Ok((x, labels));
+    }
+    let kept = labels.into_iter().filter(|&l| keep(l)).collect();
+    Ok((x.sum(gone)?, kept))
+}
+
+/// `x` with every repeated label reduced to its diagonal.
+fn diagonals(mut x: Tensor, mut labels: Vec<Label>) -> R<Labelled> {
+    let repeat = |ls: &[Label]| (0..ls.len()).find_map(|q| ls[..q].iter().position(|&l| l == ls[q]).map(|p| (p, q)));
+    while let Some((p, q)) = repeat(&labels) {
+        let n = x.dims()[p];
+        if x.dims()[q] != n {
+            candle_core::bail!("Einsum label '{}' has sizes {n} and {}", labels[q], x.dims()[q])
+        }
+        let along = |d: usize| -> R<Tensor> {
+            let mut dims = vec![1; labels.len()];
+            dims[d] = n;
+            Tensor::arange(0u32, n as u32, x.device())?.reshape(dims)
+        };
+        let mask = along(p)?.broadcast_eq(&along(q)?)?.to_dtype(x.dtype())?;
+        x = x.broadcast_mul(&mask)?.sum(q)?;
+        labels.remove(q);
+    }
+    Ok((x, labels))
+}
+
+/// `x` with its dims reordered to `order` (each a label of `labels`) and broadcast to `sizes`.
+fn arrange(x: &Tensor, labels: &[Label], order: &[Label], sizes: &HashMap<Label, usize>) -> R<Tensor> {
+    let perm: Vec<usize> = order.iter().map(|l| labels.iter().position(|m| m == l).expect("label present")).collect();
+    let dims: Vec<usize> = order.iter().map(|l| sizes[l]).collect();
+    x.permute(perm)?.broadcast_as(dims)?.contiguous()
+}
+
+/// Contract two labelled operands, keeping the labels in `keep` (needed later): shared kept
+/// labels batch, shared others are summed by one batched matmul.
+fn contract_pair(a: Labelled, b: Labelled, keep: &[Label]) -> R<Labelled> {
+    let (la0, lb0) = (a.1.clone(), b.1.clone());
+    let (a, la) = sum_out(a.0, a.1, |l| keep.contains(&l) || lb0.contains(&l))?;
+    let (b, lb) = sum_out(b.0, b.1, |l| keep.contains(&l) || la0.contains(&l))?;
+    let mut sizes: HashMap<Label, usize> = HashMap::new();
+    for (l, n) in la.iter().zip(a.dims()).chain(lb.iter().zip(b.dims())) {
+        let s = sizes.entry(*l).or_insert(*n);
+        *s = (*s).max(*n);
+    }
+    let batch: Vec<Label> = la.iter().copied().filter(|l| lb.contains(l) && keep.contains(l)).collect();
+    let sum: Vec<Label> = la.iter().copied().filter(|l| lb.contains(l) && !keep.contains(l)).collect();
+    let a_only: Vec<Label> = la.iter().copied().filter(|l| !lb.contains(l)).collect();
+    let b_only: Vec<Label> = lb.iter().copied().filter(|l| !la.contains(l)).collect();
+    let size = |ls: &[Label]| ls.iter().map(|l| sizes[l]).product::<usize>();
+    let (nb, m, k, n) = (size(&batch), size(&a_only), size(&sum), size(&b_only));
+    let a_order = [batch.clone(), a_only.clone(), sum.clone()].concat();
+    let a = arrange(&a, &la, &a_order, &sizes)?.reshape((nb, m, k))?;
+    let b = arrange(&b, &lb, &[batch.clone(), sum, b_only.clone()].concat(), &sizes)?.reshape((nb, k, n))?;
+    let labels = [batch, a_only, b_only].concat();
+    let dims: Vec<usize> = labels.iter().map(|l| sizes[l]).collect();
+    Ok((a.matmul(&b)?.reshape(dims)?, labels))
+}
+
+fn einsum_tensors(eq: &Equation, xs: &[&Tensor]) -> R<Tensor> {
+    if eq.inputs.len() != xs.len() {
+        candle_core::bail!("Einsum equation has {} operands, got {}", eq.inputs.len(), xs.len())
+    }
+    let letters = |t: &str| t.replace("...", "").chars().count();
+    let spans: Vec<usize> = eq.inputs.iter().zip(xs).map(|(t, x)| x.rank().saturating_sub(letters(t))).collect();
+    let width = spans.iter().copied().max().unwrap_or(0);
+    let mut ops = Vec::with_capacity(xs.len());
+    for ((term, x), &span) in eq.inputs.iter().zip(xs).zip(&spans) {
+        let labels = term_labels(term, span, width);
+        if labels.len() != x.rank() {
+            candle_core::bail!("Einsum term '{term}' does not fit an input of rank {}", x.rank())
+        }
+        ops.push(diagonals((*x).clone(), labels)?);
+    }
+    let out: Vec<Label> = match &eq.output {
+        Some(t) => term_labels(t, width, width),
+        None => {
+            let all: Vec<Label> = eq.inputs.iter().flat_map(|t| t.chars().filter(|c| *c != '.')).collect();
+            let mut once: Vec<Label> =
+                all.iter().copied().filter(|l| all.iter().filter(|m| *m == l).count() == 1).collect();
+            once.sort_unstable();
+            (0..width).map(ellipsis_label).chain(once).collect()
+        }
+    };
+    let mut ops = ops.into_iter();
+    let mut acc = ops.next().ok_or_else(|| candle_core::Error::Msg("Einsum needs an operand".into()))?;
+    let rest: Vec<_> = ops.collect();
+    for (i, next) in rest.iter().enumerate() {
+        let mut keep = out.clone();
+        keep.extend(rest[i + 1..].iter().flat_map(|(_, l)| l.iter().copied()));
+        acc = contract_pair(acc, next.clone(), &keep)?;
+    }
+    let (y, labels) = sum_out(acc.0, acc.1, |l| out.contains(&l))?;
+    let perm: Vec<usize> = out.iter().map(|l| labels.iter().position(|m| m == l)).collect::<Option<_>>()
+        .ok_or_else(|| candle_core::Error::Msg("Einsum output label not in any input".into()))?;
+    if perm.iter().enumerate().all(|(i, &p)| i == p) { Ok(y) } else { y.permute(perm) }
+}
+
+pub fn einsum(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let eq = parse_equation(&ctx.string("equation", ""));
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
+        let xs: Vec<&Tensor> = (0..xs.len()).map(|i| input(xs, i)).collect::<R<_>>()?;
+        let dtype = xs.first().map_or(DType::F32, |x| x.dtype());
+        if dtype.is_float() {
+            return Ok(vec![einsum_tensors(&eq, &xs)?]);
+        }
+        let wide: Vec<Tensor> = xs.iter().map(|x| x.to_dtype(DType::F64)).collect::<R<_>>()?;
+        Ok(vec![einsum_tensors(&eq, &wide.iter().collect::<Vec<_>>())?.to_dtype(dtype)?])
+    }))
+}
+
+/// The determinant of one row-major `n`×`n` matrix, by LU with partial pivoting.
+fn determinant(mut a: Vec<f64>, n: usize) -> f64 {
+    let mut det = 1.0;
+    for c in 0..n {
+        let p = (c..n).max_by(|&i, &j| a[i * n + c].abs().total_cmp(&a[j * n + c].abs())).unwrap_or(c);
+        if a[p * n + c] == 0.0 {
+            return 0.0;
+        }
+        if p != c {
+            (0..n).for_each(|j| a.swap(p * n + j, c * n + j));
+            det = -det;
+        }
+        let pivot = a[c * n + c];
+        det *= pivot;
+        for r in c + 1..n {
+            let f = a[r * n + c] / pivot;
+            (c..n).for_each(|j| a[r * n + j] -= f * a[c * n + j]);
+        }
+    }
+    det
+}
+
+pub fn det(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    Ok(Box::new(|xs: &[Option<&Tensor>]| {
+        let x = input(xs, 0)?;
+        let (batch, n) = match x.dims() {
+            [b @ .., m, n] if m == n => (b.to_vec(), *n),
+            d => candle_core::bail!("Det needs square matrices, got {d:?}"),
+        };
+        let v = x.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+        let dets: Vec<f64> = match n {
+            0 => vec![1.0; batch.iter().product()],
+            _ => v.chunks(n * n).map(|m| determinant(m.to_vec(), n)).collect(),
+        };
+        Ok(vec![Tensor::from_vec(dets, batch, x.device())?.to_dtype(x.dtype())?])
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::*;
@@ -82,5 +280,48 @@ mod tests {
         let y = k.run(&[Some(&m), Some(&v)]).unwrap();
         assert_eq!(y[0].dims(), &[2]);
         assert_close(&values(&y[0]), &[5., 11.], 0.0);
+    }
+
+    fn einsum(eq: &str, xs: &[&candle_core::Tensor]) -> candle_core::Tensor {
+        let k = build(&node("Einsum", xs.len(), vec![string("equation", eq)]), 12);
+        k.run(&xs.iter().map(|&x| Some(x)).collect::<Vec<_>>()).unwrap().remove(0)
+    }
+
+    #[test]
+    fn einsum_transpose_sum_trace_and_implicit_output() {
+        let m = t(&[2, 3], &[1., 2., 3., 4., 5., 6.]);
+        let y = einsum("ij->ji", &[&m]);
+        assert_eq!(y.dims(), &[3, 2]);
+        assert_close(&values(&y), &[1., 4., 2., 5., 3., 6.], 0.);
+        assert_close(&values(&einsum("ij -> i", &[&m])), &[6., 15.], 0.);
+        // Implicit: labels seen once, sorted, so "ji" is the transpose of "ij".
+        assert_eq!(einsum("ji", &[&m]).dims(), &[3, 2]);
+        let sq = t(&[2, 2], &[1., 2., 3., 4.]);
+        assert_close(&values(&einsum("ii", &[&sq])), &[5.], 0.);
+        assert_close(&values(&einsum("...ii->...i", &[&sq.unsqueeze(0).unwrap()])), &[1., 4.], 0.);
+    }
+
+    #[test]
+    fn einsum_contractions_by_matmul() {
+        let a = t(&[2, 2], &[1., 2., 3., 4.]);
+        let b = t(&[2, 2], &[5., 6., 7., 8.]);
+        assert_close(&values(&einsum("ij,jk", &[&a, &b])), &[19., 22., 43., 50.], 0.);
+        assert_close(&values(&einsum("i,i", &[&t(&[2], &[1., 2.]), &t(&[2], &[3., 4.])])), &[11.], 0.);
+        // Outer product with a broadcast ellipsis batch, and three operands.
+        let y = einsum("...i,...j->...ij", &[&t(&[2, 1], &[1., 2.]), &t(&[1, 2], &[3., 4.])]);
+        assert_eq!(y.dims(), &[2, 1, 2]);
+        assert_close(&values(&y), &[3., 4., 6., 8.], 0.);
+        assert_close(&values(&einsum("ij,jk,k->i", &[&a, &b, &t(&[2], &[1., 1.])])), &[41., 93.], 0.);
+    }
+
+    #[test]
+    fn det_of_a_batch() {
+        let k = build(&node("Det", 1, vec![]), 11);
+        let x = t(&[2, 2, 2], &[1., 2., 3., 4., 0., 1., 1., 0.]);
+        let y = k.run(&[Some(&x)]).unwrap();
+        assert_eq!(y[0].dims(), &[2]);
+        assert_close(&values(&y[0]), &[-2., -1.], 1e-6);
+        let x = t(&[3, 3], &[2., 0., 1., 1., 3., 2., 1., 1., 2.]); // 2·(6−2) + 1·(1−3)
+        assert_close(&values(&k.run(&[Some(&x)]).unwrap()[0]), &[6.], 1e-6);
     }
 }

@@ -152,6 +152,8 @@ pub static OPS: &[OpDef] = &[
     // matmul.rs
     op("MatMul", 1, matmul::matmul),
     op("Gemm", 1, matmul::gemm),
+    op("Einsum", 12, matmul::einsum),
+    op("Det", 11, matmul::det),
     // conv.rs
     op("Conv", 1, conv::conv),
     op("ConvTranspose", 1, conv::conv_transpose),
@@ -233,6 +235,10 @@ pub static OPS: &[OpDef] = &[
     op("Trilu", 14, index::trilu),
     op("EyeLike", 9, index::eye_like),
     op("NonZero", 9, index::non_zero),
+    op("Compress", 9, index::compress),
+    op("Unique", 11, index::unique),
+    op("ReverseSequence", 10, index::reverse_sequence),
+    op("TensorScatter", 24, index::tensor_scatter),
     // control.rs
     op("If", 1, control::if_op),
     op("Loop", 1, control::loop_op),
