@@ -1,16 +1,20 @@
 //! Elementwise ops: arithmetic, comparisons and logic with numpy broadcasting, unary math,
 //! activations, the variadic Min/Max/Sum/Mean, Where, Clip and casts.
 //! Spec: https://onnx.ai/onnx/operators/, covering
-//! - Add, Sub, Mul, Div, Pow: opset 1 (legacy `broadcast` with `axis` rejected) and 7+ (numpy
-//!   broadcasting); Pow's separate exponent type (12+) is cast to the base type.
+//! - Add, Sub, Mul, Div, Pow: opset 1 (legacy `broadcast`: B aligned to A from `axis`) and 7+
+//!   (numpy broadcasting); Pow's separate exponent type (12+) is cast to the base type. The
+//!   legacy `broadcast`/`axis` applies to every binary op before opset 7.
 //! - Min, Max, Sum, Mean (1+, broadcasting from 8; equal shapes before broadcast the same way).
 //! - Equal, Less, Greater (1+), LessOrEqual, GreaterOrEqual (12+), And, Or, Xor, Not (1+),
 //!   Where (9+), IsNaN (9+), IsInf (10+); booleans are U8 0/1, as candle's comparisons return.
+//! - BitwiseAnd, BitwiseOr, BitwiseXor, BitwiseNot (18+), on the stored integers (uint64 as I64
+//!   has the same bits; BitwiseNot masks uint16, stored as I32, by the declared input type).
 //! - Relu, Sigmoid, Tanh, Exp, Log, Neg, Abs, Sqrt, Reciprocal, Floor, Ceil (1+), Sin, Cos, Tan,
 //!   Asin, Acos, Atan (7+), Sinh, Cosh, Asinh, Acosh, Atanh, Erf, Sign (9+), Round (11+, half to
 //!   even).
-//! - LeakyRelu, Elu, Selu, Softplus, Softsign, HardSigmoid, PRelu (1+), ThresholdedRelu (10+),
-//!   Celu (12+), HardSwish (14+), Mish (18+), Gelu (20+, `approximate` none/tanh).
+//! - LeakyRelu, Elu, Selu, Softplus, Softsign, HardSigmoid (1+), PRelu (1–6: a 1-D slope runs
+//!   along the channel axis; 7+: numpy), ThresholdedRelu (10+), Shrink (9+), Celu (12+),
+//!   HardSwish (14+), Mish (18+), Gelu (20+, `approximate` none/tanh), Swish (24+, `alpha`).
 //! - Clip: `min`/`max` attributes in opsets 1–10, optional inputs from 11.
 //! - Mod (10+, `fmod`), BitShift (11+), Cast (6+, `to`; `saturate` 19+ and `round_mode` 24+
 //!   for the float8/float4/e8m0 and 4-/2-bit integer targets), CastLike (15+), BitCast (26+).
@@ -31,15 +35,36 @@ use crate::error::Result;
 
 // ---- The shapes of op: one helper each -------------------------------------------------------
 
-/// A binary op with numpy broadcasting.
+/// A binary op with numpy broadcasting; before opset 7, with `broadcast` set, B's dims are
+/// matched to A's from `axis` on (default: A's trailing dims).
 fn binary(
     ctx: &NodeCtx,
     f: impl Fn(&Tensor, &Tensor) -> CResult<Tensor> + 'static,
 ) -> Result<Box<dyn Kernel>> {
-    if ctx.opset < 7 && ctx.int("broadcast", 0) != 0 && ctx.ints("axis").is_some() {
-        return Err(ctx.unsupported("legacy broadcast with axis"));
+    let legacy_axis = (ctx.opset < 7 && ctx.int("broadcast", 0) != 0).then(|| ctx.attr("axis").map(|a| a.i));
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
+        let (a, b) = (input(xs, 0)?, input(xs, 1)?);
+        match legacy_axis {
+            Some(at) => Ok(vec![f(a, &legacy_broadcast(b, a.rank(), at)?)?]),
+            None => Ok(vec![f(a, b)?]),
+        }
+    }))
+}
+
+/// Opsets 1–6: B (rank k) reshaped to A's rank with its dims at `axis`..`axis + k` and ones
+/// elsewhere; `axis` absent: A's last k dims.
+fn legacy_broadcast(b: &Tensor, rank: usize, at: Option<i64>) -> CResult<Tensor> {
+    let k = b.rank();
+    let start = match at {
+        Some(at) => super::axis(at, rank)?,
+        None => rank.saturating_sub(k),
+    };
+    if start + k > rank {
+        bail!("legacy broadcast: B {:?} does not fit rank {rank} from axis {start}", b.dims())
     }
-    Ok(Box::new(move |xs: &[Option<&Tensor>]| Ok(vec![f(input(xs, 0)?, input(xs, 1)?)?])))
+    let mut shape = vec![1; rank];
+    shape[start..start + k].copy_from_slice(b.dims());
+    b.reshape(shape)
 }
 
 /// A unary op.
@@ -91,8 +116,8 @@ fn host<T: WithDType>(x: &Tensor) -> CResult<Vec<T>> {
     x.to_dtype(T::DTYPE)?.flatten_all()?.to_vec1::<T>()
 }
 
-/// `f` on every element of a float tensor, computed in f64; the result keeps x's dtype.
-fn map_float(x: &Tensor, f: fn(f64) -> f64) -> CResult<Tensor> {
+/// `f` on every element, computed in f64; the result keeps x's dtype.
+fn map_float(x: &Tensor, f: impl Fn(f64) -> f64) -> CResult<Tensor> {
     let v: Vec<f64> = host::<f64>(x)?.into_iter().map(f).collect();
     Tensor::from_vec(v, x.shape(), x.device())?.to_dtype(x.dtype())
 }
@@ -230,6 +255,36 @@ pub fn xor(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
 pub fn not(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     unary(|x| x.eq(0u8))
 }
+
+// ---- Bitwise (integers; unsigned stored types are masked back to their width) ------------------
+
+pub fn bitwise_and(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    binary(ctx, |a, b| zip_map(a, b, None, |x, y| x & y))
+}
+pub fn bitwise_or(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    binary(ctx, |a, b| zip_map(a, b, None, |x, y| x | y))
+}
+pub fn bitwise_xor(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    binary(ctx, |a, b| zip_map(a, b, None, |x, y| x ^ y))
+}
+/// `!x` in i64, masked to the width of an unsigned type: uint16 (stored as I32) when the graph
+/// declares it, else U8 and U32 by their storage. Signed types and uint64 (I64) keep the sign
+/// extension, which is the same bits.
+pub fn bitwise_not(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let uint16 = ctx.input_type(0) == Some(onnx_type::UINT16);
+    unary(move |x| {
+        let mask = match x.dtype() {
+            DType::U8 => 0xff,
+            DType::U32 => 0xffff_ffff,
+            DType::I32 if uint16 => 0xffff,
+            d if d.is_int() => -1,
+            d => bail!("BitwiseNot: expected an integer tensor, got {d:?}"),
+        };
+        let v: Vec<i64> = host::<i64>(x)?.into_iter().map(|v| !v & mask).collect();
+        Tensor::from_vec(v, x.shape(), x.device())?.to_dtype(x.dtype())
+    })
+}
+
 pub fn is_nan(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     unary(|x| x.ne(x))
 }
@@ -353,11 +408,38 @@ pub fn leaky_relu(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let alpha = ctx.float("alpha", 0.01) as f64;
     float_unary(move |x| x.maximum(0.0)? + x.minimum(0.0)?.affine(alpha, 0.0)?)
 }
+/// PRelu 7+: the slope broadcasts unidirectionally (numpy) to x.
 pub fn prelu(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    Ok(Box::new(|xs: &[Option<&Tensor>]| {
+    prelu_kernel(false)
+}
+/// PRelu 1–6: a 1-D slope of x's channel count applies along axis 1.
+pub fn prelu_legacy(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    prelu_kernel(true)
+}
+fn prelu_kernel(legacy: bool) -> Result<Box<dyn Kernel>> {
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
         let (x, slope) = (input(xs, 0)?, input(xs, 1)?);
-        Ok(vec![x.maximum(0.0)?.broadcast_add(&x.minimum(0.0)?.broadcast_mul(slope)?)?])
+        let slope = match legacy && slope.rank() == 1 && x.rank() > 2 && slope.dim(0)? > 1 {
+            true => legacy_broadcast(slope, x.rank(), Some(1))?,
+            false => slope.clone(),
+        };
+        Ok(vec![x.maximum(0.0)?.broadcast_add(&x.minimum(0.0)?.broadcast_mul(&slope)?)?])
     }))
+}
+pub fn shrink(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let (bias, lambd) = (ctx.float("bias", 0.0) as f64, ctx.float("lambd", 0.5) as f64);
+    unary(move |x| {
+        map_float(x, |v| match v {
+            v if v < -lambd => v + bias,
+            v if v > lambd => v - bias,
+            _ => 0.0,
+        })
+    })
+}
+/// `x * sigmoid(alpha * x)` (24+).
+pub fn swish(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let alpha = ctx.float("alpha", 1.0) as f64;
+    float_unary(move |x| x.mul(&(x.affine(-alpha, 0.0)?.exp()? + 1.0)?.recip()?))
 }
 pub fn elu(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let alpha = ctx.float("alpha", 1.0) as f64;
@@ -697,6 +779,46 @@ mod tests {
         let y = run("PRelu", 16, vec![], &[&x, &slope]);
         assert_eq!(y.dims(), &[2, 4]);
         assert_close(&values(&y), &[-1., -0.25, 0., 1.5, -4., -1., 0., 1.5], 0.0);
+    }
+
+    #[test]
+    fn legacy_broadcast_aligns_b_at_axis() {
+        let a = t(&[2, 3], &[0., 1., 2., 3., 4., 5.]);
+        let y = run("Add", 6, vec![int("broadcast", 1), int("axis", 0)], &[&a, &t(&[2], &[10., 20.])]);
+        assert_close(&values(&y), &[10., 11., 12., 23., 24., 25.], 0.0);
+        let y = run("Mul", 6, vec![int("broadcast", 1)], &[&a, &t(&[3], &[1., 0., 2.])]);
+        assert_close(&values(&y), &[0., 0., 4., 3., 0., 10.], 0.0);
+    }
+
+    #[test]
+    fn prelu_before_opset_7_runs_a_slope_along_channels() {
+        let x = t(&[1, 2, 2], &[-1., 2., -3., 4.]);
+        let slope = t(&[2], &[0.5, 0.25]);
+        assert_close(&values(&run("PRelu", 6, vec![], &[&x, &slope])), &[-0.5, 2., -0.75, 4.], 0.0);
+        // From opset 7 the same slope broadcasts numpy-style, along the last axis.
+        assert_close(&values(&run("PRelu", 9, vec![], &[&x, &slope])), &[-0.5, 2., -1.5, 4.], 0.0);
+    }
+
+    #[test]
+    fn bitwise_ops_keep_the_stored_width() {
+        let a = Tensor::new(&[0b1100u8, 0xf0], &Device::Cpu).unwrap();
+        let b = Tensor::new(&[0b1010u8], &Device::Cpu).unwrap();
+        assert_eq!(ints_of(&run("BitwiseAnd", 18, vec![], &[&a, &b])), vec![0b1000, 0]);
+        assert_eq!(ints_of(&run("BitwiseOr", 18, vec![], &[&a, &b])), vec![0b1110, 0xfa]);
+        assert_eq!(ints_of(&run("BitwiseXor", 18, vec![], &[&a, &b])), vec![0b0110, 0xfa]);
+        let y = run("BitwiseNot", 18, vec![], &[&a]);
+        assert_eq!((y.dtype(), ints_of(&y)), (DType::U8, vec![0xf3, 0x0f]));
+        assert_eq!(ints_of(&run("BitwiseNot", 18, vec![], &[&i64s(&[0, -6])])), vec![-1, 5]);
+        assert!(build(&node("BitwiseNot", 1, vec![]), 18).run(&[Some(&t(&[1], &[1.]))]).is_err());
+    }
+
+    #[test]
+    fn shrink_and_swish() {
+        let x = t(&[5], &[-2., -0.5, 0., 0.5, 2.]);
+        let y = run("Shrink", 9, vec![float("bias", 1.), float("lambd", 1.)], &[&x]);
+        assert_close(&values(&y), &[-1., 0., 0., 0., 1.], 0.0);
+        let want: Vec<f32> = [-2f32, -0.5, 0., 0.5, 2.].iter().map(|v| v / (1. + (-2. * v).exp())).collect();
+        assert_close(&values(&run("Swish", 24, vec![float("alpha", 2.)], &[&x])), &want, 1e-6);
     }
 
     #[test]

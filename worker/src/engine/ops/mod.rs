@@ -19,6 +19,7 @@ mod reduce;
 mod resize;
 mod select;
 mod shape;
+mod signal;
 
 use std::collections::HashMap;
 
@@ -87,6 +88,10 @@ pub static OPS: &[OpDef] = &[
     op("Or", 1, elementwise::or),
     op("Xor", 1, elementwise::xor),
     op("Not", 1, elementwise::not),
+    op("BitwiseAnd", 18, elementwise::bitwise_and),
+    op("BitwiseOr", 18, elementwise::bitwise_or),
+    op("BitwiseXor", 18, elementwise::bitwise_xor),
+    op("BitwiseNot", 18, elementwise::bitwise_not),
     op("IsNaN", 9, elementwise::is_nan),
     op("IsInf", 10, elementwise::is_inf),
     op("Where", 9, elementwise::where_op),
@@ -108,7 +113,10 @@ pub static OPS: &[OpDef] = &[
     op("Acosh", 9, elementwise::acosh),
     op("Atanh", 9, elementwise::atanh),
     op("LeakyRelu", 1, elementwise::leaky_relu),
-    op("PRelu", 1, elementwise::prelu),
+    op("PRelu", 1, elementwise::prelu_legacy),
+    op("PRelu", 7, elementwise::prelu),
+    op("Shrink", 9, elementwise::shrink),
+    op("Swish", 24, elementwise::swish),
     op("Elu", 1, elementwise::elu),
     op("Celu", 12, elementwise::celu),
     op("Selu", 1, elementwise::selu),
@@ -248,6 +256,14 @@ pub static OPS: &[OpDef] = &[
     op("RNN", 7, recurrent::rnn),
     op("GRU", 7, recurrent::gru),
     op("LSTM", 7, recurrent::lstm),
+    // signal.rs
+    op("DFT", 17, signal::dft_17),
+    op("DFT", 20, signal::dft_20),
+    op("STFT", 17, signal::stft),
+    op("HannWindow", 17, signal::hann_window),
+    op("HammingWindow", 17, signal::hamming_window),
+    op("BlackmanWindow", 17, signal::blackman_window),
+    op("MelWeightMatrix", 17, signal::mel_weight_matrix),
     // attention.rs
     op("Attention", 23, attention::attention),
 ];
