@@ -266,6 +266,10 @@ pub static OPS: &[OpDef] = &[
     op("MelWeightMatrix", 17, signal::mel_weight_matrix),
     // attention.rs
     op("Attention", 23, attention::attention),
+    op("RotaryEmbedding", 23, attention::rotary_embedding),
+    OpDef { domain: "com.microsoft", op_type: "RotaryEmbedding", since: 1, build: attention::rotary_embedding_ms },
+    op("LinearAttention", 27, attention::linear_attention),
+    op("CausalConvWithState", 27, attention::causal_conv_with_state),
 ];
 
 /// The op types the registry knows, for capabilities.
