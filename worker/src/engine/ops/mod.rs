@@ -17,6 +17,7 @@ mod quantization;
 mod recurrent;
 mod reduce;
 mod resize;
+mod sampling;
 mod select;
 mod shape;
 mod signal;
@@ -175,6 +176,13 @@ pub static OPS: &[OpDef] = &[
     op("Resize", 11, resize::resize),
     op("Upsample", 7, resize::upsample_7),
     op("Upsample", 9, resize::upsample),
+    // sampling.rs
+    op("GridSample", 16, sampling::grid_sample),
+    op("AffineGrid", 20, sampling::affine_grid),
+    op("CenterCropPad", 18, sampling::center_crop_pad),
+    op("Col2Im", 18, sampling::col2im),
+    op("RoiAlign", 10, sampling::roi_align_10),
+    op("RoiAlign", 16, sampling::roi_align),
     // quantization.rs
     op("QuantizeLinear", 10, quantization::quantize_linear),
     op("DequantizeLinear", 10, quantization::dequantize_linear),

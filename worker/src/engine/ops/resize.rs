@@ -95,19 +95,7 @@ impl Mode {
                 return (0, if up { vec![0.0, 1.0] } else { vec![1.0, 0.0] });
             }
             Mode::Linear => (1.0, Box::new(|t: f64| (1.0 - t.abs()).max(0.0))),
-            Mode::Cubic { a } => (
-                2.0,
-                Box::new(move |t: f64| {
-                    let t = t.abs();
-                    if t <= 1.0 {
-                        ((a + 2.0) * t - (a + 3.0)) * t * t + 1.0
-                    } else if t < 2.0 {
-                        ((a * t - 5.0 * a) * t + 8.0 * a) * t - 4.0 * a
-                    } else {
-                        0.0
-                    }
-                }),
-            ),
+            Mode::Cubic { a } => (2.0, Box::new(move |t: f64| cubic(a, t))),
         };
         let s = if antialias { scale.min(1.0) } else { 1.0 };
         let start = (-radius / s).floor() as i64 + 1;
@@ -117,6 +105,18 @@ impl Mode {
             w.iter_mut().for_each(|v| *v /= sum);
         }
         (start, w)
+    }
+}
+
+/// Keys' cubic convolution kernel with coefficient `a` (also GridSample's, with a = -0.75).
+pub(super) fn cubic(a: f64, t: f64) -> f64 {
+    let t = t.abs();
+    if t <= 1.0 {
+        ((a + 2.0) * t - (a + 3.0)) * t * t + 1.0
+    } else if t < 2.0 {
+        ((a * t - 5.0 * a) * t + 8.0 * a) * t - 4.0 * a
+    } else {
+        0.0
     }
 }
 

@@ -402,7 +402,7 @@ pub fn tile(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]
-enum PadMode {
+pub(super) enum PadMode {
     Constant,
     Reflect,
     Edge,
@@ -420,7 +420,7 @@ fn pad_mode(ctx: &NodeCtx) -> Result<PadMode> {
 }
 
 /// Pad (or, for negative amounts, crop) dim `k` by `before` / `after`.
-fn pad_axis(x: &Tensor, k: usize, before: i64, after: i64, mode: PadMode, value: f64) -> R<Tensor> {
+pub(super) fn pad_axis(x: &Tensor, k: usize, before: i64, after: i64, mode: PadMode, value: f64) -> R<Tensor> {
     let n = x.dims()[k] as i64;
     let (crop_b, crop_a) = ((-before).max(0), (-after).max(0));
     let x = x.narrow(k, crop_b as usize, (n - crop_b - crop_a).max(0) as usize)?;
