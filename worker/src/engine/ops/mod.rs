@@ -171,6 +171,9 @@ pub static OPS: &[OpDef] = &[
     op("AveragePool", 1, pool::average_pool),
     op("GlobalAveragePool", 1, pool::global_average_pool),
     op("GlobalMaxPool", 1, pool::global_max_pool),
+    op("GlobalLpPool", 1, pool::global_lp_pool),
+    op("LpPool", 1, pool::lp_pool),
+    op("MaxUnpool", 9, pool::max_unpool),
     // resize.rs
     op("Resize", 10, resize::resize_10),
     op("Resize", 11, resize::resize),

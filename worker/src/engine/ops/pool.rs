@@ -1,19 +1,59 @@
 //! Pooling. Spec: MaxPool (opsets 1–22: `kernel_shape`, `strides`, `pads`, `auto_pad`,
-//! `ceil_mode`; dilations must be 1), AveragePool (same, plus `count_include_pad`),
-//! GlobalAveragePool, GlobalMaxPool. 1-D and 2-D inputs.
+//! `ceil_mode`, `dilations`, `storage_order`, the optional `Indices` output), AveragePool (same,
+//! plus `count_include_pad`), LpPool (opsets 1–22: `p`, float in opset 1), MaxUnpool (opsets
+//! 9, 11: `output_shape` input), GlobalAveragePool, GlobalMaxPool, GlobalLpPool. Any number of
+//! spatial dims.
+//!
+//! 1-D and 2-D MaxPool / AveragePool without dilations run on candle's 2-D pool kernels;
+//! everything else (dilations, 3-D, `Indices`, LpPool) is one windowed reduction on the host,
+//! [`pool_host`], which follows the ONNX reference window by window.
 
 use candle_core::{DType, Tensor};
 
 use super::conv::Padding;
-use super::{input, Kernel, NodeCtx};
+use super::{input, int_values, Kernel, NodeCtx};
 use crate::error::Result;
 
 #[derive(Debug, Clone)]
 struct PoolAttrs {
     kernel: Vec<usize>,
     strides: Vec<usize>,
+    dilations: Vec<usize>,
     padding: Padding,
     ceil: bool,
+}
+
+/// One spatial dim of a pooling: input size, window, explicit pads and output size.
+#[derive(Debug, Clone, Copy)]
+struct Dim {
+    size: usize,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+    begin: usize,
+    end: usize,
+    out: usize,
+}
+
+impl Dim {
+    /// The taps of window `o`: an input coordinate, or `None` inside the explicit pads. Taps past
+    /// the end pad (the partial last window of ceil_mode) are left out.
+    fn taps(&self, o: usize) -> Vec<Option<usize>> {
+        (0..self.kernel)
+            .map(|k| o * self.stride + k * self.dilation)
+            .take_while(|&p| p < self.size + self.begin + self.end)
+            .map(|p| p.checked_sub(self.begin).filter(|&i| i < self.size))
+            .collect()
+    }
+}
+
+/// A positive per-spatial-dim attribute (`strides`, `dilations`), 1 everywhere when absent.
+fn per_dim(ctx: &NodeCtx, name: &str, n: usize) -> Result<Vec<usize>> {
+    match ctx.ints(name) {
+        None => Ok(vec![1; n]),
+        Some(v) if v.len() == n && v.iter().all(|&x| x >= 1) => Ok(v.iter().map(|&x| x as usize).collect()),
+        Some(v) => Err(ctx.unsupported(&format!("{name} {v:?} for a {n}-D kernel"))),
+    }
 }
 
 impl PoolAttrs {
@@ -24,44 +64,146 @@ impl PoolAttrs {
             .iter()
             .map(|&k| k.max(1) as usize)
             .collect();
-        let strides = ctx
-            .ints("strides")
-            .map(|s| s.iter().map(|&v| v.max(1) as usize).collect())
-            .unwrap_or_else(|| vec![1; kernel.len()]);
-        if ctx.ints("dilations").is_some_and(|d| d.iter().any(|&v| v != 1)) {
-            return Err(ctx.unsupported("dilations other than 1"));
-        }
-        if !(1..=2).contains(&kernel.len()) || strides.len() != kernel.len() {
-            return Err(ctx.unsupported("only 1-D and 2-D pooling"));
-        }
-        Ok(PoolAttrs { kernel, strides, padding: Padding::from_ctx(ctx)?, ceil: ctx.int("ceil_mode", 0) != 0 })
+        let n = kernel.len();
+        Ok(PoolAttrs {
+            strides: per_dim(ctx, "strides", n)?,
+            dilations: per_dim(ctx, "dilations", n)?,
+            kernel,
+            padding: Padding::from_ctx(ctx)?,
+            ceil: ctx.int("ceil_mode", 0) != 0,
+        })
     }
 
-    /// Per spatial dim: (explicit begin pad, explicit end pad, extra end pad for ceil_mode).
-    fn pads(&self, sizes: &[usize]) -> Vec<(usize, usize, usize)> {
-        let mut out = Vec::new();
-        for (i, &size) in sizes.iter().enumerate() {
-            let resolved = match &self.padding {
-                Padding::Same { .. } => self.padding.resolve(&sizes[i..=i], &self.kernel[i..=i], &self.strides[i..=i], &[1])[0],
-                Padding::Explicit(p) if p.len() == 2 * sizes.len() => (p[i], p[sizes.len() + i]),
-                _ => (0, 0),
-            };
-            let (b, e) = resolved;
-            let (k, s) = (self.kernel[i], self.strides[i]);
-            let span = (size + b + e).saturating_sub(k);
-            let mut extra = 0;
-            if self.ceil && span % s != 0 {
-                let mut windows = span.div_ceil(s) + 1;
-                // A last window that starts inside the end padding is dropped (ONNX / PyTorch).
-                if (windows - 1) * s >= size + b {
-                    windows -= 1;
-                }
-                extra = ((windows - 1) * s + k).saturating_sub(size + b + e);
-            }
-            out.push((b, e, extra));
+    /// The geometry of each spatial dim for input `x` [N, C, *spatial].
+    fn dims(&self, x: &Tensor) -> candle_core::Result<Vec<Dim>> {
+        if x.rank() != self.kernel.len() + 2 {
+            candle_core::bail!("input rank {} does not match kernel {:?}", x.rank(), self.kernel)
         }
-        out
+        let sizes = &x.dims()[2..];
+        let pads = self.padding.resolve(sizes, &self.kernel, &self.strides, &self.dilations);
+        let mut out = Vec::with_capacity(sizes.len());
+        for (i, (&size, &(begin, end))) in sizes.iter().zip(&pads).enumerate() {
+            let (kernel, stride, dilation) = (self.kernel[i], self.strides[i], self.dilations[i]);
+            let reach = (kernel - 1) * dilation + 1;
+            let Some(span) = (size + begin + end).checked_sub(reach) else {
+                candle_core::bail!("pooling window {reach} exceeds padded size {} of dim {i}", size + begin + end)
+            };
+            let mut n = span / stride + 1;
+            // A partial last window, unless it would start inside the end padding (ONNX / PyTorch).
+            if self.ceil && span % stride != 0 && n * stride < size + begin {
+                n += 1;
+            }
+            out.push(Dim { size, kernel, stride, dilation, begin, end, out: n });
+        }
+        Ok(out)
     }
+
+    /// Whether candle's 2-D pool kernels can run this pooling.
+    fn candle_fits(&self) -> bool {
+        self.kernel.len() <= 2 && self.dilations.iter().all(|&d| d == 1)
+    }
+}
+
+/// Per dim for the candle path: (begin pad, end pad, extra end pad for ceil_mode's last window).
+fn candle_pads(dims: &[Dim]) -> Vec<(usize, usize, usize)> {
+    dims.iter()
+        .map(|d| (d.begin, d.end, ((d.out - 1) * d.stride + d.kernel).saturating_sub(d.size + d.begin + d.end)))
+        .collect()
+}
+
+/// Calls `f` with every multi-index below `sizes`, in row-major order.
+fn for_each_index(sizes: &[usize], mut f: impl FnMut(&[usize])) {
+    if sizes.contains(&0) {
+        return;
+    }
+    let mut idx = vec![0; sizes.len()];
+    loop {
+        f(&idx);
+        let Some(d) = (0..sizes.len()).rev().find(|&d| idx[d] + 1 < sizes[d]) else {
+            return;
+        };
+        idx[d] += 1;
+        idx[d + 1..].iter_mut().for_each(|i| *i = 0);
+    }
+}
+
+/// Row-major strides of `sizes`; reversed order gives column-major ones.
+fn strides_of(sizes: &[usize], column_major: bool) -> Vec<usize> {
+    let mut strides = vec![0; sizes.len()];
+    let mut acc = 1;
+    let order: Vec<usize> = if column_major { (0..sizes.len()).collect() } else { (0..sizes.len()).rev().collect() };
+    for d in order {
+        strides[d] = acc;
+        acc *= sizes[d];
+    }
+    strides
+}
+
+/// What a window reduces to.
+#[derive(Debug, Clone, Copy)]
+enum Reduce {
+    /// The largest element; its index flattened over the whole input, spatial dims row-major
+    /// (storage_order 0) or column-major (1).
+    Max { column_major: bool },
+    /// The mean over the real elements, and over the explicit pads when `include_pad`.
+    Avg { include_pad: bool },
+    /// (Σ |x|^p)^(1/p) over the window.
+    Lp(f64),
+}
+
+/// Pool `x` [N, C, *spatial] window by window on the host. Returns the pooled tensor and, for
+/// [`Reduce::Max`], the Indices output (I64).
+fn pool_host(x: &Tensor, dims: &[Dim], reduce: Reduce) -> candle_core::Result<(Tensor, Tensor)> {
+    let (n, c) = (x.dim(0)?, x.dim(1)?);
+    let sizes: Vec<usize> = dims.iter().map(|d| d.size).collect();
+    let outs: Vec<usize> = dims.iter().map(|d| d.out).collect();
+    let plane: usize = sizes.iter().product();
+    let (row, col) = (strides_of(&sizes, false), strides_of(&sizes, true));
+    let xs = x.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+    // Per dim, per output position: its taps.
+    let taps: Vec<Vec<Vec<Option<usize>>>> = dims.iter().map(|d| (0..d.out).map(|o| d.taps(o)).collect()).collect();
+    let mut ys = Vec::with_capacity(n * c * outs.iter().product::<usize>());
+    let mut idx = Vec::with_capacity(ys.capacity());
+    for p in 0..n * c {
+        let base = p * plane;
+        for_each_index(&outs, |o| {
+            let window: Vec<&[Option<usize>]> = o.iter().enumerate().map(|(d, &i)| taps[d][i].as_slice()).collect();
+            let lens: Vec<usize> = window.iter().map(|w| w.len()).collect();
+            let (mut acc, mut count, mut best) = (0.0f64, 0usize, None::<(f64, usize)>);
+            for_each_index(&lens, |k| {
+                let coords: Option<Vec<usize>> = k.iter().enumerate().map(|(d, &j)| window[d][j]).collect();
+                let Some(coords) = coords else {
+                    count += usize::from(matches!(reduce, Reduce::Avg { include_pad: true }));
+                    return;
+                };
+                let flat: usize = coords.iter().zip(&row).map(|(a, s)| a * s).sum();
+                let v = xs[base + flat];
+                count += 1;
+                match reduce {
+                    Reduce::Max { column_major } => {
+                        if best.is_none_or(|(b, _)| v > b) {
+                            let at =
+                                if column_major { coords.iter().zip(&col).map(|(a, s)| a * s).sum() } else { flat };
+                            best = Some((v, base + at));
+                        }
+                    }
+                    Reduce::Avg { .. } => acc += v,
+                    Reduce::Lp(q) => acc += v.abs().powf(q),
+                }
+            });
+            let (y, i) = match reduce {
+                Reduce::Max { .. } => best.map_or((0.0, -1), |(v, i)| (v, i as i64)),
+                Reduce::Avg { .. } => (acc / count.max(1) as f64, -1),
+                Reduce::Lp(q) => (acc.powf(1.0 / q), -1),
+            };
+            ys.push(y);
+            idx.push(i);
+        });
+    }
+    let mut shape = vec![n, c];
+    shape.extend_from_slice(&outs);
+    let y = Tensor::from_vec(ys, shape.clone(), x.device())?.to_dtype(x.dtype())?;
+    Ok((y, Tensor::from_vec(idx, shape, x.device())?))
 }
 
 /// Pad `x` along `dim` with `value` (candle only pads with zeros or edge values).
@@ -88,6 +230,14 @@ fn as_4d(x: &Tensor) -> candle_core::Result<Tensor> {
     if x.rank() == 3 { x.unsqueeze(2) } else { Ok(x.clone()) }
 }
 
+fn from_4d(y: Tensor, rank: usize) -> candle_core::Result<Tensor> {
+    if rank == 3 {
+        y.squeeze(2)
+    } else {
+        Ok(y)
+    }
+}
+
 fn kernel_2d(a: &PoolAttrs) -> ((usize, usize), (usize, usize)) {
     if a.kernel.len() == 1 {
         ((1, a.kernel[0]), (1, a.strides[0]))
@@ -96,20 +246,28 @@ fn kernel_2d(a: &PoolAttrs) -> ((usize, usize), (usize, usize)) {
     }
 }
 
+/// Whether the node asks for its second output.
+fn wants_output(ctx: &NodeCtx, i: usize) -> bool {
+    ctx.node.output.get(i).is_some_and(|o| !o.is_empty())
+}
+
 pub fn max_pool(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let attrs = PoolAttrs::from_ctx(ctx)?;
+    let indices = wants_output(ctx, 1);
+    let column_major = ctx.int("storage_order", 0) != 0;
     Ok(Box::new(move |xs: &[Option<&Tensor>]| {
         let x = input(xs, 0)?;
-        if x.rank() != attrs.kernel.len() + 2 {
-            candle_core::bail!("input rank {} does not match kernel {:?}", x.rank(), attrs.kernel)
+        let dims = attrs.dims(x)?;
+        if indices || !attrs.candle_fits() {
+            let (y, i) = pool_host(x, &dims, Reduce::Max { column_major })?;
+            return Ok(if indices { vec![y, i] } else { vec![y] });
         }
         let mut p = x.clone();
-        for (i, (b, e, extra)) in attrs.pads(&x.dims()[2..]).into_iter().enumerate() {
+        for (i, (b, e, extra)) in candle_pads(&dims).into_iter().enumerate() {
             p = pad_with(&p, 2 + i, b, e + extra, f64::NEG_INFINITY)?;
         }
         let (k, s) = kernel_2d(&attrs);
-        let y = as_4d(&p)?.max_pool2d_with_stride(k, s)?;
-        Ok(vec![if x.rank() == 3 { y.squeeze(2)? } else { y }])
+        Ok(vec![from_4d(as_4d(&p)?.max_pool2d_with_stride(k, s)?, x.rank())?])
     }))
 }
 
@@ -118,10 +276,11 @@ pub fn average_pool(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let include_pad = ctx.int("count_include_pad", 0) != 0;
     Ok(Box::new(move |xs: &[Option<&Tensor>]| {
         let x = input(xs, 0)?;
-        if x.rank() != attrs.kernel.len() + 2 {
-            candle_core::bail!("input rank {} does not match kernel {:?}", x.rank(), attrs.kernel)
+        let dims = attrs.dims(x)?;
+        if !attrs.candle_fits() {
+            return Ok(vec![pool_host(x, &dims, Reduce::Avg { include_pad })?.0]);
         }
-        let pads = attrs.pads(&x.dims()[2..]);
+        let pads = candle_pads(&dims);
         let (k, s) = kernel_2d(&attrs);
         let mut p = x.clone();
         for (i, &(b, e, extra)) in pads.iter().enumerate() {
@@ -140,11 +299,71 @@ pub fn average_pool(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
             let share = as_4d(&mask)?.avg_pool2d_with_stride(k, s)?.to_dtype(y.dtype())?;
             y = y.broadcast_div(&share)?;
         }
-        Ok(vec![if x.rank() == 3 { y.squeeze(2)? } else { y }])
+        Ok(vec![from_4d(y, x.rank())?])
     }))
 }
 
-/// Reduce every spatial dim (2..) to 1 with `f`.
+/// LpPool's `p`: a float in opset 1, an int from opset 2.
+fn p_attr(ctx: &NodeCtx) -> f64 {
+    const FLOAT: i32 = 1;
+    ctx.attr("p").map_or(2.0, |a| if a.r#type == FLOAT { f64::from(a.f) } else { a.i as f64 })
+}
+
+pub fn lp_pool(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let attrs = PoolAttrs::from_ctx(ctx)?;
+    let p = p_attr(ctx);
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
+        let x = input(xs, 0)?;
+        Ok(vec![pool_host(x, &attrs.dims(x)?, Reduce::Lp(p))?.0])
+    }))
+}
+
+/// MaxUnpool: scatter `X` to the flat positions `I` of a zero tensor of the shape MaxPool's
+/// input had, then pad it with zeros to `output_shape` when given.
+pub fn max_unpool(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let attrs = PoolAttrs::from_ctx(ctx)?;
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
+        let (x, i) = (input(xs, 0)?, input(xs, 1)?);
+        let n = attrs.kernel.len();
+        if x.rank() != n + 2 || i.dims() != x.dims() {
+            candle_core::bail!("MaxUnpool: X {:?}, I {:?}, kernel {:?}", x.dims(), i.dims(), attrs.kernel)
+        }
+        let pads = attrs.padding.resolve(&x.dims()[2..], &attrs.kernel, &attrs.strides, &attrs.dilations);
+        let mut shape = x.dims()[..2].to_vec();
+        for (d, &(b, e)) in pads.iter().enumerate() {
+            let full = (x.dim(2 + d)? - 1) * attrs.strides[d] + attrs.kernel[d];
+            shape.push(full.saturating_sub(b + e));
+        }
+        let mut y = vec![0f64; shape.iter().product()];
+        let values = x.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+        for (v, at) in values.into_iter().zip(int_values(i)?) {
+            match usize::try_from(at).ok().and_then(|at| y.get_mut(at)) {
+                Some(slot) => *slot = v,
+                None => {
+                    candle_core::bail!("MaxUnpool: index {at} outside an output of shape {shape:?}")
+                }
+            }
+        }
+        let mut y = Tensor::from_vec(y, shape.clone(), x.device())?.to_dtype(x.dtype())?;
+        if let Some(out) = xs.get(2).copied().flatten() {
+            let out = int_values(out)?;
+            if out.len() != shape.len() {
+                candle_core::bail!("MaxUnpool: output_shape {out:?} for a rank-{} output", shape.len())
+            }
+            for (d, (&want, &have)) in out.iter().zip(&shape).enumerate() {
+                match usize::try_from(want).ok().and_then(|w| w.checked_sub(have)) {
+                    Some(extra) => y = y.pad_with_zeros(d, 0, extra)?,
+                    None => {
+                        candle_core::bail!("MaxUnpool: output_shape {out:?} smaller than {shape:?}")
+                    }
+                }
+            }
+        }
+        Ok(vec![y])
+    }))
+}
+
+/// A global pooling: `f` reduces every spatial dim (2..) to 1 in turn.
 fn global(f: fn(&Tensor, usize) -> candle_core::Result<Tensor>) -> Result<Box<dyn Kernel>> {
     Ok(Box::new(move |xs: &[Option<&Tensor>]| {
         let x = input(xs, 0)?;
@@ -160,9 +379,19 @@ pub fn global_max_pool(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     global(|t, d| t.max_keepdim(d))
 }
 
+pub fn global_lp_pool(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let p = p_attr(ctx);
+    let sum = global(|t, d| t.sum_keepdim(d))?;
+    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
+        let x = input(xs, 0)?.abs()?.powf(p)?;
+        Ok(vec![sum.run(&[Some(&x)])?.remove(0).powf(1.0 / p)?])
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::*;
+    use candle_onnx::onnx::AttributeProto;
 
     fn x4() -> candle_core::Tensor {
         t(&[1, 1, 4, 4], &(1..=16).map(|v| v as f32).collect::<Vec<_>>())
@@ -192,5 +421,92 @@ mod tests {
         assert_eq!(y[0].dims(), &[1, 1, 3, 3]);
         // Corner windows hold one real element; edges two; the centre four.
         assert_close(&values(&y[0]), &[1., 2.5, 4., 7., 8.5, 10., 13., 14.5, 16.], 1e-5);
+    }
+
+    /// A node with its outputs named `outputs`.
+    fn node_out(op: &str, inputs: usize, outputs: &[&str], attrs: Vec<AttributeProto>) -> candle_onnx::onnx::NodeProto {
+        let mut n = node(op, inputs, attrs);
+        n.output = outputs.iter().map(|o| o.to_string()).collect();
+        n
+    }
+
+    #[test]
+    fn max_pool_with_dilations_spreads_the_window() {
+        let n = node("MaxPool", 1, vec![ints("kernel_shape", &[2, 2]), ints("dilations", &[2, 2])]);
+        let y = build(&n, 12).run(&[Some(&x4())]).unwrap();
+        assert_eq!(y[0].dims(), &[1, 1, 2, 2]);
+        assert_close(&values(&y[0]), &[11., 12., 15., 16.], 0.0);
+    }
+
+    #[test]
+    fn max_pool_indices_follow_storage_order() {
+        let x = t(&[1, 1, 2, 3], &[1., 5., 2., 4., 3., 6.]);
+        for (order, want) in [(0, [1, 5]), (1, [2, 5])] {
+            let n =
+                node_out("MaxPool", 1, &["y", "i"], vec![ints("kernel_shape", &[2, 2]), int("storage_order", order)]);
+            let y = build(&n, 12).run(&[Some(&x)]).unwrap();
+            assert_close(&values(&y[0]), &[5., 6.], 0.0);
+            assert_eq!(y[1].flatten_all().unwrap().to_vec1::<i64>().unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn average_pool_3d_with_pads_counts_only_real_elements() {
+        let x = t(&[1, 1, 2, 2, 2], &(1..=8).map(|v| v as f32).collect::<Vec<_>>());
+        let n = node("AveragePool", 1, vec![ints("kernel_shape", &[2, 2, 2])]);
+        assert_close(&values(&build(&n, 19).run(&[Some(&x)]).unwrap()[0]), &[4.5], 1e-6);
+        let n = node(
+            "AveragePool",
+            1,
+            vec![ints("kernel_shape", &[2, 2, 2]), ints("strides", &[2, 2, 2]), ints("pads", &[1; 6])],
+        );
+        let y = build(&n, 19).run(&[Some(&x)]).unwrap();
+        assert_eq!(y[0].dims(), &[1, 1, 2, 2, 2]);
+        assert_close(&values(&y[0]), &(1..=8).map(|v| v as f32).collect::<Vec<_>>(), 1e-6);
+    }
+
+    #[test]
+    fn host_max_pool_matches_the_candle_path() {
+        // Asking for Indices sends MaxPool to the host path; the same node without runs on candle.
+        let attrs = || {
+            vec![
+                ints("kernel_shape", &[3, 3]),
+                ints("strides", &[2, 2]),
+                ints("pads", &[1, 0, 0, 1]),
+                int("ceil_mode", 1),
+            ]
+        };
+        let x = t(&[1, 1, 4, 4], &[3., 1., 4., 1., 5., 9., 2., 6., 5., 3., 5., 8., 9., 7., 9., 3.]);
+        let fast = build(&node("MaxPool", 1, attrs()), 12).run(&[Some(&x)]).unwrap();
+        let host = build(&node_out("MaxPool", 1, &["y", "i"], attrs()), 12).run(&[Some(&x)]).unwrap();
+        assert_eq!(fast[0].dims(), host[0].dims());
+        assert_close(&values(&fast[0]), &values(&host[0]), 0.0);
+    }
+
+    #[test]
+    fn lp_pool_reads_p_as_float_in_opset_1_and_int_after() {
+        let x = t(&[1, 1, 3], &[3., -4., 0.]);
+        let n = node("LpPool", 1, vec![ints("kernel_shape", &[2]), int("p", 2)]);
+        assert_close(&values(&build(&n, 18).run(&[Some(&x)]).unwrap()[0]), &[5., 4.], 1e-6);
+        let n = node("LpPool", 1, vec![ints("kernel_shape", &[2]), float("p", 1.0)]);
+        assert_close(&values(&build(&n, 1).run(&[Some(&x)]).unwrap()[0]), &[7., 4.], 1e-6);
+    }
+
+    #[test]
+    fn global_lp_pool_is_the_p_norm_of_each_plane() {
+        let y = build(&node("GlobalLpPool", 1, vec![]), 2).run(&[Some(&t(&[1, 1, 2], &[3., 4.]))]).unwrap();
+        assert_eq!(y[0].dims(), &[1, 1, 1]);
+        assert_close(&values(&y[0]), &[5.], 1e-6);
+    }
+
+    #[test]
+    fn max_unpool_scatters_and_pads_to_output_shape() {
+        let x = t(&[1, 1, 2], &[5., 6.]);
+        let i = candle_core::Tensor::new(&[[[1i64, 2]]], &candle_core::Device::Cpu).unwrap();
+        let shape = candle_core::Tensor::new(&[1i64, 1, 5], &candle_core::Device::Cpu).unwrap();
+        let n = node("MaxUnpool", 3, vec![ints("kernel_shape", &[2]), ints("strides", &[2])]);
+        let k = build(&n, 11);
+        assert_close(&values(&k.run(&[Some(&x), Some(&i)]).unwrap()[0]), &[0., 5., 6., 0.], 0.0);
+        assert_close(&values(&k.run(&[Some(&x), Some(&i), Some(&shape)]).unwrap()[0]), &[0., 5., 6., 0., 0.], 0.0);
     }
 }
