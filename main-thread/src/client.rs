@@ -57,6 +57,13 @@ pub struct Hooks {
     pub signal: Option<AbortSignal>,
 }
 
+impl Hooks {
+    /// A request with no progress to report that the page may abort.
+    pub fn cancellable(signal: Option<AbortSignal>) -> Self {
+        Hooks { on_progress: None, signal }
+    }
+}
+
 /// A request in flight.
 struct Pending {
     expect: Expect,

@@ -44,6 +44,14 @@ pub(crate) fn rejected(error: WickError) -> Promise {
     Promise::reject(&error.to_js())
 }
 
+/// Send a request built from the page's arguments, or reject at once if they were bad.
+fn send(client: &Client, request: Result<(Request, Hooks), WickError>) -> Promise {
+    match request {
+        Ok((body, hooks)) => client.request(body, hooks),
+        Err(error) => rejected(error),
+    }
+}
+
 /// A dedicated Web Worker running the Wick engine. Every method returns a Promise settled by
 /// the worker's final answer to that request.
 #[wasm_bindgen]
@@ -98,10 +106,7 @@ impl Wick {
                 },
             ))
         };
-        match request() {
-            Ok((body, hooks)) => self.client.request(body, hooks),
-            Err(error) => rejected(error),
-        }
+        send(&self.client, request())
     }
 
     /// Run the model on raw tensors `{name: {dtype, dims, data}}`. Resolves with
@@ -121,18 +126,9 @@ impl Wick {
                 inputs,
                 outputs: options.outputs,
             };
-            Ok((
-                body,
-                Hooks {
-                    on_progress: None,
-                    signal: options.signal,
-                },
-            ))
+            Ok((body, Hooks::cancellable(options.signal)))
         };
-        match request() {
-            Ok((body, hooks)) => self.client.request(body, hooks),
-            Err(error) => rejected(error),
-        }
+        send(&self.client, request())
     }
 
     /// Recognise the digit drawn in `image` (an ImageData, dark ink on a light background) with
@@ -223,16 +219,7 @@ pub(crate) fn digits(
             model,
             input: TaskInput::Digits { image },
         };
-        Ok((
-            body,
-            Hooks {
-                on_progress: None,
-                signal: options.signal,
-            },
-        ))
+        Ok((body, Hooks::cancellable(options.signal)))
     };
-    match request() {
-        Ok((body, hooks)) => client.request(body, hooks),
-        Err(error) => rejected(error),
-    }
+    send(client, request())
 }
