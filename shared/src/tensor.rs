@@ -60,19 +60,4 @@ impl Tensor {
     pub fn is_consistent(&self) -> bool {
         self.numel().checked_mul(self.dtype.size()) == Some(self.data.len())
     }
-
-    pub fn from_f32(dims: Vec<usize>, values: &[f32]) -> Self {
-        let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        Tensor { dtype: DType::Float32, dims, data }
-    }
-
-    /// The data as f32 values, if the dtype is float32.
-    pub fn to_f32(&self) -> Option<Vec<f32>> {
-        (self.dtype == DType::Float32).then(|| {
-            self.data
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect()
-        })
-    }
 }

@@ -64,11 +64,6 @@ impl<P: Placement> FileRouter<P> {
         Ok(router)
     }
 
-    /// Bytes of the file this router needs (the end of its last tensor).
-    pub fn needed_len(&self) -> u64 {
-        self.tensors.iter().map(|t| t.offset + t.length).max().unwrap_or(0)
-    }
-
     /// Route the next chunk of the file.
     pub fn feed<C: Chunk + ?Sized>(&mut self, chunk: &C, placement: &mut P) -> Result<()> {
         let start = self.pos;
