@@ -2,8 +2,10 @@
 //!
 //! Each command checks the tools it needs and installs the missing ones where it can ([`tools`]);
 //! [`dist`] packages the two wasm crates with their JS glue, [`serve`] is the static server for the
-//! demo and the browser tests, [`test_cmd`] runs both test suites. Run `cargo xtask help`.
+//! demo and the browser tests, [`test_cmd`] runs both test suites, [`bench`] measures in the
+//! browser. Run `cargo xtask help`.
 
+mod bench;
 mod conformance;
 mod dist;
 mod models;
@@ -38,6 +40,14 @@ Commands:
               [--list-failures FILE] [--write-md FILE] [--rel R] [--abs A] [--wheel FILE]
                         the ONNX backend test suite (default: node) from the onnx wheel,
                         fetched into target/onnx-tests/ by pip (or from --wheel); see CONFORMANCE.md
+  bench [load] [--json] [--size-gb X] [--shards N] [--smoke]
+                        measurements in headless Chromium, written to BENCHMARKS.md; plain
+                        `bench` runs them all (for now: load)
+           load         stream a generated model (X GiB of float32 external data, default 2.5,
+                        in N shard files, default 5) into the worker; the same files read
+                        plainly; onnxruntime-web creating a session on it: load time,
+                        throughput, peak renderer memory. --json: one line of ratios on stdout;
+                        --smoke: a 20 MiB model, BENCHMARKS.md untouched
   help                  this text
 ";
 
@@ -113,6 +123,7 @@ fn run(args: Vec<String>) -> Result<()> {
             let wheel = args.value("--wheel")?.map(PathBuf::from);
             conformance::conformance(wheel, args.0.drain(..).collect())?;
         }
+        "bench" => bench::bench(&mut args)?,
         other => bail!("unknown command `{other}`; see `cargo xtask help`"),
     }
     Ok(())

@@ -1,0 +1,228 @@
+// The browser side of `cargo xtask bench load`: each configuration in its own headless Chromium,
+// loading the model made by scripts/make_big_model.py while this script reads the renderer's
+// memory from /proc. xtask builds and serves everything, then runs
+//
+//   node bench/load.mjs --base URL --dir DIR --prefix /big/ --out FILE --configs a,b --timeout-s S
+//
+// and reads FILE: one line per row, tab-separated key=value pairs; `row=meta` first, then one
+// row per configuration. Progress and the pages' console errors go to stderr.
+import { createReadStream, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { parseArgs } from 'node:util';
+
+// playwright-core is a dependency of the browser tests; use their copy.
+const { chromium } = createRequire(new URL('../tests/package.json', import.meta.url))('playwright-core');
+
+const { values: opts } = parseArgs({
+  options: {
+    base: { type: 'string' },
+    dir: { type: 'string' },
+    prefix: { type: 'string' },
+    out: { type: 'string' },
+    configs: { type: 'string' },
+    'timeout-s': { type: 'string' },
+  },
+});
+
+/** The flags of the browser tests (tests/helpers.mjs). */
+const ARGS = [
+  '--headless', '--no-sandbox', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+const SAMPLE_MS = 50;
+/** Time for the garbage of a configuration's setup to settle before the baseline is read. */
+const SETTLE_MS = 1000;
+
+const log = (line) => process.stderr.write(`bench: ${line}\n`);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// ---- /proc ------------------------------------------------------------------------------------
+
+function read(path) {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null; // The process has exited.
+  }
+}
+
+/** Pids of the renderer processes below `root` (the browser): children of its zygote. */
+function renderers(root) {
+  const children = new Map();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = read(`/proc/${name}/stat`);
+    if (!stat) continue;
+    // Fields after the command name, which may itself hold spaces and parentheses.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (!children.has(ppid)) children.set(ppid, []);
+    children.get(ppid).push(Number(name));
+  }
+  const found = [];
+  const queue = [root];
+  while (queue.length) {
+    const pid = queue.shift();
+    const kids = children.get(pid) ?? [];
+    queue.push(...kids);
+    // Zygote children rewrite their argv as one space-separated string.
+    if (pid !== root && /(^|[\s\0])--type=renderer(?=[\s\0])/.test(read(`/proc/${pid}/cmdline`) ?? '')) found.push(pid);
+  }
+  return found;
+}
+
+/** A `kB` field of /proc/<pid>/status, in bytes; 0 once the process is gone. */
+function statusBytes(pid, field) {
+  const m = read(`/proc/${pid}/status`)?.match(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** Resets VmHWM to the current VmRSS (Linux ≥ 4.0); false where that is not allowed. */
+function resetPeak(pid) {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---- One configuration ------------------------------------------------------------------------
+
+function withTimeout(promise, what) {
+  const ms = Number(opts['timeout-s']) * 1000;
+  let timer;
+  const limit = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer after ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
+}
+
+let chromiumVersion = 'unknown';
+
+/**
+ * Launches a fresh browser (Playwright gives each launch a new temporary profile), sets the
+ * configuration up, then measures its load: time in the page, and per renderer the peak resident
+ * memory over the resident memory just before (VmHWM, reset at the baseline; VmRSS sampled every
+ * 50 ms as a cross-check). Then runs the model once for its output.
+ */
+async function measure(config, manifest) {
+  const row = { row: config, ok: 0 };
+  // A browser server, not chromium.launch(): only the server tells the browser's process id.
+  const server = await chromium.launchServer({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: ARGS,
+  });
+  const browser = await chromium.connect(server.wsEndpoint());
+  chromiumVersion = browser.version();
+  let sampler = null;
+  try {
+    const root = server.process().pid;
+    const page = await browser.newPage();
+    page.on('console', (msg) => {
+      if (msg.type() === 'error' || msg.type() === 'warning') log(`[${config}] console.${msg.type()}: ${msg.text()}`);
+    });
+    page.on('pageerror', (e) => log(`[${config}] page error: ${e.stack ?? e}`));
+    page.on('crash', () => log(`[${config}] the page crashed`));
+    await page.goto(`${opts.base}/bench/load.html`);
+    await page.waitForFunction(() => window.bench);
+    await withTimeout(page.evaluate(([c, m]) => window.bench.setup(c, m), [config, manifest]), `${config} setup`);
+    await sleep(SETTLE_MS);
+
+    const baseline = new Map(renderers(root).map((pid) => [pid, statusBytes(pid, 'VmRSS')]));
+    if (!baseline.size) throw new Error(`no renderer process below the browser (pid ${root})`);
+    row.hwmReset = [...baseline.keys()].map(resetPeak).every(Boolean) ? 1 : 0;
+    const sampled = new Map(baseline);
+    sampler = setInterval(() => {
+      for (const pid of renderers(root)) {
+        sampled.set(pid, Math.max(sampled.get(pid) ?? 0, statusBytes(pid, 'VmRSS')));
+      }
+    }, SAMPLE_MS);
+
+    log(`${config}: loading ${manifest.totalBytes} bytes`);
+    row.ms = await withTimeout(page.evaluate(() => window.bench.load()), `${config} load`);
+    clearInterval(sampler);
+    // The renderer with the largest rise is the one that loaded (others idle: spare renderers).
+    row.peakOver = -Infinity;
+    for (const pid of new Set([...baseline.keys(), ...renderers(root)])) {
+      const before = baseline.get(pid) ?? 0;
+      const hwm = statusBytes(pid, 'VmHWM');
+      if (hwm - before > row.peakOver) {
+        Object.assign(row, { peakAbs: hwm, peakOver: hwm - before, baseline: before });
+        row.sampledOver = (sampled.get(pid) ?? 0) - before;
+      }
+    }
+    row.ok = 1;
+    log(`${config}: ${row.ms.toFixed(0)} ms, peak ${(row.peakOver / 2 ** 20).toFixed(0)} MiB over baseline`);
+
+    const output = await withTimeout(page.evaluate(() => window.bench.run()), `${config} run`);
+    if (output !== null) row.output = new Float32Array(new Uint8Array(Buffer.from(output, 'base64')).buffer);
+  } catch (e) {
+    row.error = String(e?.message ?? e);
+    log(`${config}: failed: ${row.error}`);
+  } finally {
+    clearInterval(sampler);
+    await browser.close();
+    await server.close();
+  }
+  return row;
+}
+
+// ---- Main -------------------------------------------------------------------------------------
+
+/** Largest |a - b|; Infinity for a length mismatch or a NaN. */
+function maxAbsDiff(a, b) {
+  if (a.length !== b.length) return Infinity;
+  let max = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (!(d <= max)) max = Number.isNaN(d) ? Infinity : d;
+  }
+  return max;
+}
+
+/** Reads every file once, so the OS page cache holds them before the first configuration. */
+async function warmPageCache(paths) {
+  for (const path of paths) {
+    for await (const _ of createReadStream(path, { highWaterMark: 1 << 24 }));
+  }
+}
+
+const dir = opts.dir.replace(/\/*$/, '/');
+const url = (path) => `${opts.base}${opts.prefix}${path}`;
+const made = JSON.parse(readFileSync(`${dir}bench.json`, 'utf8'));
+const manifest = {
+  ...made,
+  modelUrl: url(made.model),
+  warmupUrl: url('warmup.onnx'),
+  files: made.files.map((f) => ({ ...f, url: url(f.path) })),
+  totalBytes: made.files.reduce((sum, f) => sum + f.bytes, 0),
+};
+const expected = new Float32Array(new Uint8Array(readFileSync(`${dir}expected.bin`)).buffer);
+await warmPageCache(made.files.map((f) => dir + f.path));
+
+const rows = [];
+for (const config of opts.configs.split(',')) rows.push(await measure(config, manifest));
+const ort = rows.find((r) => r.row === 'ort-wasm')?.output;
+for (const row of rows) {
+  if (!row.output) continue;
+  row.diffExpected = maxAbsDiff(row.output, expected);
+  if (ort && row.row !== 'ort-wasm') row.diffOrt = maxAbsDiff(row.output, ort);
+}
+
+const meta = {
+  row: 'meta',
+  chromium: chromiumVersion,
+  weightBytes: made.weightBytes,
+  totalBytes: manifest.totalBytes,
+  files: made.files.length,
+  tensors: made.tensors,
+  rows: made.rows,
+  cols: made.cols,
+};
+const line = (row) =>
+  Object.entries(row)
+    .filter(([key]) => key !== 'output')
+    .map(([key, value]) => `${key}=${String(value).replace(/\s+/g, ' ')}`)
+    .join('\t');
+writeFileSync(opts.out, [meta, ...rows].map(line).join('\n') + '\n');

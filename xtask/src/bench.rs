@@ -1,0 +1,459 @@
+//! `bench`: measurements of Wick in headless Chromium, printed as Markdown tables and kept in
+//! BENCHMARKS.md, each subcommand between its own `<!-- bench:NAME:start/end -->` markers so that
+//! sections written by hand or by other subcommands stay untouched. The numbers never decide a
+//! test: only a broken harness (or Wick failing to load) makes the command fail.
+//!
+//! `bench load` owns the synthetic sharded model (`scripts/make_big_model.py` into
+//! `target/bench/load-*/`, remade only when missing or its parameters change), serving it beside
+//! the site, onnxruntime-web (`tests/node_modules`) and `bench/`, running `bench/load.mjs` (one
+//! fresh Chromium per configuration, renderer memory from /proc), and turning its rows into the
+//! table, the goal verdicts and the `--json` line.
+
+use crate::{
+    dist, serve,
+    util::{cargo, find_in_path, output, project_root, run, target_dir},
+    Args,
+};
+use anyhow::{bail, Context, Result};
+use std::{
+    collections::HashMap,
+    env, fs, io,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+/// Run in this order, each in its own browser: the floor, Wick, the peer.
+const CONFIGS: [&str; 3] = ["raw", "wick-cpu", "ort-wasm"];
+const MIB: f64 = (1u64 << 20) as f64;
+
+/// `bench [load] [options]`: only `load` exists so far, so plain `bench` runs it.
+pub fn bench(args: &mut Args) -> Result<()> {
+    match args.0.front().map(String::as_str) {
+        Some("load") => {
+            args.0.pop_front();
+        }
+        Some(other) if !other.starts_with("--") => {
+            bail!("unknown bench `{other}`; see `cargo xtask help`")
+        }
+        _ => {}
+    }
+    let options = LoadOptions::parse(args)?;
+    args.done()?;
+    load(&options)
+}
+
+struct LoadOptions {
+    json: bool,
+    smoke: bool,
+    size_gib: f64,
+    shards: u32,
+}
+
+impl LoadOptions {
+    fn parse(args: &mut Args) -> Result<LoadOptions> {
+        let json = args.flag("--json");
+        let smoke = args.flag("--smoke");
+        let size = args.value("--size-gb")?;
+        let shards = args.value("--shards")?;
+        if smoke && (size.is_some() || shards.is_some()) {
+            bail!("--smoke fixes the model (20 MiB in 2 shards); drop --size-gb and --shards");
+        }
+        let size_gib: f64 = match size {
+            Some(s) => s.parse().with_context(|| format!("bad --size-gb `{s}`"))?,
+            None if smoke => 0.02,
+            None => 2.5,
+        };
+        let shards = match shards {
+            Some(s) => s.parse().with_context(|| format!("bad --shards `{s}`"))?,
+            None if smoke => 2,
+            None => 5,
+        };
+        if !size_gib.is_finite() || size_gib <= 0.0 || shards == 0 {
+            bail!("--size-gb and --shards must be positive");
+        }
+        Ok(LoadOptions {
+            json,
+            smoke,
+            size_gib,
+            shards,
+        })
+    }
+}
+
+fn load(options: &LoadOptions) -> Result<()> {
+    let root = project_root();
+    // Child xtasks install the tools (chromium, the npm packages) and build the site, so that
+    // their progress lines can go to stderr: stdout is kept for the table, or for nothing but
+    // the `--json` line.
+    for command in ["tools", "site"] {
+        run(cargo()
+            .args(["xtask", command])
+            .stdout(Stdio::from(io::stderr())))?;
+    }
+    let ort = root.join("tests/node_modules/onnxruntime-web/dist");
+    if !ort.join("ort.wasm.min.mjs").is_file() {
+        bail!(
+            "{} is missing: tests/package.json should name onnxruntime-web",
+            ort.display()
+        );
+    }
+    let model = ensure_model(options)?;
+
+    let mounts = vec![
+        serve::Mount::new("/", dist::site_dir()),
+        serve::Mount::new("/bench/", root.join("bench")),
+        serve::Mount::new("/ort/", ort),
+        serve::Mount::new("/big/", &model),
+    ];
+    let (addr, server) = serve::serve("127.0.0.1:0", mounts)?;
+    let rows_file = model.join("results.tsv");
+    let _ = fs::remove_file(&rows_file);
+    let chromium = env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .or_else(|| find_in_path("chromium"))
+        .unwrap_or_else(|| "/usr/bin/chromium".into());
+    // Generous: ORT on 2.5 GB takes minutes on a small machine; the smoke model takes seconds.
+    let timeout_s = if options.smoke { "120" } else { "1800" };
+    let driven = run(Command::new("node")
+        .current_dir(&root)
+        .arg("bench/load.mjs")
+        .args(["--base", &format!("http://{addr}"), "--prefix", "/big/"])
+        .arg("--dir")
+        .arg(&model)
+        .arg("--out")
+        .arg(&rows_file)
+        .args(["--configs", &CONFIGS.join(","), "--timeout-s", timeout_s])
+        .env("CHROMIUM", &chromium)
+        .stdout(Stdio::from(io::stderr())));
+    server.stop();
+    driven?;
+
+    let text = fs::read_to_string(&rows_file)
+        .with_context(|| format!("bench/load.mjs wrote no {}", rows_file.display()))?;
+    let report = Report::parse(&text)?;
+    let command = if options.smoke {
+        "cargo xtask bench load --smoke".to_string()
+    } else {
+        format!(
+            "cargo xtask bench load --size-gb {} --shards {}",
+            options.size_gib, options.shards
+        )
+    };
+    let markdown = report.markdown(&command);
+    if options.json {
+        eprint!("{markdown}");
+        println!("{}", report.json());
+    } else {
+        print!("{markdown}");
+    }
+    // The smoke model says nothing about performance: keep the committed numbers.
+    if !options.smoke {
+        let path = root.join("BENCHMARKS.md");
+        write_section(&path, "load", "Load", &markdown)?;
+        eprintln!("xtask: wrote the load section of {}", path.display());
+    }
+    for config in ["raw", "wick-cpu"] {
+        if let Some(error) = report.row(config).and_then(Row::error) {
+            bail!("{config} failed: {error}");
+        }
+    }
+    Ok(())
+}
+
+/// `target/bench/load-<size>/` with the model for these options, made when missing or when its
+/// parameters or the generator changed since it was made.
+fn ensure_model(options: &LoadOptions) -> Result<PathBuf> {
+    let root = project_root();
+    let label = if options.smoke {
+        "smoke".to_string()
+    } else {
+        format!("{}gib", options.size_gib)
+    };
+    let dir = target_dir().join("bench").join(format!("load-{label}"));
+    let script = root.join("scripts/make_big_model.py");
+    let stamp = dir.join("params.txt");
+    let params = format!("size_gib={} shards={}\n", options.size_gib, options.shards);
+    let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    let current = fs::read_to_string(&stamp).is_ok_and(|s| s == params)
+        && modified(&stamp) >= modified(&script);
+    if current {
+        return Ok(dir);
+    }
+    python_deps()?;
+    if dir.exists() {
+        fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    eprintln!(
+        "xtask: making the bench model ({label}, {} shards)",
+        options.shards
+    );
+    run(Command::new("python3")
+        .arg(&script)
+        .arg("--out")
+        .arg(&dir)
+        .args(["--size-gib", &options.size_gib.to_string()])
+        .args(["--shards", &options.shards.to_string()])
+        .stdout(Stdio::from(io::stderr())))?;
+    fs::write(&stamp, params).with_context(|| format!("cannot write {}", stamp.display()))?;
+    Ok(dir)
+}
+
+/// numpy and onnx for the generator (onnx at the version the other scripts use).
+fn python_deps() -> Result<()> {
+    if output(Command::new("python3").arg("--version")).is_none() {
+        bail!(
+            "the bench model needs python3 with pip (Debian: apt-get install python3 python3-pip)"
+        );
+    }
+    if output(Command::new("python3").args(["-c", "import numpy, onnx"])).is_some() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing numpy, onnx (PyPI) for the bench model");
+    run(Command::new("python3")
+        .args(["-m", "pip", "install", "-q", "numpy", "onnx==1.22.0"])
+        .stdout(Stdio::from(io::stderr())))
+}
+
+/// One line of bench/load.mjs's output: tab-separated `key=value` pairs.
+struct Row(HashMap<String, String>);
+
+impl Row {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    fn num(&self, key: &str) -> Option<f64> {
+        self.get(key)?.parse().ok()
+    }
+
+    /// Why the load failed; `None` when it finished.
+    fn error(&self) -> Option<&str> {
+        (self.get("ok") != Some("1")).then(|| self.get("error").unwrap_or("no result"))
+    }
+
+    /// Bytes the load rose over the baseline, when it finished.
+    fn peak_over(&self) -> Option<f64> {
+        self.error()
+            .is_none()
+            .then(|| self.num("peakOver"))
+            .flatten()
+    }
+}
+
+struct Report {
+    meta: Row,
+    rows: Vec<Row>,
+    weight_bytes: f64,
+    total_bytes: f64,
+}
+
+impl Report {
+    fn parse(text: &str) -> Result<Report> {
+        let mut rows: Vec<Row> = text
+            .lines()
+            .filter(|line| !line.is_empty())
+            .map(|line| {
+                Row(line
+                    .split('\t')
+                    .filter_map(|pair| pair.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect())
+            })
+            .collect();
+        if rows.first().and_then(|r| r.get("row")) != Some("meta") {
+            bail!("bench/load.mjs's results do not start with its meta row");
+        }
+        let meta = rows.remove(0);
+        let (Some(weight_bytes), Some(total_bytes)) =
+            (meta.num("weightBytes"), meta.num("totalBytes"))
+        else {
+            bail!("bench/load.mjs's meta row lacks weightBytes or totalBytes");
+        };
+        Ok(Report {
+            meta,
+            rows,
+            weight_bytes,
+            total_bytes,
+        })
+    }
+
+    fn row(&self, config: &str) -> Option<&Row> {
+        self.rows.iter().find(|r| r.get("row") == Some(config))
+    }
+
+    /// Megabytes (10^6) per second over every file, the graph included.
+    fn throughput(&self, config: &str) -> Option<f64> {
+        let row = self.row(config).filter(|r| r.error().is_none())?;
+        Some(self.total_bytes / 1e6 / (row.num("ms")? / 1e3))
+    }
+
+    fn peak_ratio(&self, config: &str) -> Option<f64> {
+        Some(self.row(config)?.peak_over()? / self.weight_bytes)
+    }
+
+    fn json(&self) -> String {
+        let num = |x: Option<f64>| x.map_or("null".to_string(), |x| format!("{x:.4}"));
+        let throughput = self
+            .throughput("wick-cpu")
+            .zip(self.throughput("raw"))
+            .map(|(wick, raw)| wick / raw);
+        format!(
+            "{{\"peak_over_weights\": {}, \"throughput_over_raw\": {}, \"ort_peak_over_weights\": {}}}",
+            num(self.peak_ratio("wick-cpu")),
+            num(throughput),
+            num(self.peak_ratio("ort-wasm")),
+        )
+    }
+
+    fn markdown(&self, command: &str) -> String {
+        let meta = |key| self.meta.get(key).unwrap_or("?");
+        let mut md = format!(
+            "`{command}` on {}: {}; Chromium {}.\n\n\
+             Model: {} float32 tensors of [{}, {}] in {} shard files: {:.0} weight bytes \
+             ({:.2} GiB), {:.0} bytes with the graph.\n\n\
+             | configuration | bytes | load ms | MB/s | peak MiB | over baseline MiB | \
+             sampled over baseline MiB | peak / weights | max abs diff vs ORT | vs expected |\n\
+             | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+            today(),
+            machine(),
+            meta("chromium"),
+            meta("tensors"),
+            meta("rows"),
+            meta("cols"),
+            self.meta.num("files").map_or(0.0, |n| n - 1.0),
+            self.weight_bytes,
+            self.weight_bytes / (MIB * 1024.0),
+            self.total_bytes,
+        );
+        for row in &self.rows {
+            let config = row.get("row").unwrap_or("?");
+            if let Some(error) = row.error() {
+                let error = error.replace('|', "\\|");
+                md += &format!("| {config} | failed: {error} | | | | | | | | |\n");
+                continue;
+            }
+            let mib = |key| {
+                row.num(key)
+                    .map_or("?".into(), |b| format!("{:.0}", b / MIB))
+            };
+            let diff = |key| match row.num(key) {
+                Some(0.0) => "0".to_string(),
+                Some(d) => format!("{d:.1e}"),
+                None => "—".to_string(),
+            };
+            md += &format!(
+                "| {config} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {:.3} | {} | {} |\n",
+                self.total_bytes,
+                row.num("ms").unwrap_or(f64::NAN),
+                self.throughput(config).unwrap_or(f64::NAN),
+                mib("peakAbs"),
+                mib("peakOver"),
+                mib("sampledOver"),
+                self.peak_ratio(config).unwrap_or(f64::NAN),
+                diff("diffOrt"),
+                diff("diffExpected"),
+            );
+        }
+        md += "\n";
+        if self.rows.iter().any(|r| r.get("hwmReset") == Some("0")) {
+            md += "VmHWM could not be reset at the baseline here (no write access to \
+                   /proc/PID/clear_refs): peaks include the setup.\n\n";
+        }
+        md + &self.verdicts()
+    }
+
+    fn verdicts(&self) -> String {
+        let mut out = String::new();
+        let limit = 1.1 * self.weight_bytes + 64.0 * MIB;
+        match self.row("wick-cpu").and_then(Row::peak_over) {
+            Some(peak) => {
+                out += &format!(
+                    "- Peak: wick-cpu rose {:.0} MiB over its baseline; goal ≤ 1.1 × weights + \
+                     64 MiB = {:.0} MiB: **{}**.\n",
+                    peak / MIB,
+                    limit / MIB,
+                    verdict(peak <= limit)
+                );
+            }
+            None => out += "- Peak: no wick-cpu result.\n",
+        }
+        match (self.throughput("wick-cpu"), self.throughput("raw")) {
+            (Some(wick), Some(raw)) => {
+                out += &format!(
+                    "- Throughput: wick-cpu {wick:.0} MB/s = {:.2} × raw {raw:.0} MB/s; goal ≥ 0.9 × \
+                     raw: **{}**.\n",
+                    wick / raw,
+                    verdict(wick >= 0.9 * raw)
+                );
+            }
+            _ => out += "- Throughput: no wick-cpu or raw result.\n",
+        }
+        out
+    }
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "missed"
+    }
+}
+
+/// `2 × Intel(R) Xeon(R) …, 23.4 GiB RAM`, from /proc.
+fn machine() -> String {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")?
+                .split_once(':')
+                .map(|(_, v)| v.trim())
+        })
+        .unwrap_or("unknown CPU");
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let ram_kib: f64 = meminfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("MemTotal:")?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0);
+    format!(
+        "{cores} × {cpu}, {:.1} GiB RAM",
+        ram_kib / (1024.0 * 1024.0)
+    )
+}
+
+fn today() -> String {
+    output(Command::new("date").args(["-u", "+%Y-%m-%d"]))
+        .map_or_else(|| "today".into(), |d| d.trim().to_string())
+}
+
+/// Replaces what lies between `<!-- bench:NAME:start -->` and `<!-- bench:NAME:end -->` in
+/// `path`; appends a `## TITLE` section with those markers when they are absent.
+fn write_section(path: &Path, name: &str, title: &str, body: &str) -> Result<()> {
+    let start = format!("<!-- bench:{name}:start -->\n");
+    let end = format!("<!-- bench:{name}:end -->");
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => "# Benchmarks\n".to_string(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let new = match (text.find(&start), text.find(&end)) {
+        (Some(s), Some(e)) if s < e => {
+            format!("{}{start}{body}{}", &text[..s], &text[e..])
+        }
+        (None, None) => format!("{}\n## {title}\n\n{start}{body}{end}\n", text.trim_end()),
+        _ => bail!(
+            "{} has a broken {name} section: one marker without the other",
+            path.display()
+        ),
+    };
+    fs::write(path, new).with_context(|| format!("cannot write {}", path.display()))
+}
