@@ -19,6 +19,11 @@ Writes:
   tests/fixtures/missing-shard/     model.onnx naming weights-a.bin (a copy, present)
                                     for the conv tensors and absent.bin (which does
                                     not exist) for the gemm tensors
+  tests/fixtures/hf-digits/         the Hugging Face folder layout: onnx/model.onnx
+                                    with its weights in onnx/model.onnx_data and
+                                    onnx/model.onnx_data_1, wick-manifest.json
+                                    (sizes, sha256 by hashlib; scripts/make_manifest.py)
+                                    + test_data_set_0 (batch of 3)
   tests/fixtures/corrupt.onnx       4096 bytes that are not a ModelProto
   tests/fixtures/heldout-digits.json 20 held-out digits (2 per class) that
                                     onnxruntime classifies correctly
@@ -39,6 +44,7 @@ from onnx import TensorProto, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import train_digits  # noqa: E402  (for the data split only; no training happens)
+import make_manifest  # noqa: E402
 
 ROOT = train_digits.ROOT
 MODEL_PATH = train_digits.MODEL_PATH
@@ -222,6 +228,27 @@ def main():
         msg = str(e).splitlines()[0]
         assert "absent.bin" in msg, msg
         print(f"missing-shard: onnxruntime refuses it as expected: {msg[:200]}")
+
+    # ---- c2. hf-digits/ -----------------------------------------------------
+    case = os.path.join(FIX, "hf-digits")
+    if os.path.isdir(case):
+        shutil.rmtree(case)
+    os.makedirs(os.path.join(case, "onnx"))
+    model_h, blobs_h, _ = make_sharded(embedded, {SHARD_A: "model.onnx_data", SHARD_B: "model.onnx_data_1"})
+    write_bytes(os.path.join(case, "onnx", "model.onnx_data"), blobs_h[SHARD_A])
+    write_bytes(os.path.join(case, "onnx", "model.onnx_data_1"), blobs_h[SHARD_B])
+    p = os.path.join(case, "onnx", "model.onnx")
+    write_bytes(p, model_h.SerializeToString())
+    onnx.checker.check_model(p)
+    xh = np.stack([held(2, 1), held(7, 1), held(0, 1)]).astype(np.float32)
+    yh = run_ort(p, xh)
+    write_test_data_set(case, 0, xh, yh)
+    p = os.path.join(case, "wick-manifest.json")
+    with open(p, "w") as f:
+        json.dump(make_manifest.manifest(case), f, indent=2)
+        f.write("\n")
+    note(p)
+    print(f"hf-digits/test_data_set_0: labels [2, 7, 0] -> ort {yh.argmax(1).tolist()}")
 
     # ---- d. corrupt.onnx ----------------------------------------------------
     raw = bytearray(open(os.path.join(FIX, "digits", "model.onnx"), "rb").read()[:4096])

@@ -234,3 +234,103 @@ export function externalLocations(modelBytes) {
   }
   return locations;
 }
+
+// ---- A file server with faults ------------------------------------------------------------------
+
+/**
+ * Serves the files under `root` on 127.0.0.1 (a free port), cross-origin to the site (CORS and
+ * CORP allow it), with single byte ranges, and faults the loader must survive:
+ * - `dropAfter`: bytes after which the first full (non-Range) response for each file is cut
+ *   (the socket is destroyed mid-body);
+ * - `bytesPerSecond`: a slow link, so a test can act while a download is in flight.
+ * `log` lists every request: `{path, range, status, sent, complete}` (`sent`: body bytes
+ * written before the response ended). Close it with `await server.close()`.
+ */
+export async function startFileServer(root, { dropAfter = null, bytesPerSecond = null } = {}) {
+  const http = await import('node:http');
+  const fs = await import('node:fs');
+  const path = await import('node:path');
+  const log = [];
+  const dropped = new Set();
+  const sockets = new Set();
+  const server = http.createServer((req, res) => {
+    const headers = {
+      'Access-Control-Allow-Origin': '*',
+      'Access-Control-Allow-Headers': 'range',
+      'Access-Control-Expose-Headers': 'content-length, content-range, accept-ranges',
+      'Cross-Origin-Resource-Policy': 'cross-origin',
+      'Accept-Ranges': 'bytes',
+      'Cache-Control': 'no-store',
+    };
+    const url = new URL(req.url, 'http://x');
+    const rel = decodeURIComponent(url.pathname).replace(/^\/+/, '');
+    const file = path.join(root, rel);
+    const entry = { path: url.pathname, range: req.headers.range ?? null, status: 0, sent: 0, complete: false };
+    log.push(entry);
+    if (req.method === 'OPTIONS') {
+      res.writeHead((entry.status = 204), headers).end();
+      return;
+    }
+    if (!file.startsWith(path.resolve(root)) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
+      res.writeHead((entry.status = 404), headers).end('not found');
+      return;
+    }
+    const size = fs.statSync(file).size;
+    let [start, end] = [0, size - 1];
+    const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+    if (m) {
+      start = Number(m[1]);
+      end = m[2] ? Math.min(Number(m[2]), size - 1) : size - 1;
+      if (start >= size) {
+        res.writeHead((entry.status = 416), { ...headers, 'Content-Range': `bytes */${size}` }).end();
+        return;
+      }
+      entry.status = 206;
+      res.writeHead(206, { ...headers, 'Content-Range': `bytes ${start}-${end}/${size}`, 'Content-Length': end - start + 1 });
+    } else {
+      entry.status = 200;
+      res.writeHead(200, { ...headers, 'Content-Length': size, 'Content-Type': 'application/octet-stream' });
+    }
+    const body = fs.readFileSync(file).subarray(start, end + 1);
+    const cut = !m && dropAfter !== null && !dropped.has(url.pathname) ? Math.min(dropAfter, body.length - 1) : null;
+    if (cut !== null) dropped.add(url.pathname);
+    const step = 16 * 1024;
+    let pos = 0;
+    const pump = () => {
+      if (res.destroyed) return;
+      if (cut !== null && pos >= cut) {
+        res.socket?.destroy();
+        return;
+      }
+      if (pos >= body.length) {
+        entry.complete = true;
+        res.end();
+        return;
+      }
+      const n = Math.min(step, body.length - pos, cut !== null ? cut - pos : Infinity);
+      const ok = res.write(body.subarray(pos, pos + n));
+      pos += n;
+      entry.sent = pos;
+      const delay = bytesPerSecond ? (1000 * n) / bytesPerSecond : 0;
+      if (delay) setTimeout(pump, delay);
+      else if (ok) setImmediate(pump);
+      else res.once('drain', pump);
+    };
+    pump();
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    log,
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -3,6 +3,9 @@
 export { Wick, Pipeline, pipeline } from './main/wick_main.js';
 export type {
   Backend,
+  CachedFile,
+  CachedModel,
+  CacheReport,
   Capabilities,
   DigitsResult,
   DType,
@@ -10,6 +13,7 @@ export type {
   ExternalFile,
   ImageLike,
   LoadOptions,
+  ModelSource,
   PipelineOptions,
   Progress,
   ReadyInfo,
@@ -22,4 +26,5 @@ export type {
   TensorData,
   ValueInfo,
   WickError,
+  WorkerStats,
 } from './main/wick_main.js';

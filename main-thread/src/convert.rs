@@ -10,7 +10,7 @@ use js_sys::{Array, ArrayBuffer, Function, Object, Reflect, Uint8Array};
 use serde::Serialize;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{AbortSignal, Url};
-use wick_shared::{DType, ErrorCode, Event, ExternalFile, Image, Tensor};
+use wick_shared::{DType, ErrorCode, Event, ExternalFile, Image, Request, Tensor};
 
 use crate::{inputs, WickError};
 
@@ -69,6 +69,9 @@ pub struct Options {
     pub signal: Option<AbortSignal>,
     pub on_progress: Option<Function>,
     pub external_data: Vec<ExternalFile>,
+    pub sha256: Option<String>,
+    pub variant: Option<String>,
+    pub cache: Option<bool>,
     pub outputs: Option<Vec<String>>,
     pub worker_url: Option<String>,
 }
@@ -95,19 +98,32 @@ impl Options {
             parsed.on_progress = Some(callback);
         }
         if let Some(files) = present(get(&options, "externalData")) {
-            let files = files
-                .dyn_into::<Array>()
-                .map_err(|_| bad_request("options.externalData must be an array of {path, url}"))?;
+            let files = files.dyn_into::<Array>().map_err(|_| {
+                bad_request("options.externalData must be an array of {path, url?, size?, sha256?}")
+            })?;
             for file in files.iter() {
                 let path = get(&file, "path")
                     .as_string()
                     .ok_or_else(|| bad_request("options.externalData[].path must be a string"))?;
-                let url = url_string(&get(&file, "url"), "options.externalData[].url")?;
-                parsed.external_data.push(ExternalFile {
-                    path,
-                    url: absolute(&url),
-                });
+                let url = present(get(&file, "url"))
+                    .map(|url| url_string(&url, "options.externalData[].url").map(|u| absolute(&u)))
+                    .transpose()?;
+                let size = present(get(&file, "size"))
+                    .map(|size| {
+                        size.as_f64()
+                            .filter(|n| *n >= 0.0 && n.fract() == 0.0)
+                            .map(|n| n as u64)
+                            .ok_or_else(|| bad_request("options.externalData[].size must be a byte count"))
+                    })
+                    .transpose()?;
+                let sha256 = string_option(&file, "sha256", "options.externalData[].sha256")?;
+                parsed.external_data.push(ExternalFile { path, url, size, sha256 });
             }
+        }
+        parsed.sha256 = string_option(&options, "sha256", "options.sha256")?;
+        parsed.variant = string_option(&options, "variant", "options.variant")?;
+        if let Some(cache) = present(get(&options, "cache")) {
+            parsed.cache = Some(cache.as_bool().ok_or_else(|| bad_request("options.cache must be a boolean"))?);
         }
         if let Some(outputs) = present(get(&options, "outputs")) {
             let outputs = outputs
@@ -125,6 +141,32 @@ impl Options {
         }
         Ok(parsed)
     }
+}
+
+/// `obj[key]` as a string, if present.
+fn string_option(obj: &JsValue, key: &str, what: &str) -> Result<Option<String>, WickError> {
+    present(get(obj, key))
+        .map(|v| v.as_string().ok_or_else(|| bad_request(format!("{what} must be a string"))))
+        .transpose()
+}
+
+/// The `load` request for a model source: a URL (of a `.onnx` file, or of a Hugging Face style
+/// folder when it ends in `/`) or `{manifest: URL}`, with the load options.
+pub fn load_request(model: String, source: &JsValue, options: Options) -> Result<Request, WickError> {
+    let manifest = present(get(source, "manifest"));
+    let (url, manifest) = match manifest {
+        Some(m) if !source.is_string() => (None, Some(absolute(&url_string(&m, "source.manifest")?))),
+        _ => (Some(absolute(&url_string(source, "the model URL (or {manifest})")?)), None),
+    };
+    Ok(Request::Load {
+        model,
+        url,
+        manifest,
+        variant: options.variant,
+        external_data: options.external_data,
+        sha256: options.sha256,
+        cache: options.cache,
+    })
 }
 
 /// A copy of the bytes of an ArrayBuffer, typed array or DataView.
@@ -224,7 +266,7 @@ pub fn progress(file: &str, loaded: u64, total: Option<u64>) -> JsValue {
 /// `stats` (`{digit, probabilities, stats}`), anything else → undefined.
 pub fn reply(event: &Event) -> Result<JsValue, WickError> {
     match event {
-        Event::Ready { .. } | Event::Output { .. } => {
+        Event::Ready { .. } | Event::Output { .. } | Event::Stats { .. } => {
             let object = to_object(event)?;
             let _ = Reflect::delete_property(object.unchecked_ref::<Object>(), &"type".into());
             Ok(object)
@@ -235,6 +277,7 @@ pub fn reply(event: &Event) -> Result<JsValue, WickError> {
             set(&object, "stats", &to_object(stats)?);
             Ok(object)
         }
+        Event::Cached { models } => to_object(models),
         _ => Ok(JsValue::UNDEFINED),
     }
 }

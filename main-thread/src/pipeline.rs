@@ -69,17 +69,12 @@ pub(crate) async fn create(
     JsFuture::from(client.handshake()).await?;
     let task = parse_task(&client, task)?;
     let options = Options::parse(options)?;
-    let url = convert::absolute(&convert::url_string(model_url, "the model URL")?);
     let model = client.model_name(&task_name(task));
-    let body = Request::Load {
-        model: model.clone(),
-        url,
-        external_data: options.external_data,
-    };
     let hooks = Hooks {
-        on_progress: options.on_progress,
-        signal: options.signal,
+        on_progress: options.on_progress.clone(),
+        signal: options.signal.clone(),
     };
+    let body = convert::load_request(model.clone(), model_url, options)?;
     let info = JsFuture::from(client.request(body, hooks)).await?;
     Ok(Pipeline {
         client,

@@ -17,6 +17,8 @@ pub enum Expect {
     Ready,
     Output,
     Result,
+    Stats,
+    Cached,
     Done,
 }
 
@@ -27,7 +29,11 @@ impl Expect {
             Request::Load { .. } => Expect::Ready,
             Request::Run { .. } => Expect::Output,
             Request::Task { .. } => Expect::Result,
-            Request::Cancel { .. } | Request::Unload { .. } => Expect::Done,
+            Request::Stats {} => Expect::Stats,
+            Request::CacheList {} => Expect::Cached,
+            Request::Cancel { .. } | Request::Unload { .. } | Request::CacheDelete { .. } => {
+                Expect::Done
+            }
         }
     }
 
@@ -37,6 +43,8 @@ impl Expect {
             Expect::Ready => "ready",
             Expect::Output => "output",
             Expect::Result => "result",
+            Expect::Stats => "stats",
+            Expect::Cached => "cached",
             Expect::Done => "done",
         }
     }
@@ -50,6 +58,8 @@ pub fn event_type(event: &Event) -> &'static str {
         Event::Ready { .. } => "ready",
         Event::Output { .. } => "output",
         Event::Result { .. } => "result",
+        Event::Stats { .. } => "stats",
+        Event::Cached { .. } => "cached",
         Event::Done {} => "done",
         Event::Cancelled {} => "cancelled",
         Event::Error(_) => "error",
@@ -73,6 +83,8 @@ pub fn settle(expect: Expect, event: Event) -> Result<Event, WickError> {
         | (Expect::Ready, event @ Event::Ready { .. })
         | (Expect::Output, event @ Event::Output { .. })
         | (Expect::Result, event @ Event::Result { .. })
+        | (Expect::Stats, event @ Event::Stats { .. })
+        | (Expect::Cached, event @ Event::Cached { .. })
         | (Expect::Done, event @ Event::Done {}) => Ok(event),
         (expect, event) => Err(WickError::wire(
             ErrorCode::Internal,
@@ -180,10 +192,17 @@ mod tests {
     fn expectations_follow_the_request() {
         let load = Request::Load {
             model: "m".into(),
-            url: "u".into(),
+            url: Some("u".into()),
+            manifest: None,
+            variant: None,
             external_data: vec![],
+            sha256: None,
+            cache: None,
         };
         assert_eq!(Expect::of(&load), Expect::Ready);
+        assert_eq!(Expect::of(&Request::Stats {}), Expect::Stats);
+        assert_eq!(Expect::of(&Request::CacheList {}), Expect::Cached);
+        assert_eq!(Expect::of(&Request::CacheDelete { url: "u".into() }), Expect::Done);
         assert_eq!(Expect::of(&Request::Cancel { target: 3 }), Expect::Done);
         assert_eq!(
             Expect::of(&Request::Unload { model: "m".into() }),

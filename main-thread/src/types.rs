@@ -20,8 +20,8 @@ export type Task = "digits";
 /** Wire error codes (PROTOCOL.md), plus "cancelled" for requests the caller aborted. */
 export type ErrorCode =
   | "protocol_mismatch" | "bad_request" | "unknown_model" | "model_exists" | "fetch_failed"
-  | "invalid_model" | "unsupported_op" | "bad_input" | "execution_failed" | "bad_task"
-  | "internal" | "cancelled";
+  | "integrity_failed" | "quota_exceeded" | "storage_failed" | "invalid_model"
+  | "unsupported_op" | "bad_input" | "execution_failed" | "bad_task" | "internal" | "cancelled";
 /** How every Wick Promise rejects. `name` is "AbortError" for code "cancelled". */
 export interface WickError extends Error {
   name: "WickError" | "AbortError";
@@ -33,14 +33,24 @@ export interface WickError extends Error {
 }
 /** Bytes of one file received so far; `total` when the server sent a length. */
 export interface Progress { file: string; loaded: number; total?: number }
-/** Where one external-data file named by the model (`location`) is fetched from. */
-export interface ExternalFile { path: string; url: string | URL }
+/** One external-data file named by the model (`path` = its `location`): where it is fetched
+ * from (default: beside the model) and what it must be (checked as it streams). */
+export interface ExternalFile { path: string; url?: string | URL; size?: number; sha256?: string }
+/** A model: the URL of its `.onnx` file, of a Hugging Face style folder (ending in `/`: its
+ * `onnx/model.onnx`), or of a manifest listing its files with sizes and sha256 (PROTOCOL.md). */
+export type ModelSource = string | URL | { manifest: string | URL };
 /** Options of any request: its AbortSignal sends `cancel`; the Promise then rejects with an
  * AbortError unless the worker had already finished. */
 export interface RequestOptions { signal?: AbortSignal }
 export interface LoadOptions extends RequestOptions {
   onProgress?: (progress: Progress) => void;
   externalData?: ExternalFile[];
+  /** sha256 (hex) of the `.onnx` file. */
+  sha256?: string;
+  /** With a folder source: load `onnx/model_{variant}.onnx` (e.g. "q4", "fp16"). */
+  variant?: string;
+  /** Read from and store in the offline cache (default true). */
+  cache?: boolean;
 }
 export interface RunOptions extends RequestOptions {
   /** Output names to return; all graph outputs when absent. */
@@ -59,7 +69,29 @@ export interface ReadyInfo {
   outputs: ValueInfo[];
   weightBytes: number;
   loadMs: number;
+  /** What the offline cache did (absent with `cache: false`). */
+  cache?: CacheReport;
 }
+export interface CacheReport {
+  /** Files read from the cache instead of the network. */
+  fromCache: number;
+  /** Files this load stored. */
+  stored: number;
+  /** Why nothing was stored (e.g. code "quota_exceeded"); the load itself succeeded. */
+  error?: { code: ErrorCode; message: string };
+}
+export interface WorkerStats {
+  models: { model: string; backend: Backend; weightBytes: number }[];
+  memory: {
+    /** Size of the worker's WebAssembly memory (it never shrinks; freed bytes are reused). */
+    wasmBytes: number;
+    /** Bytes the worker has allocated now. */
+    allocatedBytes: number;
+    peakAllocatedBytes: number;
+  };
+}
+export interface CachedFile { url: string; size: number; sha256?: string }
+export interface CachedModel { url: string; files: CachedFile[]; bytes: number; storedAt: number }
 export interface RunStats { runMs: number; peakIntermediateBytes: number }
 export interface RunResult {
   outputs: Record<string, Tensor & { data: TensorData }>;

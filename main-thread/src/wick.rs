@@ -81,30 +81,20 @@ impl Wick {
         Ok(Wick { client })
     }
 
-    /// Fetch the model at `url` (relative to the page) and prepare it under the name `model`.
-    /// Resolves with the ready info once it can run.
+    /// Fetch a model and prepare it under the name `model`. `source` is the URL of a `.onnx`
+    /// file (relative to the page), of a Hugging Face style folder (ending in `/`: its
+    /// `onnx/model.onnx`), or `{manifest: URL}`. Resolves with the ready info once it can run.
     #[wasm_bindgen(unchecked_return_type = "Promise<ReadyInfo>")]
     pub fn load(
         &self,
         model: String,
-        #[wasm_bindgen(unchecked_param_type = "string | URL")] url: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "ModelSource")] source: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<JsValue>,
     ) -> Promise {
         let request = || -> Result<_, WickError> {
             let options = Options::parse(&options.unwrap_or(JsValue::UNDEFINED))?;
-            let url = convert::absolute(&convert::url_string(&url, "the model URL")?);
-            let body = Request::Load {
-                model,
-                url,
-                external_data: options.external_data,
-            };
-            Ok((
-                body,
-                Hooks {
-                    on_progress: options.on_progress,
-                    signal: options.signal,
-                },
-            ))
+            let hooks = Hooks { on_progress: options.on_progress.clone(), signal: options.signal.clone() };
+            Ok((convert::load_request(model, &source, options)?, hooks))
         };
         send(&self.client, request())
     }
@@ -148,6 +138,32 @@ impl Wick {
     pub fn unload(&self, model: String) -> Promise {
         self.client
             .request(Request::Unload { model }, Hooks::default())
+    }
+
+    /// The loaded models and the worker's memory: `{models: [{model, backend, weightBytes}],
+    /// memory: {wasmBytes, allocatedBytes, peakAllocatedBytes}}`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<WorkerStats>")]
+    pub fn stats(&self) -> Promise {
+        self.client.request(Request::Stats {}, Hooks::default())
+    }
+
+    /// The models in the worker's offline cache (the origin private file system), with their
+    /// files and sizes.
+    #[wasm_bindgen(unchecked_return_type = "Promise<CachedModel[]>")]
+    pub fn cached(&self) -> Promise {
+        self.client.request(Request::CacheList {}, Hooks::default())
+    }
+
+    /// Remove the model loaded from `url` (its `.onnx`, folder or manifest URL) from the offline
+    /// cache.
+    #[wasm_bindgen(js_name = deleteCached, unchecked_return_type = "Promise<void>")]
+    pub fn delete_cached(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string | URL")] url: JsValue,
+    ) -> Promise {
+        let request = convert::url_string(&url, "the model URL")
+            .map(|url| (Request::CacheDelete { url: convert::absolute(&url) }, Hooks::default()));
+        send(&self.client, request)
     }
 
     /// Load `modelUrl` under a fresh name in this worker and wrap it as a pipeline for `task`.

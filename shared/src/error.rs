@@ -16,6 +16,13 @@ pub enum ErrorCode {
     ModelExists,
     /// The network request failed, or answered with a non-2xx status (`status` is set).
     FetchFailed,
+    /// A file's size or sha256 differs from the one the manifest (or `externalData`) states
+    /// (`file` is set). Nothing of it is kept or cached.
+    IntegrityFailed,
+    /// The offline cache has no room left (the browser's storage quota).
+    QuotaExceeded,
+    /// The offline cache (the origin private file system) failed or is unavailable.
+    StorageFailed,
     /// The file is not a valid ONNX model, or its external data does not match it.
     InvalidModel,
     /// The model uses an operator (or attribute) this engine does not implement.
@@ -39,6 +46,9 @@ impl ErrorCode {
             ErrorCode::UnknownModel => "unknown_model",
             ErrorCode::ModelExists => "model_exists",
             ErrorCode::FetchFailed => "fetch_failed",
+            ErrorCode::IntegrityFailed => "integrity_failed",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
+            ErrorCode::StorageFailed => "storage_failed",
             ErrorCode::InvalidModel => "invalid_model",
             ErrorCode::UnsupportedOp => "unsupported_op",
             ErrorCode::BadInput => "bad_input",

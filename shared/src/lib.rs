@@ -15,8 +15,9 @@ pub mod js;
 
 pub use error::{ErrorCode, WireError};
 pub use message::{
-    Backend, Capabilities, Envelope, Event, ExternalFile, Image, Request, RunStats, TaskInput,
-    TaskKind, TaskOutput, ValueInfo,
+    Backend, CacheReport, CachedFile, CachedModel, Capabilities, Envelope, Event, ExternalFile,
+    Image, Manifest, ManifestFile, MemoryStats, ModelStats, Request, RunStats, TaskInput, TaskKind,
+    TaskOutput, ValueInfo,
 };
 pub use tensor::{DType, Tensor};
 

@@ -24,14 +24,31 @@ pub enum Request {
     /// First message: states the page's protocol version; answered by `hello`.
     Hello { protocol: u32 },
     /// Fetch and prepare a model under the name `model`; answered by `progress`… then `ready`.
+    /// Exactly one of `url` and `manifest` names the model.
     Load {
         model: String,
-        /// URL of the `.onnx` file, absolute or relative to the worker script.
-        url: String,
-        /// Where to fetch external-data files. A file the model names that is not listed here is
-        /// fetched relative to `url` (onnxruntime-web's `externalData` semantics).
+        /// URL of the `.onnx` file, absolute or relative to the worker script; or a folder URL
+        /// ending in `/` in the Hugging Face layout (`onnx/model.onnx`, or
+        /// `onnx/model_{variant}.onnx` with `variant`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
+        /// URL of a [`Manifest`] (JSON) listing the model's files with sizes and sha256.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        manifest: Option<String>,
+        /// With a folder `url`: `onnx/model_{variant}.onnx` instead of `onnx/model.onnx`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        variant: Option<String>,
+        /// Where to fetch external-data files, and what they must hash to. A file the model names
+        /// that is not listed here is fetched relative to the model (onnxruntime-web's
+        /// `externalData` semantics).
         #[serde(default, rename = "externalData", skip_serializing_if = "Vec::is_empty")]
         external_data: Vec<ExternalFile>,
+        /// Expected sha256 (hex) of the `.onnx` file itself.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
+        /// Read the files from, and store them in, the worker's offline cache (default true).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cache: Option<bool>,
     },
     /// Run the model on raw tensors; answered by `output`.
     Run {
@@ -48,15 +65,54 @@ pub enum Request {
     Cancel { target: u32 },
     /// Drop a model and free its memory; answered by `done`.
     Unload { model: String },
+    /// The loaded models and the worker's memory; answered by `stats`.
+    Stats {},
+    /// The models in the offline cache; answered by `cached`.
+    CacheList {},
+    /// Remove a model (by the URL it was loaded from) and its files from the offline cache;
+    /// answered by `done`, also when nothing was cached under that URL.
+    CacheDelete { url: String },
 }
 
-/// Where one external-data file named by the model is fetched from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Where one external-data file named by the model is fetched from, and what it must be.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ExternalFile {
     /// The `location` as written in the model.
     pub path: String,
-    /// The URL to fetch it from.
-    pub url: String,
+    /// The URL to fetch it from; by default the `location` relative to the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Its size in bytes; a different size is an `integrity_failed` error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Its sha256 (hex); checked incrementally as the file streams.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// A model's files with their sizes and hashes: `{"format": "wick-manifest", "version": 1,
+/// "model": "onnx/model.onnx", "files": [{"path", "size", "sha256"}]}`. Paths are relative to the
+/// manifest's URL; `model` is one of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub version: u32,
+    pub model: String,
+    pub files: Vec<ManifestFile>,
+}
+
+/// One file of a [`Manifest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestFile {
+    pub path: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+impl Manifest {
+    /// The `format` field of every manifest.
+    pub const FORMAT: &'static str = "wick-manifest";
 }
 
 /// The tasks the worker knows, with their inputs.
@@ -114,12 +170,19 @@ pub enum Event {
         weight_bytes: u64,
         #[serde(rename = "loadMs")]
         load_ms: f64,
+        /// What the offline cache did; absent when the load did not use it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cache: Option<CacheReport>,
     },
     /// Answer to `run`.
     Output { outputs: BTreeMap<String, Tensor>, stats: RunStats },
     /// Answer to `task`.
     Result { result: TaskOutput, stats: RunStats },
-    /// Final event of requests with nothing to return (`cancel`, `unload`).
+    /// Answer to `stats`.
+    Stats { models: Vec<ModelStats>, memory: MemoryStats },
+    /// Answer to `cache_list`.
+    Cached { models: Vec<CachedModel> },
+    /// Final event of requests with nothing to return (`cancel`, `unload`, `cache_delete`).
     Done {},
     /// The request was cancelled before it finished.
     Cancelled {},
@@ -150,6 +213,65 @@ pub struct Capabilities {
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     Cpu,
+}
+
+/// What the offline cache did during one load.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CacheReport {
+    /// Files read from the cache instead of the network.
+    #[serde(rename = "fromCache")]
+    pub from_cache: u32,
+    /// Files stored in the cache by this load.
+    pub stored: u32,
+    /// Why the files could not be stored (e.g. `quota_exceeded`); the load itself succeeded
+    /// and the cache holds no part of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<WireError>,
+}
+
+/// One loaded model, in `stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelStats {
+    pub model: String,
+    pub backend: Backend,
+    #[serde(rename = "weightBytes")]
+    pub weight_bytes: u64,
+}
+
+/// The worker's memory, in `stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemoryStats {
+    /// Size of the WebAssembly memory (it grows, never shrinks; freed bytes are reused).
+    #[serde(rename = "wasmBytes")]
+    pub wasm_bytes: u64,
+    /// Bytes currently allocated by the worker (weights, buffers, tables).
+    #[serde(rename = "allocatedBytes")]
+    pub allocated_bytes: u64,
+    /// The most bytes ever allocated at once.
+    #[serde(rename = "peakAllocatedBytes")]
+    pub peak_allocated_bytes: u64,
+}
+
+/// One model in the offline cache, in `cached`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CachedModel {
+    /// The URL it was loaded from (the `.onnx` file or the manifest).
+    pub url: String,
+    pub files: Vec<CachedFile>,
+    /// Sum of the files' sizes.
+    pub bytes: u64,
+    /// When it was stored (ms since the Unix epoch).
+    #[serde(rename = "storedAt")]
+    pub stored_at: f64,
+}
+
+/// One file in the offline cache.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CachedFile {
+    pub url: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 /// Name, dtype and shape of a graph input or output; `null` dims are symbolic.
@@ -186,8 +308,16 @@ mod tests {
             req.body,
             Request::Load {
                 model: "d".into(),
-                url: "m.onnx".into(),
-                external_data: vec![ExternalFile { path: "w.bin".into(), url: "/x/w.bin".into() }],
+                url: Some("m.onnx".into()),
+                manifest: None,
+                variant: None,
+                external_data: vec![ExternalFile {
+                    path: "w.bin".into(),
+                    url: Some("/x/w.bin".into()),
+                    ..Default::default()
+                }],
+                sha256: None,
+                cache: None,
             }
         );
     }

@@ -11,6 +11,15 @@ pub enum WickError {
     #[error("fetching {file} failed: {message}")]
     Fetch { file: String, status: Option<u16>, message: String },
 
+    #[error("{file}: {message}")]
+    Integrity { file: String, message: String },
+
+    #[error("the offline cache is full: {0}")]
+    QuotaExceeded(String),
+
+    #[error("offline cache: {0}")]
+    Storage(String),
+
     #[error("invalid model: {message}")]
     InvalidModel { file: Option<String>, message: String },
 
@@ -19,6 +28,9 @@ pub enum WickError {
 
     #[error("node '{node}' ({op_type}): {message}")]
     Execution { node: String, op_type: String, message: String },
+
+    #[error("bad request: {0}")]
+    BadRequest(String),
 
     #[error("bad input: {0}")]
     BadInput(String),
@@ -50,9 +62,13 @@ impl WickError {
         match self {
             WickError::ProtocolMismatch { .. } => ErrorCode::ProtocolMismatch,
             WickError::Fetch { .. } => ErrorCode::FetchFailed,
+            WickError::Integrity { .. } => ErrorCode::IntegrityFailed,
+            WickError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
+            WickError::Storage(_) => ErrorCode::StorageFailed,
             WickError::InvalidModel { .. } => ErrorCode::InvalidModel,
             WickError::UnsupportedOp { .. } => ErrorCode::UnsupportedOp,
             WickError::Execution { .. } => ErrorCode::ExecutionFailed,
+            WickError::BadRequest(_) => ErrorCode::BadRequest,
             WickError::BadInput(_) => ErrorCode::BadInput,
             WickError::UnknownModel(_) => ErrorCode::UnknownModel,
             WickError::ModelExists(_) => ErrorCode::ModelExists,
@@ -70,6 +86,7 @@ impl WickError {
                 wire.status = *status;
             }
             WickError::InvalidModel { file, .. } => wire.file = file.clone(),
+            WickError::Integrity { file, .. } => wire.file = Some(file.clone()),
             _ => {}
         }
         wire

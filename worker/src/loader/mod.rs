@@ -9,6 +9,8 @@
 
 mod placement;
 mod route;
+mod source;
+mod verify;
 
 use std::collections::BTreeMap;
 
@@ -16,6 +18,8 @@ use candle_onnx::onnx::{tensor_proto::DataLocation, GraphProto, TensorProto};
 
 pub use placement::{CpuPlacement, Placement};
 pub use route::{Chunk, FileRouter};
+pub use source::{Resolve, Sources};
+pub use verify::{hex, Expected, Verifier};
 
 use crate::engine::tensor::{byte_len, dims_of_proto, dtype_of_onnx};
 use crate::error::{Result, WickError};

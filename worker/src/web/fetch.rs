@@ -1,11 +1,13 @@
-//! Streaming fetch: a response body is read chunk by chunk from its ReadableStream and each
-//! `Uint8Array` chunk is handed to a consumer that copies it to its final place. Progress
-//! events are posted as bytes arrive (throttled), ending with one at 100%.
+//! Streaming reads: a response body (or a cached file) is read chunk by chunk from its
+//! ReadableStream and each `Uint8Array` chunk is handed to a consumer that copies it to its
+//! final place. Progress events are posted as bytes arrive (throttled), ending with one at 100%.
+//! A connection that drops mid-file is resumed with an HTTP `Range` request from the first byte
+//! not yet consumed, so the consumer sees every byte exactly once, in order.
 
-use js_sys::{Reflect, Uint8Array};
+use js_sys::{Promise, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortSignal, ReadableStreamDefaultReader, RequestInit, Response};
+use web_sys::{AbortSignal, ReadableStream, ReadableStreamDefaultReader, RequestInit, Response};
 use wick_shared::Event;
 
 use super::{now_ms, post, scope};
@@ -14,6 +16,8 @@ use crate::loader::{Chunk, ProgressThrottle};
 
 /// Progress events at most this often per file.
 const PROGRESS_INTERVAL_MS: f64 = 50.0;
+/// Failed attempts in a row (no byte gained between them) before a download is given up.
+const MAX_ATTEMPTS: u32 = 5;
 
 impl Chunk for Uint8Array {
     fn len(&self) -> usize {
@@ -34,86 +38,217 @@ pub fn resolve(url: &str, base: Option<&str>) -> Result<String> {
         .map_err(|_| WickError::BadInput(format!("'{url}' is not a valid URL")))
 }
 
-fn js_error(file: &str, e: JsValue, signal: &AbortSignal) -> WickError {
+/// The `message` of a JS error, or its debug form.
+pub fn js_message(e: &JsValue) -> String {
+    Reflect::get(e, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+fn fetch_error(file: &str, e: &JsValue, signal: &AbortSignal) -> WickError {
     if signal.aborted() {
         return WickError::Cancelled;
     }
-    let message = Reflect::get(&e, &"message".into())
-        .ok()
-        .and_then(|m| m.as_string())
-        .unwrap_or_else(|| format!("{e:?}"));
-    WickError::Fetch { file: file.to_string(), status: None, message }
+    WickError::Fetch { file: file.to_string(), status: None, message: js_message(e) }
 }
 
-/// Stream `url`'s body into `consume`, chunk by chunk. Returns the bytes read.
-pub async fn stream(
+/// Posts throttled `progress` events for one file.
+pub struct Progress {
     id: u32,
-    url: &str,
+    file: String,
+    throttle: ProgressThrottle,
+    pub loaded: u64,
+    pub total: Option<u64>,
+}
+
+impl Progress {
+    pub fn new(id: u32, file: &str) -> Self {
+        Progress { id, file: file.to_string(), throttle: ProgressThrottle::new(PROGRESS_INTERVAL_MS), loaded: 0, total: None }
+    }
+
+    fn post(&mut self, finished: bool) {
+        if self.throttle.should_emit(now_ms(), finished) {
+            let total = if finished { Some(self.total.unwrap_or(self.loaded)) } else { self.total };
+            post(self.id, Event::Progress { file: self.file.clone(), loaded: self.loaded, total });
+        }
+    }
+}
+
+/// How a body read ended.
+enum Ended {
+    Complete,
+    /// The connection failed mid-body (not by our abort).
+    Dropped(JsValue),
+}
+
+/// Read `body` to its end, feeding every chunk to `consume` and counting it in `progress`.
+async fn pump(
+    body: ReadableStream,
     signal: &AbortSignal,
-    mut consume: impl FnMut(&Uint8Array) -> Result<()>,
-) -> Result<u64> {
+    progress: &mut Progress,
+    mut skip: u64,
+    consume: &mut dyn FnMut(&Uint8Array) -> Result<()>,
+) -> Result<Ended> {
+    let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    loop {
+        let next = match JsFuture::from(reader.read()).await {
+            Ok(next) => next,
+            Err(_) if signal.aborted() => return Err(WickError::Cancelled),
+            Err(e) => return Ok(Ended::Dropped(e)),
+        };
+        let done = Reflect::get(&next, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true);
+        if done {
+            return Ok(Ended::Complete);
+        }
+        let mut chunk: Uint8Array = Reflect::get(&next, &"value".into())
+            .ok()
+            .and_then(|v| v.dyn_into().ok())
+            .ok_or_else(|| WickError::Internal("a stream chunk was not a Uint8Array".into()))?;
+        if skip > 0 {
+            // A server that ignored our Range header resent bytes we already have.
+            let drop = skip.min(chunk.length() as u64) as u32;
+            skip -= drop as u64;
+            chunk = chunk.subarray(drop, chunk.length());
+            if chunk.length() == 0 {
+                continue;
+            }
+        }
+        if let Err(e) = consume(&chunk) {
+            let _ = reader.cancel(); // stop the download; the error says why
+            return Err(e);
+        }
+        progress.loaded += chunk.length() as u64;
+        progress.post(false);
+    }
+}
+
+/// GET `url` (from byte `from` on, with a Range request, when `from > 0`). Returns the body and
+/// how many leading bytes of it to skip (a server may answer a Range request with the whole
+/// file), and records the file's size in `progress`.
+async fn open(url: &str, from: u64, signal: &AbortSignal, progress: &mut Progress) -> Result<(ReadableStream, u64)> {
     let init = RequestInit::new();
     init.set_signal(Some(signal));
+    if from > 0 {
+        let headers = web_sys::Headers::new().map_err(|e| fetch_error(url, &e, signal))?;
+        headers.set("Range", &format!("bytes={from}-")).map_err(|e| fetch_error(url, &e, signal))?;
+        init.set_headers(&headers);
+    }
     let response = JsFuture::from(scope().fetch_with_str_and_init(url, &init))
         .await
-        .map_err(|e| js_error(url, e, signal))?;
-    let response: Response = response.dyn_into().map_err(|e| js_error(url, e, signal))?;
-    if !response.ok() {
-        return Err(WickError::Fetch {
-            file: url.to_string(),
-            status: Some(response.status()),
-            message: format!("HTTP {} {}", response.status(), response.status_text()),
-        });
-    }
-    let total = response
-        .headers()
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|v| v.parse::<u64>().ok());
+        .map_err(|e| fetch_error(url, &e, signal))?;
+    let response: Response = response.dyn_into().map_err(|e| fetch_error(url, &e, signal))?;
+    let header = |name: &str| response.headers().get(name).ok().flatten();
+    let skip = match response.status() {
+        206 if from > 0 => {
+            // "bytes first-last/size": it must start where we stopped.
+            let range = header("content-range").unwrap_or_default();
+            let first = range.strip_prefix("bytes ").and_then(|r| r.split('-').next()).and_then(|f| f.parse::<u64>().ok());
+            if first != Some(from) {
+                return Err(WickError::Fetch {
+                    file: url.to_string(),
+                    status: Some(206),
+                    message: format!("asked for bytes from {from}, got range '{range}'"),
+                });
+            }
+            if let Some(size) = range.rsplit('/').next().and_then(|s| s.parse::<u64>().ok()) {
+                progress.total.get_or_insert(size);
+            }
+            0
+        }
+        status if response.ok() => {
+            if let Some(len) = header("content-length").and_then(|v| v.parse::<u64>().ok()) {
+                progress.total.get_or_insert(len);
+            }
+            if status == 206 { 0 } else { from }
+        }
+        status => {
+            return Err(WickError::Fetch {
+                file: url.to_string(),
+                status: Some(status),
+                message: format!("HTTP {status} {}", response.status_text()),
+            })
+        }
+    };
     let body = response.body().ok_or_else(|| WickError::Fetch {
         file: url.to_string(),
         status: None,
         message: "the response has no body".into(),
     })?;
-    let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
-    let mut throttle = ProgressThrottle::new(PROGRESS_INTERVAL_MS);
-    let mut loaded = 0u64;
-    if throttle.should_emit(now_ms(), false) {
-        post(id, Event::Progress { file: url.to_string(), loaded, total });
-    }
-    loop {
-        let next = JsFuture::from(reader.read()).await.map_err(|e| js_error(url, e, signal))?;
-        let done = Reflect::get(&next, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true);
-        if done {
-            break;
-        }
-        let chunk: Uint8Array = Reflect::get(&next, &"value".into())
-            .ok()
-            .and_then(|v| v.dyn_into().ok())
-            .ok_or_else(|| WickError::Internal("a stream chunk was not a Uint8Array".into()))?;
-        if let Err(e) = consume(&chunk) {
-            let _ = reader.cancel(); // stop the download; the error says why
-            return Err(e);
-        }
-        loaded += chunk.length() as u64;
-        if throttle.should_emit(now_ms(), false) {
-            post(id, Event::Progress { file: url.to_string(), loaded, total });
-        }
-    }
-    post(id, Event::Progress { file: url.to_string(), loaded, total: Some(total.unwrap_or(loaded)) });
-    Ok(loaded)
+    Ok((body, skip))
 }
 
-/// The whole body of a small file (the graph), read through the same stream with progress.
-pub async fn read_all(id: u32, url: &str, signal: &AbortSignal) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    stream(id, url, signal, |chunk| {
-        let start = bytes.len();
-        bytes.resize(start + chunk.length() as usize, 0);
-        chunk.copy_to(&mut bytes[start..]);
-        Ok(())
-    })
-    .await?;
-    Ok(bytes)
+/// Stream `url`'s body into `consume`, chunk by chunk, resuming after dropped connections.
+/// Returns the bytes read.
+pub async fn stream(
+    id: u32,
+    url: &str,
+    signal: &AbortSignal,
+    consume: &mut dyn FnMut(&Uint8Array) -> Result<()>,
+) -> Result<u64> {
+    let mut progress = Progress::new(id, url);
+    progress.post(false);
+    let mut failures = 0;
+    loop {
+        let before = progress.loaded;
+        let ended = match open(url, progress.loaded, signal, &mut progress).await {
+            Ok((body, skip)) => pump(body, signal, &mut progress, skip, consume).await?,
+            // Only a network failure is worth another try; an HTTP status is an answer.
+            Err(WickError::Fetch { status: None, message, .. }) => Ended::Dropped(message.into()),
+            Err(e) => return Err(e),
+        };
+        let short = progress.total.is_some_and(|t| progress.loaded < t);
+        match ended {
+            Ended::Complete if !short => break,
+            Ended::Complete => {}
+            Ended::Dropped(_) if progress.loaded > before => failures = 0,
+            Ended::Dropped(_) => {}
+        }
+        failures += 1;
+        if failures >= MAX_ATTEMPTS {
+            let why = match ended {
+                Ended::Dropped(e) => js_message(&e),
+                Ended::Complete => "the body ended early".into(),
+            };
+            return Err(WickError::Fetch {
+                file: url.to_string(),
+                status: None,
+                message: format!("{why} (at byte {}, after {MAX_ATTEMPTS} attempts)", progress.loaded),
+            });
+        }
+        sleep(100.0 * f64::from(failures)).await;
+        if signal.aborted() {
+            return Err(WickError::Cancelled);
+        }
+    }
+    progress.post(true);
+    Ok(progress.loaded)
+}
+
+/// Stream a file already on this machine (a cached one) into `consume`, with the same progress
+/// events as a download.
+pub async fn stream_blob(
+    id: u32,
+    url: &str,
+    blob: &web_sys::Blob,
+    signal: &AbortSignal,
+    consume: &mut dyn FnMut(&Uint8Array) -> Result<()>,
+) -> Result<u64> {
+    let mut progress = Progress::new(id, url);
+    progress.total = Some(blob.size() as u64);
+    progress.post(false);
+    match pump(blob.stream(), signal, &mut progress, 0, consume).await? {
+        Ended::Complete => {}
+        Ended::Dropped(e) => return Err(WickError::Storage(format!("reading the cached {url}: {}", js_message(&e)))),
+    }
+    progress.post(true);
+    Ok(progress.loaded)
+}
+
+/// Resolves after `ms` milliseconds.
+async fn sleep(ms: f64) {
+    let promise = Promise::new(&mut |resolve, _| {
+        let _ = scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms as i32);
+    });
+    let _ = JsFuture::from(promise).await;
 }

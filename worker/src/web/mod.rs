@@ -2,7 +2,10 @@
 //! request, the table of loaded models, and cancellation. Every request ends with exactly one
 //! final event; failures become typed `error` events and the loop keeps serving.
 
+mod alloc;
+mod cache;
 mod fetch;
+mod load;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -11,16 +14,16 @@ use std::rc::Rc;
 use js_sys::{Array, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
-use web_sys::{AbortController, AbortSignal, DedicatedWorkerGlobalScope, MessageEvent};
+use web_sys::{AbortController, DedicatedWorkerGlobalScope, MessageEvent};
 use wick_shared::{
     js::{from_js, to_js},
-    Backend, Capabilities, Envelope, Event, ExternalFile, Request, RunStats, TaskInput, Tensor,
-    PROTOCOL_VERSION,
+    Backend, Capabilities, Envelope, Event, MemoryStats, ModelStats, Request, RunStats, TaskInput,
+    Tensor, PROTOCOL_VERSION,
 };
 
-use crate::engine::{parse_model, tensor, Model};
+use crate::engine::{tensor, Model};
 use crate::error::{Result, WickError};
-use crate::loader::{CpuPlacement, ExternalPlan, FileRouter};
+use load::LoadSpec;
 
 enum Slot {
     /// Being loaded by request `id`.
@@ -98,11 +101,17 @@ async fn handle(env: Envelope<Request>) {
     let id = env.id;
     let result = match env.body {
         Request::Hello { protocol } => hello(protocol),
-        Request::Load { model, url, external_data } => load(id, model, url, external_data).await,
+        Request::Load { model, url, manifest, variant, external_data, sha256, cache } => {
+            let spec = LoadSpec { url, manifest, variant, external_data, sha256, cache: cache.unwrap_or(true) };
+            load(id, model, spec).await
+        }
         Request::Run { model, inputs, outputs } => run(&model, inputs, outputs),
         Request::Task { model, input } => task(&model, input),
         Request::Cancel { target } => Ok(cancel(target)),
         Request::Unload { model } => unload(&model),
+        Request::Stats {} => Ok(stats()),
+        Request::CacheList {} => cache_list().await,
+        Request::CacheDelete { url } => cache_delete(&url).await,
     };
     let event = match result {
         Ok(event) => event,
@@ -136,7 +145,7 @@ fn model(name: &str) -> Result<Rc<Model>> {
     })
 }
 
-async fn load(id: u32, name: String, url: String, external: Vec<ExternalFile>) -> Result<Event> {
+async fn load(id: u32, name: String, spec: LoadSpec) -> Result<Event> {
     let controller = AbortController::new().map_err(|e| WickError::Internal(format!("{e:?}")))?;
     STATE.with(|s| {
         let mut s = s.borrow_mut();
@@ -148,14 +157,14 @@ async fn load(id: u32, name: String, url: String, external: Vec<ExternalFile>) -
         Ok(())
     })?;
     let started = now_ms();
-    let result = load_model(id, &url, &external, &controller.signal()).await;
+    let result = load::load(id, spec, &controller.signal()).await;
     let cancelled = controller.signal().aborted();
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         s.inflight.remove(&id);
         let still_wanted = matches!(s.models.get(&name), Some(Slot::Loading(l)) if *l == id);
         match &result {
-            Ok(m) if still_wanted && !cancelled => {
+            Ok((m, _)) if still_wanted && !cancelled => {
                 s.models.insert(name.clone(), Slot::Ready(m.clone()));
             }
             _ if still_wanted => {
@@ -167,7 +176,7 @@ async fn load(id: u32, name: String, url: String, external: Vec<ExternalFile>) -
     if cancelled {
         return Err(WickError::Cancelled);
     }
-    let model = result?;
+    let (model, cache) = result?;
     Ok(Event::Ready {
         model: name,
         backend: Backend::Cpu,
@@ -175,38 +184,8 @@ async fn load(id: u32, name: String, url: String, external: Vec<ExternalFile>) -
         outputs: model.outputs().to_vec(),
         weight_bytes: model.weight_bytes(),
         load_ms: now_ms() - started,
+        cache,
     })
-}
-
-/// Fetch the graph, then stream each external-data file into its tensors, then plan.
-async fn load_model(id: u32, url: &str, external: &[ExternalFile], signal: &AbortSignal) -> Result<Rc<Model>> {
-    let model_url = fetch::resolve(url, None)?;
-    let bytes = fetch::read_all(id, &model_url, signal).await?;
-    let proto = parse_model(&bytes).map_err(|e| with_file(e, &model_url))?;
-    drop(bytes);
-    let plan = ExternalPlan::from_graph(proto.graph.as_ref().ok_or_else(|| WickError::invalid("no graph"))?)
-        .map_err(|e| with_file(e, &model_url))?;
-    let mut placement = CpuPlacement;
-    let mut tensors = HashMap::new();
-    for (location, list) in plan.files {
-        let file_url = match external.iter().find(|f| f.path == location) {
-            Some(f) => fetch::resolve(&f.url, None)?,
-            None => fetch::resolve(&location, Some(&model_url))?,
-        };
-        let mut router = FileRouter::new(file_url.clone(), list, &mut placement)?;
-        fetch::stream(id, &file_url, signal, |chunk| router.feed(chunk, &mut placement)).await?;
-        tensors.extend(router.finish()?);
-    }
-    Ok(Rc::new(Model::build(proto, tensors).map_err(|e| with_file(e, &model_url))?))
-}
-
-fn with_file(e: WickError, file: &str) -> WickError {
-    match e {
-        WickError::InvalidModel { file: None, message } => {
-            WickError::InvalidModel { file: Some(file.to_string()), message }
-        }
-        other => other,
-    }
 }
 
 fn run(name: &str, inputs: BTreeMap<String, Tensor>, wanted: Option<Vec<String>>) -> Result<Event> {
@@ -257,4 +236,39 @@ fn unload(name: &str) -> Result<Event> {
         Some(Slot::Ready(_)) => Ok(Event::Done {}),
         None => Err(WickError::UnknownModel(name.to_string())),
     }
+}
+
+/// The loaded models and the worker's memory.
+fn stats() -> Event {
+    let models = STATE.with(|s| {
+        let s = s.borrow();
+        let mut models: Vec<ModelStats> = s
+            .models
+            .iter()
+            .filter_map(|(name, slot)| match slot {
+                Slot::Ready(m) => Some(ModelStats { model: name.clone(), backend: Backend::Cpu, weight_bytes: m.weight_bytes() }),
+                Slot::Loading(_) => None,
+            })
+            .collect();
+        models.sort_by(|a, b| a.model.cmp(&b.model));
+        models
+    });
+    let wasm_bytes = wasm_bindgen::memory()
+        .unchecked_into::<js_sys::WebAssembly::Memory>()
+        .buffer()
+        .unchecked_into::<js_sys::ArrayBuffer>()
+        .byte_length() as u64;
+    let (allocated_bytes, peak_allocated_bytes) = alloc::allocated();
+    Event::Stats { models, memory: MemoryStats { wasm_bytes, allocated_bytes, peak_allocated_bytes } }
+}
+
+async fn cache_list() -> Result<Event> {
+    let models = cache::Cache::open().await?.list().await?;
+    Ok(Event::Cached { models })
+}
+
+async fn cache_delete(url: &str) -> Result<Event> {
+    let url = fetch::resolve(url, None)?;
+    cache::Cache::open().await?.delete(&url).await?;
+    Ok(Event::Done {})
 }
