@@ -152,17 +152,19 @@ async function measure(config, manifest) {
         row.sampledOver = (sampled.get(pid) ?? 0) - before;
       }
     }
-    row.ok = 1;
     log(`${config}: ${row.ms.toFixed(0)} ms, peak ${(row.peakOver / 2 ** 20).toFixed(0)} MiB over baseline`);
 
     const output = await withTimeout(page.evaluate(() => window.bench.run()), `${config} run`);
     if (output !== null) row.output = new Float32Array(new Uint8Array(Buffer.from(output, 'base64')).buffer);
+    row.ok = 1;
   } catch (e) {
-    row.error = String(e?.message ?? e);
+    // One line in the table: Playwright's prefix off, long messages cut.
+    row.error = String(e?.message ?? e).replace(/^page\.evaluate: /, '').slice(0, 300);
     log(`${config}: failed: ${row.error}`);
   } finally {
     clearInterval(sampler);
-    await browser.close();
+    // After a renderer crash the connection may be gone already; the server's close kills the rest.
+    await browser.close().catch(() => {});
     await server.close();
   }
   return row;

@@ -32,6 +32,6 @@ self.onmessage = async ({ data }) => {
   try {
     self.postMessage({ ok: true, ...(await handlers[data.type](data)) });
   } catch (e) {
-    self.postMessage({ ok: false, error: String(e?.stack ?? e) });
+    self.postMessage({ ok: false, error: String(e?.message ?? e) });
   }
 };

@@ -16,6 +16,6 @@ self.onmessage = async ({ data: { urls } }) => {
     }
     self.postMessage({ ok: true, bytes });
   } catch (e) {
-    self.postMessage({ ok: false, error: String(e?.stack ?? e) });
+    self.postMessage({ ok: false, error: String(e?.message ?? e) });
   }
 };

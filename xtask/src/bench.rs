@@ -25,6 +25,8 @@ use std::{
 /// Run in this order, each in its own browser: the floor, Wick, the peer.
 const CONFIGS: [&str; 3] = ["raw", "wick-cpu", "ort-wasm"];
 const MIB: f64 = (1u64 << 20) as f64;
+/// Where the model's folder is served.
+const MODEL_PREFIX: &str = "/big/";
 
 /// `bench [load] [options]`: only `load` exists so far, so plain `bench` runs it.
 pub fn bench(args: &mut Args) -> Result<()> {
@@ -103,7 +105,7 @@ fn load(options: &LoadOptions) -> Result<()> {
         serve::Mount::new("/", dist::site_dir()),
         serve::Mount::new("/bench/", root.join("bench")),
         serve::Mount::new("/ort/", ort),
-        serve::Mount::new("/big/", &model),
+        serve::Mount::new(MODEL_PREFIX, &model),
     ];
     let (addr, server) = serve::serve("127.0.0.1:0", mounts)?;
     let rows_file = model.join("results.tsv");
@@ -112,12 +114,18 @@ fn load(options: &LoadOptions) -> Result<()> {
         .map(PathBuf::from)
         .or_else(|| find_in_path("chromium"))
         .unwrap_or_else(|| "/usr/bin/chromium".into());
-    // Generous: ORT on 2.5 GB takes minutes on a small machine; the smoke model takes seconds.
+    // A stuck browser must not hang the test suite that runs --smoke (seconds when it works);
+    // a full-size load gets room for slow machines.
     let timeout_s = if options.smoke { "120" } else { "1800" };
     let driven = run(Command::new("node")
         .current_dir(&root)
         .arg("bench/load.mjs")
-        .args(["--base", &format!("http://{addr}"), "--prefix", "/big/"])
+        .args([
+            "--base",
+            &format!("http://{addr}"),
+            "--prefix",
+            MODEL_PREFIX,
+        ])
         .arg("--dir")
         .arg(&model)
         .arg("--out")
@@ -308,13 +316,14 @@ impl Report {
     fn markdown(&self, command: &str) -> String {
         let meta = |key| self.meta.get(key).unwrap_or("?");
         let mut md = format!(
-            "`{command}` on {}: {}; Chromium {}.\n\n\
+            "`{command}` on {}, Wick at {}: {}; Chromium {}.\n\n\
              Model: {} float32 tensors of [{}, {}] in {} shard files: {:.0} weight bytes \
              ({:.2} GiB), {:.0} bytes with the graph.\n\n\
              | configuration | bytes | load ms | MB/s | peak MiB | over baseline MiB | \
              sampled over baseline MiB | peak / weights | max abs diff vs ORT | vs expected |\n\
              | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
             today(),
+            revision(),
             machine(),
             meta("chromium"),
             meta("tensors"),
@@ -428,6 +437,14 @@ fn machine() -> String {
         "{cores} × {cpu}, {:.1} GiB RAM",
         ram_kib / (1024.0 * 1024.0)
     )
+}
+
+/// The commit measured, `-dirty` when the working tree differs from it.
+fn revision() -> String {
+    let mut git = Command::new("git");
+    git.current_dir(project_root())
+        .args(["describe", "--always", "--dirty"]);
+    output(&mut git).map_or_else(|| "an unknown commit".into(), |r| r.trim().to_string())
 }
 
 fn today() -> String {
