@@ -216,4 +216,46 @@ mod tests {
         let err = router.finish().unwrap_err().to_string();
         assert!(err.contains("w.bin") && err.contains("'d'") && err.contains("970"), "{err}");
     }
+
+    /// `len` bytes that are never materialised: stands for the part of a huge file before the
+    /// tensors a test cares about.
+    struct Gap(usize);
+
+    impl Chunk for Gap {
+        fn len(&self) -> usize {
+            self.0
+        }
+        fn copy_to(&self, _: std::ops::Range<usize>, dst: &mut [u8]) {
+            dst.fill(0xAA);
+        }
+    }
+
+    #[test]
+    fn offsets_past_4_gib_are_routed() {
+        // A shard larger than wasm32's address space: offsets are u64 end to end.
+        let far = 5_000_000_000u64;
+        let t = |name: &str, offset| ExternalTensor {
+            name: name.into(),
+            onnx_type: crate::engine::tensor::onnx_type::FLOAT,
+            dims: vec![2],
+            offset,
+            length: 8,
+        };
+        let mut placement = CpuPlacement;
+        let mut router = FileRouter::new("huge.bin", vec![t("near", 0), t("far", far)], &mut placement).unwrap();
+        let head = 1.5f32.to_le_bytes().repeat(2);
+        router.feed(&head[..], &mut placement).unwrap();
+        let mut pos = 8u64;
+        while pos < far {
+            let n = (far - pos).min(1 << 30) as usize;
+            router.feed(&Gap(n), &mut placement).unwrap();
+            pos += n as u64;
+        }
+        let tail = [(-2.0f32).to_le_bytes(), 3.0f32.to_le_bytes()].concat();
+        router.feed(&tail[..], &mut placement).unwrap();
+        let got = router.finish().unwrap();
+        let value = |name: &str| got.iter().find(|(n, _)| n == name).unwrap().1.to_vec1::<f32>().unwrap();
+        assert_eq!(value("near"), [1.5, 1.5]);
+        assert_eq!(value("far"), [-2.0, 3.0]);
+    }
 }
