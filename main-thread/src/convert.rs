@@ -10,7 +10,7 @@ use js_sys::{Array, ArrayBuffer, Function, Object, Reflect, Uint8Array};
 use serde::Serialize;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{AbortSignal, Url};
-use wick_shared::{DType, ErrorCode, Event, ExternalFile, Image, Request, Tensor};
+use wick_shared::{DType, ErrorCode, Event, ExternalFile, Image, Request, TaskKind, Tensor};
 
 use crate::{inputs, WickError};
 
@@ -72,6 +72,9 @@ pub struct Options {
     pub sha256: Option<String>,
     pub variant: Option<String>,
     pub cache: Option<bool>,
+    pub top_k: Option<u32>,
+    pub threshold: Option<f32>,
+    pub iou: Option<f32>,
     pub outputs: Option<Vec<String>>,
     pub worker_url: Option<String>,
 }
@@ -125,6 +128,15 @@ impl Options {
         if let Some(cache) = present(get(&options, "cache")) {
             parsed.cache = Some(cache.as_bool().ok_or_else(|| bad_request("options.cache must be a boolean"))?);
         }
+        let number = |key: &str, what: &str, ok: fn(f64) -> bool| {
+            present(get(&options, key))
+                .map(|v| v.as_f64().filter(|n| ok(*n)).ok_or_else(|| bad_request(format!("options.{key} must be {what}"))))
+                .transpose()
+        };
+        parsed.top_k = number("topK", "a whole number ≥ 1", |n| n >= 1.0 && n.fract() == 0.0 && n <= u32::MAX as f64)?
+            .map(|n| n as u32);
+        parsed.threshold = number("threshold", "a number in [0, 1]", |n| (0.0..=1.0).contains(&n))?.map(|n| n as f32);
+        parsed.iou = number("iou", "a number in [0, 1]", |n| (0.0..=1.0).contains(&n))?.map(|n| n as f32);
         if let Some(outputs) = present(get(&options, "outputs")) {
             let outputs = outputs
                 .dyn_into::<Array>()
@@ -152,7 +164,12 @@ fn string_option(obj: &JsValue, key: &str, what: &str) -> Result<Option<String>,
 
 /// The `load` request for a model source: a URL (of a `.onnx` file, or of a Hugging Face style
 /// folder when it ends in `/`) or `{manifest: URL}`, with the load options.
-pub fn load_request(model: String, source: &JsValue, options: Options) -> Result<Request, WickError> {
+pub fn load_request(
+    model: String,
+    source: &JsValue,
+    options: Options,
+    task: Option<TaskKind>,
+) -> Result<Request, WickError> {
     let manifest = present(get(source, "manifest"));
     let (url, manifest) = match manifest {
         Some(m) if !source.is_string() => (None, Some(absolute(&url_string(&m, "source.manifest")?))),
@@ -166,6 +183,7 @@ pub fn load_request(model: String, source: &JsValue, options: Options) -> Result
         external_data: options.external_data,
         sha256: options.sha256,
         cache: options.cache,
+        task,
     })
 }
 

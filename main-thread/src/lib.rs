@@ -4,12 +4,13 @@
 //! modelUrl)` (a model loaded for a task in a shared worker). Requests go to the worker as
 //! `wick_shared` envelopes encoded by `wick_shared::js`; each Promise is settled by its request's
 //! one final event, matched by id. This crate never fetches model bytes (the worker does) and
-//! never preprocesses images (the worker's tasks do): it only checks, sends and matches.
+//! never preprocesses images (the worker's tasks do; `vision` only reads pixels or file bytes): it only checks, sends and matches.
 //!
 //! Code map: `requests` (ids and what a final event means, plain Rust), `inputs` (checks on
 //! tensors and images, plain Rust), `error` (what a rejection carries); on wasm32 only: `client`
 //! (the Worker, its handlers, requests in flight), `convert` (JS values in and out), `wick` (the
-//! `Wick` class), `pipeline`, `types` (TypeScript declarations). Natively the crate is just the
+//! `Wick` class), `pipeline`, `vision` (images for the vision pipelines, from whatever the page
+//! has), `types` (TypeScript declarations). Natively the crate is just the
 //! plain-Rust parts, so their tests run with `cargo test`.
 
 mod error;
@@ -24,6 +25,8 @@ mod convert;
 mod pipeline;
 #[cfg(target_arch = "wasm32")]
 mod types;
+#[cfg(target_arch = "wasm32")]
+mod vision;
 #[cfg(target_arch = "wasm32")]
 mod wick;
 

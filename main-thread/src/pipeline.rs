@@ -11,10 +11,12 @@ use std::rc::Rc;
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use wick_shared::{ErrorCode, Request, TaskKind};
+use wasm_bindgen_futures::future_to_promise;
+use wick_shared::{ErrorCode, Request, TaskInput, TaskKind};
 
 use crate::client::{Client, Hooks};
 use crate::convert::{self, Options};
+use crate::vision;
 use crate::wick::{self, rejected, Wick};
 use crate::WickError;
 
@@ -74,7 +76,7 @@ pub(crate) async fn create(
         on_progress: options.on_progress.clone(),
         signal: options.signal.clone(),
     };
-    let body = convert::load_request(model.clone(), model_url, options)?;
+    let body = convert::load_request(model.clone(), model_url, options, Some(task))?;
     let info = JsFuture::from(client.request(body, hooks)).await?;
     Ok(Pipeline {
         client,
@@ -126,13 +128,17 @@ pub struct Pipeline {
 
 #[wasm_bindgen]
 impl Pipeline {
-    /// Run the task on `input`. For "digits": an ImageData of the drawing → `{digit,
-    /// probabilities, stats}`.
-    #[wasm_bindgen(unchecked_return_type = "Promise<DigitsResult>")]
+    /// Run the task on `input`:
+    /// - "digits": an ImageData of the drawing → `{digit, probabilities, stats}`;
+    /// - "image-classification": an image (ImageData, ImageBitmap, <img>, <canvas>, Blob, bytes
+    ///   or URL) → `{labels: [{label, score}], stats}`, options `topK` (default 5);
+    /// - "object-detection": an image → `{objects: [{label, score, box: {xmin, ymin, xmax,
+    ///   ymax}}], stats}` in the image's pixels, options `threshold` and `iou`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<TaskResult>")]
     pub fn run(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "ImageData | ImageLike")] input: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "RequestOptions")] options: Option<JsValue>,
+        #[wasm_bindgen(unchecked_param_type = "ImageSource")] input: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "TaskOptions")] options: Option<JsValue>,
     ) -> Promise {
         if self.disposed.get() {
             return rejected(WickError::wire(
@@ -142,6 +148,26 @@ impl Pipeline {
         }
         match self.task {
             TaskKind::Digits => wick::digits(&self.client, self.model.clone(), &input, options),
+            kind => {
+                let (client, model) = (self.client.clone(), self.model.clone());
+                future_to_promise(async move {
+                    let request = async {
+                        let options = Options::parse(&options.unwrap_or(JsValue::UNDEFINED))?;
+                        let image = vision::image(&input).await?;
+                        let input = match kind {
+                            TaskKind::ObjectDetection => {
+                                TaskInput::ObjectDetection { image, threshold: options.threshold, iou: options.iou }
+                            }
+                            _ => TaskInput::ImageClassification { image, top_k: options.top_k },
+                        };
+                        Ok::<_, WickError>((Request::Task { model, input }, Hooks::cancellable(options.signal)))
+                    };
+                    match request.await {
+                        Ok((body, hooks)) => JsFuture::from(client.request(body, hooks)).await,
+                        Err(e) => Err(e.to_js()),
+                    }
+                })
+            }
         }
     }
 

@@ -198,6 +198,7 @@ mod tests {
             external_data: vec![],
             sha256: None,
             cache: None,
+            task: None,
         };
         assert_eq!(Expect::of(&load), Expect::Ready);
         assert_eq!(Expect::of(&Request::Stats {}), Expect::Stats);

@@ -16,7 +16,7 @@ export type TensorData =
  * is accepted and copied; outputs come as the dtype's typed array. */
 export interface Tensor { dtype: DType; dims: number[]; data: TensorData | ArrayBuffer | ArrayBufferView }
 export type Backend = "cpu";
-export type Task = "digits";
+export type Task = "digits" | "image-classification" | "object-detection";
 /** Wire error codes (PROTOCOL.md), plus "cancelled" for requests the caller aborted. */
 export type ErrorCode =
   | "protocol_mismatch" | "bad_request" | "unknown_model" | "model_exists" | "fetch_failed"
@@ -98,6 +98,30 @@ export interface RunResult {
   stats: RunStats;
 }
 export interface DigitsResult { digit: number; probabilities: number[]; stats: RunStats }
+/** An image for the vision pipelines: pixels (ImageData or `{width, height, data}`), anything a
+ * canvas can draw, an encoded PNG/JPEG/WebP file (Blob, ArrayBuffer, typed array, decoded in the
+ * worker), or its URL. */
+export type ImageSource =
+  | ImageData | ImageLike | ImageBitmap | HTMLImageElement | HTMLCanvasElement | OffscreenCanvas
+  | HTMLVideoElement | Blob | ArrayBuffer | ArrayBufferView | string | URL;
+export interface TaskOptions extends RequestOptions {
+  /** image-classification: how many labels (default 5). */
+  topK?: number;
+  /** object-detection: the lowest score kept (default from the model's config). */
+  threshold?: number;
+  /** object-detection: boxes overlapping more than this (IoU) are merged (default from the model's config). */
+  iou?: number;
+}
+export interface ScoredLabel { label: string; score: number }
+export interface ImageClassificationResult { labels: ScoredLabel[]; stats: RunStats }
+export interface Detection {
+  label: string;
+  score: number;
+  /** In the source image's pixels. */
+  box: { xmin: number; ymin: number; xmax: number; ymax: number };
+}
+export interface ObjectDetectionResult { objects: Detection[]; stats: RunStats }
+export type TaskResult = DigitsResult | ImageClassificationResult | ObjectDetectionResult;
 export interface Capabilities {
   backends: Backend[];
   tasks: Task[];

@@ -94,7 +94,7 @@ impl Wick {
         let request = || -> Result<_, WickError> {
             let options = Options::parse(&options.unwrap_or(JsValue::UNDEFINED))?;
             let hooks = Hooks { on_progress: options.on_progress.clone(), signal: options.signal.clone() };
-            Ok((convert::load_request(model, &source, options)?, hooks))
+            Ok((convert::load_request(model, &source, options, None)?, hooks))
         };
         send(&self.client, request())
     }

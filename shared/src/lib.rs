@@ -15,9 +15,9 @@ pub mod js;
 
 pub use error::{ErrorCode, WireError};
 pub use message::{
-    Backend, CacheReport, CachedFile, CachedModel, Capabilities, Envelope, Event, ExternalFile,
-    Image, Manifest, ManifestFile, MemoryStats, ModelStats, Request, RunStats, TaskInput, TaskKind,
-    TaskOutput, ValueInfo,
+    Backend, BoundingBox, CacheReport, CachedFile, CachedModel, Capabilities, Detection, Envelope,
+    Event, ExternalFile, Image, ImageInput, Manifest, ManifestFile, MemoryStats, ModelStats,
+    Request, RunStats, ScoredLabel, TaskInput, TaskKind, TaskOutput, ValueInfo,
 };
 pub use tensor::{DType, Tensor};
 

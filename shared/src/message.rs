@@ -49,6 +49,10 @@ pub enum Request {
         /// Read the files from, and store them in, the worker's offline cache (default true).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cache: Option<bool>,
+        /// The task the model is loaded for: the worker also fetches the files that task reads
+        /// beside the model (e.g. `config.json`, `preprocessor_config.json`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task: Option<TaskKind>,
     },
     /// Run the model on raw tensors; answered by `output`.
     Run {
@@ -121,6 +125,21 @@ impl Manifest {
 pub enum TaskInput {
     /// Handwritten digit recognition from a drawing.
     Digits { image: Image },
+    /// The `topK` most likely labels of a photo (default 5).
+    ImageClassification {
+        image: ImageInput,
+        #[serde(default, rename = "topK", skip_serializing_if = "Option::is_none")]
+        top_k: Option<u32>,
+    },
+    /// Labelled boxes in a photo: those scoring at least `threshold`, overlapping ones (IoU
+    /// above `iou`) merged by non-maximum suppression. Defaults come from the model's config.
+    ObjectDetection {
+        image: ImageInput,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        threshold: Option<f32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        iou: Option<f32>,
+    },
 }
 
 /// Task names, as listed in capabilities.
@@ -128,6 +147,8 @@ pub enum TaskInput {
 #[serde(rename_all = "kebab-case")]
 pub enum TaskKind {
     Digits,
+    ImageClassification,
+    ObjectDetection,
 }
 
 /// Task results.
@@ -135,6 +156,47 @@ pub enum TaskKind {
 #[serde(tag = "task", rename_all = "kebab-case")]
 pub enum TaskOutput {
     Digits { digit: u8, probabilities: Vec<f32> },
+    /// Most likely first.
+    ImageClassification { labels: Vec<ScoredLabel> },
+    /// Highest score first; boxes in the source image's pixels.
+    ObjectDetection { objects: Vec<Detection> },
+}
+
+/// A label and its probability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoredLabel {
+    pub label: String,
+    pub score: f32,
+}
+
+/// One detected object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    pub label: String,
+    pub score: f32,
+    #[serde(rename = "box")]
+    pub bbox: BoundingBox,
+}
+
+/// A box in pixels of the source image: `(xmin, ymin)` top left, `(xmax, ymax)` bottom right.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BoundingBox {
+    pub xmin: f32,
+    pub ymin: f32,
+    pub xmax: f32,
+    pub ymax: f32,
+}
+
+/// An image a task reads: RGBA pixels (an ImageData, or `{width, height, data}`), or an encoded
+/// file (`{bytes}`: PNG, JPEG or WebP, recognised by its content) decoded in the worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ImageInput {
+    Pixels(Image),
+    Encoded {
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
 }
 
 /// An RGBA image, as in the DOM's ImageData (`data` may be a Uint8ClampedArray).
@@ -318,6 +380,7 @@ mod tests {
                 }],
                 sha256: None,
                 cache: None,
+                task: None,
             }
         );
     }
@@ -349,5 +412,21 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(req, Request::Task { input: TaskInput::Digits { .. }, .. }));
+    }
+
+    #[test]
+    fn an_image_is_pixels_or_an_encoded_file() {
+        let pixels: TaskInput = serde_json::from_str(
+            r#"{"task":"image-classification","topK":3,
+                "image":{"width":1,"height":1,"data":[0,0,0,255]}}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            pixels,
+            TaskInput::ImageClassification { image: ImageInput::Pixels(_), top_k: Some(3) }
+        ));
+        let encoded: TaskInput =
+            serde_json::from_str(r#"{"task":"object-detection","image":{"bytes":[137,80,78,71]}}"#).unwrap();
+        assert!(matches!(encoded, TaskInput::ObjectDetection { image: ImageInput::Encoded { .. }, .. }));
     }
 }

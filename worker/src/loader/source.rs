@@ -106,6 +106,12 @@ impl Sources {
         }
     }
 
+    /// Where a file that comes with the model (`config.json`, …) is: at the root of the folder
+    /// or beside the manifest, else beside the `.onnx` file.
+    pub fn companion_url(&self, name: &str, resolve: Resolve) -> Result<String> {
+        resolve(name, Some(&self.key))
+    }
+
     /// What the file at `url` must be (nothing, if no one said).
     pub fn expected(&self, url: &str) -> Expected {
         self.expected.get(url).cloned().unwrap_or_default()
@@ -135,6 +141,7 @@ mod tests {
         assert_eq!(s.model_url, "https://hub.test/m/onnx/model.onnx");
         assert_eq!(s.key, "https://hub.test/m/");
         assert_eq!(s.file_url("model.onnx_data_1", &resolve).unwrap(), "https://hub.test/m/onnx/model.onnx_data_1");
+        assert_eq!(s.companion_url("config.json", &resolve).unwrap(), "https://hub.test/m/config.json");
         let q4 = Sources::from_url("https://hub.test/m/", Some("q4"), None, &[], &resolve).unwrap();
         assert_eq!(q4.model_url, "https://hub.test/m/onnx/model_q4.onnx");
     }
@@ -147,6 +154,7 @@ mod tests {
         ];
         let s = Sources::from_url("models/a.onnx", None, Some(SHA), &external, &resolve).unwrap();
         assert_eq!(s.model_url, "https://site.test/app/models/a.onnx");
+        assert_eq!(s.companion_url("config.json", &resolve).unwrap(), "https://site.test/app/models/config.json");
         assert_eq!(s.file_url("w.bin", &resolve).unwrap(), "https://cdn.test/w.bin");
         assert_eq!(s.file_url("v.bin", &resolve).unwrap(), "https://site.test/app/models/v.bin");
         assert_eq!(s.expected("https://site.test/app/models/v.bin").size, Some(3));
@@ -172,6 +180,7 @@ mod tests {
         let data = s.file_url("model.onnx_data", &resolve).unwrap();
         assert_eq!(s.expected(&data).size, Some(3));
         assert_eq!(s.expected(&s.model_url).size, Some(10));
+        assert_eq!(s.companion_url("config.json", &resolve).unwrap(), "https://hub.test/m/config.json");
 
         let wrong = Manifest { format: "other".into(), ..manifest.clone() };
         assert!(matches!(

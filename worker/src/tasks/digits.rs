@@ -12,8 +12,7 @@ use candle_core::{Device, Tensor};
 use image::{imageops, ImageBuffer, Luma};
 use wick_shared::{Image, TaskInput, TaskOutput};
 
-use super::Outcome;
-use crate::engine::Model;
+use super::{probabilities, Loaded, Outcome};
 use crate::error::{Result, WickError};
 
 pub const SIDE: usize = 28;
@@ -81,20 +80,11 @@ pub fn preprocess(img: &Image) -> Result<Vec<f32>> {
     Ok(out)
 }
 
-/// Probabilities from the model's ten scores: kept if they already are a distribution.
-fn probabilities(scores: Vec<f32>) -> Vec<f32> {
-    let sum: f32 = scores.iter().sum();
-    if scores.iter().all(|&p| (0.0..=1.0).contains(&p)) && (sum - 1.0).abs() < 1e-3 {
-        return scores;
-    }
-    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
-    let total: f32 = exps.iter().sum();
-    exps.into_iter().map(|e| e / total).collect()
-}
-
-pub fn run(model: &Model, input: TaskInput) -> Result<Outcome> {
-    let TaskInput::Digits { image } = input;
+pub fn run(loaded: &Loaded, input: TaskInput) -> Result<Outcome> {
+    let TaskInput::Digits { image } = input else {
+        return Err(WickError::BadTask("not a digits input".into()));
+    };
+    let model = &loaded.model;
     let pixels = preprocess(&image)?;
     let name = model
         .inputs()

@@ -1,18 +1,28 @@
 //! Tasks: pre-processing → model → post-processing, one file per task, listed in [`TASKS`].
 //! A task turns what a page has (an image, audio, text) into tensors and the model's tensors
-//! into what the page wants (a label, boxes, text).
+//! into what the page wants (a label, boxes, text). A task may read files that come with the
+//! model (`config.json`, `preprocessor_config.json`, …): its row names them, and a load for
+//! that task fetches them beside the model into [`Loaded::files`].
 
 mod digits;
+pub mod image;
+pub mod image_classification;
 
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
 use wick_shared::{TaskInput, TaskKind, TaskOutput};
 
 use crate::engine::Model;
-use crate::error::Result;
+use crate::error::{Result, WickError};
 
-/// One registry row: a task and the function that runs it on a loaded model.
+/// One registry row: a task, the files it reads beside the model, and its function.
 pub struct TaskDef {
     pub kind: TaskKind,
-    pub run: fn(&Model, TaskInput) -> Result<Outcome>,
+    /// Names of the files the task reads, relative to the model's folder (for a Hugging Face
+    /// folder, its root).
+    pub files: &'static [&'static str],
+    pub run: fn(&Loaded, TaskInput) -> Result<Outcome>,
 }
 
 /// A task's answer plus the engine's run statistics.
@@ -21,21 +31,71 @@ pub struct Outcome {
     pub peak_intermediate_bytes: u64,
 }
 
-pub static TASKS: &[TaskDef] = &[TaskDef { kind: TaskKind::Digits, run: digits::run }];
+pub static TASKS: &[TaskDef] = &[
+    TaskDef { kind: TaskKind::Digits, files: &[], run: digits::run },
+    TaskDef {
+        kind: TaskKind::ImageClassification,
+        files: image_classification::FILES,
+        run: image_classification::run,
+    },
+];
+
+/// A loaded model as tasks see it: the planned graph and the files that came with it.
+pub struct Loaded {
+    pub model: Model,
+    /// File name → bytes, as named by the task's row.
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+impl Loaded {
+    pub fn new(model: Model) -> Self {
+        Loaded { model, files: BTreeMap::new() }
+    }
+
+    /// The file `name`, parsed as JSON into `T`.
+    pub fn json<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
+        let bytes = self.files.get(name).ok_or_else(|| {
+            WickError::BadTask(format!("the model was loaded without its {name}: load it for this task"))
+        })?;
+        serde_json::from_slice(bytes).map_err(|e| WickError::BadTask(format!("{name}: {e}")))
+    }
+}
 
 /// The kind of a task input.
 pub fn kind_of(input: &TaskInput) -> TaskKind {
     match input {
         TaskInput::Digits { .. } => TaskKind::Digits,
+        TaskInput::ImageClassification { .. } => TaskKind::ImageClassification,
+        TaskInput::ObjectDetection { .. } => TaskKind::ObjectDetection,
     }
 }
 
-pub fn run(model: &Model, input: TaskInput) -> Result<Outcome> {
-    let kind = kind_of(&input);
-    let def = TASKS.iter().find(|t| t.kind == kind).ok_or_else(|| {
-        crate::error::WickError::BadTask(format!("task {kind:?} is not available"))
-    })?;
-    (def.run)(model, input)
+fn def(kind: TaskKind) -> Result<&'static TaskDef> {
+    TASKS
+        .iter()
+        .find(|t| t.kind == kind)
+        .ok_or_else(|| WickError::BadTask(format!("task {kind:?} is not available")))
+}
+
+pub fn run(model: &Loaded, input: TaskInput) -> Result<Outcome> {
+    (def(kind_of(&input))?.run)(model, input)
+}
+
+/// The files a load for `task` fetches beside the model.
+pub fn files_for(task: TaskKind) -> Result<&'static [&'static str]> {
+    Ok(def(task)?.files)
+}
+
+/// Probabilities from a model's scores: kept if they already are a distribution, else soft-maxed.
+pub fn probabilities(scores: Vec<f32>) -> Vec<f32> {
+    let sum: f32 = scores.iter().sum();
+    if scores.iter().all(|&p| (0.0..=1.0).contains(&p)) && (sum - 1.0).abs() < 1e-3 {
+        return scores;
+    }
+    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
+    let total: f32 = exps.iter().sum();
+    exps.into_iter().map(|e| e / total).collect()
 }
 
 pub fn kinds() -> Vec<TaskKind> {

@@ -8,13 +8,14 @@ use std::rc::Rc;
 
 use js_sys::Uint8Array;
 use web_sys::AbortSignal;
-use wick_shared::{CacheReport, ExternalFile, Manifest};
+use wick_shared::{CacheReport, ExternalFile, Manifest, TaskKind};
 
 use super::cache::{Cache, Writer, Written};
 use super::fetch;
 use crate::engine::{parse_model, Model};
 use crate::error::{Result, WickError};
 use crate::loader::{CpuPlacement, Expected, ExternalPlan, FileRouter, Sources, Verifier};
+use crate::tasks::{self, Loaded};
 
 /// What the page asked to load.
 pub struct LoadSpec {
@@ -24,6 +25,8 @@ pub struct LoadSpec {
     pub external_data: Vec<ExternalFile>,
     pub sha256: Option<String>,
     pub cache: bool,
+    /// Fetch the files this task reads beside the model.
+    pub task: Option<TaskKind>,
 }
 
 /// Fetches the files of one load, through the cache when there is one.
@@ -188,7 +191,7 @@ impl<'a> Files<'a> {
 }
 
 /// Load the model `spec` names. The report says what the cache did (None: cache off).
-pub async fn load(id: u32, spec: LoadSpec, signal: &AbortSignal) -> Result<(Rc<Model>, Option<CacheReport>)> {
+pub async fn load(id: u32, spec: LoadSpec, signal: &AbortSignal) -> Result<(Rc<Loaded>, Option<CacheReport>)> {
     let mut files = Files::new(id, signal, spec.cache).await;
     match load_with(&mut files, &spec).await {
         Ok((model, key)) => {
@@ -202,7 +205,7 @@ pub async fn load(id: u32, spec: LoadSpec, signal: &AbortSignal) -> Result<(Rc<M
     }
 }
 
-async fn load_with(files: &mut Files<'_>, spec: &LoadSpec) -> Result<(Rc<Model>, String)> {
+async fn load_with(files: &mut Files<'_>, spec: &LoadSpec) -> Result<(Rc<Loaded>, String)> {
     let resolve = |url: &str, base: Option<&str>| fetch::resolve(url, base);
     let sources = match (&spec.url, &spec.manifest) {
         (Some(url), None) => {
@@ -236,8 +239,13 @@ async fn load_with(files: &mut Files<'_>, spec: &LoadSpec) -> Result<(Rc<Model>,
         files.stream(&file_url, sources.expected(&file_url), &mut route).await?;
         tensors.extend(router.finish()?);
     }
-    let model = Model::build(proto, tensors).map_err(|e| with_file(e, &model_url))?;
-    Ok((Rc::new(model), sources.key))
+    let mut loaded = Loaded::new(Model::build(proto, tensors).map_err(|e| with_file(e, &model_url))?);
+    for name in spec.task.map(tasks::files_for).transpose()?.unwrap_or_default() {
+        let url = sources.companion_url(name, &resolve)?;
+        let bytes = files.read_all(&url, sources.expected(&url)).await?;
+        loaded.files.insert(name.to_string(), bytes);
+    }
+    Ok((Rc::new(loaded), sources.key))
 }
 
 fn with_file(e: WickError, file: &str) -> WickError {

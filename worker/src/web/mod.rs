@@ -21,14 +21,15 @@ use wick_shared::{
     Tensor, PROTOCOL_VERSION,
 };
 
-use crate::engine::{tensor, Model};
+use crate::engine::tensor;
+use crate::tasks::Loaded;
 use crate::error::{Result, WickError};
 use load::LoadSpec;
 
 enum Slot {
     /// Being loaded by request `id`.
     Loading(u32),
-    Ready(Rc<Model>),
+    Ready(Rc<Loaded>),
 }
 
 #[derive(Default)]
@@ -101,8 +102,8 @@ async fn handle(env: Envelope<Request>) {
     let id = env.id;
     let result = match env.body {
         Request::Hello { protocol } => hello(protocol),
-        Request::Load { model, url, manifest, variant, external_data, sha256, cache } => {
-            let spec = LoadSpec { url, manifest, variant, external_data, sha256, cache: cache.unwrap_or(true) };
+        Request::Load { model, url, manifest, variant, external_data, sha256, cache, task } => {
+            let spec = LoadSpec { url, manifest, variant, external_data, sha256, cache: cache.unwrap_or(true), task };
             load(id, model, spec).await
         }
         Request::Run { model, inputs, outputs } => run(&model, inputs, outputs),
@@ -138,7 +139,7 @@ fn hello(protocol: u32) -> Result<Event> {
     })
 }
 
-fn model(name: &str) -> Result<Rc<Model>> {
+fn model(name: &str) -> Result<Rc<Loaded>> {
     STATE.with(|s| match s.borrow().models.get(name) {
         Some(Slot::Ready(m)) => Ok(m.clone()),
         _ => Err(WickError::UnknownModel(name.to_string())),
@@ -176,7 +177,8 @@ async fn load(id: u32, name: String, spec: LoadSpec) -> Result<Event> {
     if cancelled {
         return Err(WickError::Cancelled);
     }
-    let (model, cache) = result?;
+    let (loaded, cache) = result?;
+    let model = &loaded.model;
     Ok(Event::Ready {
         model: name,
         backend: Backend::Cpu,
@@ -189,7 +191,8 @@ async fn load(id: u32, name: String, spec: LoadSpec) -> Result<Event> {
 }
 
 fn run(name: &str, inputs: BTreeMap<String, Tensor>, wanted: Option<Vec<String>>) -> Result<Event> {
-    let model = model(name)?;
+    let loaded = model(name)?;
+    let model = &loaded.model;
     let feeds = inputs
         .iter()
         .map(|(k, t)| Ok((k.clone(), tensor::from_wire(k, t)?)))
@@ -246,7 +249,7 @@ fn stats() -> Event {
             .models
             .iter()
             .filter_map(|(name, slot)| match slot {
-                Slot::Ready(m) => Some(ModelStats { model: name.clone(), backend: Backend::Cpu, weight_bytes: m.weight_bytes() }),
+                Slot::Ready(m) => Some(ModelStats { model: name.clone(), backend: Backend::Cpu, weight_bytes: m.model.weight_bytes() }),
                 Slot::Loading(_) => None,
             })
             .collect();
