@@ -55,6 +55,24 @@ pub fn load_model(path: &Path) -> Result<Model> {
     load_model_chunked(path, |_| 64 * 1024)
 }
 
+/// Load a Hugging Face-style model folder for `task` as the worker does: `onnx/model.onnx` (or
+/// `model.onnx` at the root) and the companion files the task's row names, from the root.
+pub fn load_for_task(folder: &Path, task: wick_shared::TaskKind) -> Result<crate::tasks::Loaded> {
+    let hf = folder.join("onnx").join("model.onnx");
+    let model = load_model(&if hf.is_file() { hf } else { folder.join("model.onnx") })?;
+    let mut loaded = crate::tasks::Loaded::new(model);
+    for name in crate::tasks::files_for(task)? {
+        let path = folder.join(name);
+        let bytes = std::fs::read(&path).map_err(|e| WickError::Fetch {
+            file: path.display().to_string(),
+            status: None,
+            message: e.to_string(),
+        })?;
+        loaded.files.insert(name.to_string(), bytes);
+    }
+    Ok(loaded)
+}
+
 /// Read one serialized TensorProto (`input_0.pb`).
 pub fn read_tensor(path: &Path) -> Result<(String, Tensor)> {
     let bytes = std::fs::read(path).map_err(|e| WickError::invalid(format!("{}: {e}", path.display())))?;

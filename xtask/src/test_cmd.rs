@@ -1,7 +1,8 @@
 //! `test`: the native tests (`cargo test --workspace`), then the browser tests: the site is built
 //! and served on a free port, and Node's test runner runs every `{tests,main-thread/tests}/**/*.test.mjs` against it
-//! (`WICK_BASE_URL`, `CHROMIUM`, and the folders of the models made here, `WICK_REAL_MODELS`
-//! and `WICK_SHARDED_MODEL`, in its environment). Both parts run even if the first fails; the
+//! (`WICK_BASE_URL`, `CHROMIUM`, and the folders of the models made here, `WICK_REAL_MODELS`,
+//! `WICK_SHARDED_MODEL` and `WICK_VISION_MODELS` — served at `/vision-models/` — in its
+//! environment). Both parts run even if the first fails; the
 //! summary at the end says which failed.
 
 use crate::{
@@ -26,8 +27,11 @@ pub fn test(native: bool, browser: bool) -> Result<()> {
     if native {
         // The ignored tests are the real-model parity cases: they need the models made here.
         let real = models::ensure(models::NATIVE_CASES)?;
+        let vision = models::vision_models()?;
         let mut cmd = cargo();
-        cmd.args(["test", "--workspace", "--", "--include-ignored"]).env("WICK_REAL_MODELS", &real);
+        cmd.args(["test", "--workspace", "--", "--include-ignored"])
+            .env("WICK_REAL_MODELS", &real)
+            .env("WICK_VISION_MODELS", &vision);
         results.push((
             format!("native  ({})", describe(&cmd)),
             run(&mut cmd).map(|()| String::new()),
@@ -69,10 +73,12 @@ fn browser_tests() -> Result<String> {
     }
     let real = models::ensure(models::BROWSER_CASES)?;
     let sharded = models::sharded_test_model()?;
+    let vision = models::vision_models()?;
     let mounts = vec![
         serve::Mount::new("/", site),
         serve::Mount::new("/fixtures/", root.join("tests/fixtures")),
         serve::Mount::new("/real-models/", real.clone()),
+        serve::Mount::new("/vision-models/", vision.clone()),
     ];
     let (addr, server) = serve::serve("127.0.0.1:0", mounts)?;
     let base = format!("http://{addr}");
@@ -88,6 +94,7 @@ fn browser_tests() -> Result<String> {
         .env("WICK_BASE_URL", &base)
         .env("WICK_REAL_MODELS", &real)
         .env("WICK_SHARDED_MODEL", &sharded)
+        .env("WICK_VISION_MODELS", &vision)
         .env("CHROMIUM", &chromium));
     server.stop();
     let plural = if files.len() == 1 { "" } else { "s" };

@@ -2,7 +2,7 @@
 //! `image` crate rather than the browser's `createImageBitmap`: the pixels are then the same
 //! natively and in every browser (no colour management or premultiplied alpha in between), so
 //! the native tests vouch for what pages get. Pre-processing follows a Hugging Face
-//! `preprocessor_config.json`: resize (PIL's filters, antialiased when shrinking), centre crop,
+//! `preprocessor_config.json`: resize (Pillow's algorithm, [`super::resample`]), centre crop,
 //! rescale, normalise, into an NCHW float tensor; [`Transform`] maps its pixels back to the
 //! source image's.
 
@@ -11,6 +11,7 @@ use image::{imageops::FilterType, DynamicImage, RgbImage};
 use serde::Deserialize;
 use wick_shared::ImageInput;
 
+use super::resample::{self, Filter};
 use crate::error::{Result, WickError};
 
 /// The largest image accepted (pixels), so a hostile file cannot ask for gigabytes.
@@ -101,15 +102,6 @@ impl Transform {
     }
 }
 
-fn filter(resample: u32) -> FilterType {
-    match resample {
-        0 => FilterType::Nearest,
-        1 => FilterType::Lanczos3,
-        3 => FilterType::CatmullRom,
-        _ => FilterType::Triangle,
-    }
-}
-
 /// The size an image of `(w, h)` is resized to (Hugging Face's rules, sizes truncated).
 pub fn resized_size(w: u32, h: u32, size: &Size) -> Result<(u32, u32)> {
     let (wf, hf) = (w as f64, h as f64);
@@ -144,7 +136,10 @@ impl ImageProcessor {
             let size = self.size.ok_or_else(|| WickError::BadTask("do_resize without a size".into()))?;
             let (w, h) = resized_size(w0, h0, &size)?;
             if (w, h) != (w0, h0) {
-                img = std::borrow::Cow::Owned(DynamicImage::ImageRgb8(img.into_owned()).resize_exact(w, h, filter(self.resample)).to_rgb8());
+                img = std::borrow::Cow::Owned(match Filter::from_pil(self.resample) {
+                    Some(f) => resample::resize(&img, w, h, f),
+                    None => DynamicImage::ImageRgb8(img.into_owned()).resize_exact(w, h, FilterType::Nearest).to_rgb8(),
+                });
             }
             (t.scale_x, t.scale_y) = (w as f32 / w0 as f32, h as f32 / h0 as f32);
         }

@@ -7,6 +7,7 @@
 mod digits;
 pub mod image;
 pub mod image_classification;
+mod resample;
 
 use std::collections::BTreeMap;
 
