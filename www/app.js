@@ -2,6 +2,7 @@
 // The page only sends the pad's ImageData; cropping, centring, resizing to 28×28 and normalising
 // happen in the worker (the digits task). `?model=URL` loads another digits model.
 import { pipeline } from './wick/wick.js';
+import { describe, loadBar, showStatus } from './common.js';
 
 const $ = (id) => document.getElementById(id);
 const pad = $('pad');
@@ -31,37 +32,6 @@ function showResult(result) {
   });
   $('timing').textContent = result ? `· run ${result.stats.runMs.toFixed(1)} ms` : '';
 }
-
-// ---- Load progress and status ------------------------------------------------------------------
-
-const files = new Map(); // file → {loaded, total}
-
-const bytes = (n) =>
-  n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : n >= 1 << 10 ? `${(n / (1 << 10)).toFixed(0)} kB` : `${n} B`;
-
-function showProgress(done = false) {
-  let loaded = 0;
-  let total = 0;
-  for (const file of files.values()) {
-    loaded += file.loaded;
-    total += file.total ?? file.loaded; // unknown length: count what came
-  }
-  if (done) loaded = total = Math.max(total, loaded);
-  const bar = $('progress');
-  bar.max = total || 1;
-  bar.value = done ? bar.max : loaded;
-  bar.dataset.loaded = String(loaded);
-  bar.dataset.total = String(total);
-  const percent = total ? Math.floor((100 * loaded) / total) : 0;
-  $('progress-text').textContent = `${bytes(loaded)} / ${bytes(total)} (${percent}%)`;
-}
-
-function showStatus(text, isError = false) {
-  $('status').textContent = text;
-  $('status').classList.toggle('error', isError);
-}
-
-const describe = (e) => (e && e.code ? `${e.message} (${e.code})` : String(e?.message ?? e));
 
 // ---- Drawing -----------------------------------------------------------------------------------
 
@@ -157,18 +127,10 @@ async function predict() {
 // ---- Start -------------------------------------------------------------------------------------
 
 clearPad();
-showProgress();
+const bar = loadBar();
 try {
-  digits = await pipeline('digits', modelUrl, {
-    onProgress({ file, loaded, total }) {
-      files.set(file, { loaded, total });
-      showProgress();
-    },
-  });
-  showProgress(true);
-  $('backend').textContent = digits.backend;
-  $('timing').textContent = `· loaded in ${Math.round(digits.info.loadMs)} ms`;
-  showStatus('ready');
+  digits = await pipeline('digits', modelUrl, { onProgress: bar.onProgress });
+  bar.done(digits);
   predict(); // something may have been drawn while loading
 } catch (e) {
   showStatus(describe(e), true);
