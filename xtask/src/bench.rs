@@ -28,16 +28,28 @@ const MIB: f64 = (1u64 << 20) as f64;
 /// Where the model's folder is served.
 const MODEL_PREFIX: &str = "/big/";
 
-/// `bench [load] [options]`: only `load` exists so far, so plain `bench` runs it.
+/// `bench [load | latency] [options]`; plain `bench` runs `latency`, then `load` (each with
+/// its defaults; `--json` applies to both).
 pub fn bench(args: &mut Args) -> Result<()> {
     match args.0.front().map(String::as_str) {
         Some("load") => {
             args.0.pop_front();
         }
+        Some("latency") => {
+            args.0.pop_front();
+            return crate::bench_latency::latency(args);
+        }
         Some(other) if !other.starts_with("--") => {
             bail!("unknown bench `{other}`; see `cargo xtask help`")
         }
-        _ => {}
+        _ => {
+            let json = args.flag("--json");
+            args.done()?;
+            let mut latency = Args(if json { vec!["--json".to_string()] } else { vec![] }.into());
+            crate::bench_latency::latency(&mut latency)?;
+            let options = LoadOptions { json, smoke: false, size_gib: 2.5, shards: 5 };
+            return load(&options);
+        }
     }
     let options = LoadOptions::parse(args)?;
     args.done()?;
@@ -410,7 +422,7 @@ fn verdict(met: bool) -> &'static str {
 }
 
 /// `2 × Intel(R) Xeon(R) …, 23.4 GiB RAM`, from /proc.
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo
         .lines()
@@ -440,21 +452,21 @@ fn machine() -> String {
 }
 
 /// The commit measured, `-dirty` when the working tree differs from it.
-fn revision() -> String {
+pub(crate) fn revision() -> String {
     let mut git = Command::new("git");
     git.current_dir(project_root())
         .args(["describe", "--always", "--dirty"]);
     output(&mut git).map_or_else(|| "an unknown commit".into(), |r| r.trim().to_string())
 }
 
-fn today() -> String {
+pub(crate) fn today() -> String {
     output(Command::new("date").args(["-u", "+%Y-%m-%d"]))
         .map_or_else(|| "today".into(), |d| d.trim().to_string())
 }
 
 /// Replaces what lies between `<!-- bench:NAME:start -->` and `<!-- bench:NAME:end -->` in
 /// `path`; appends a `## TITLE` section with those markers when they are absent.
-fn write_section(path: &Path, name: &str, title: &str, body: &str) -> Result<()> {
+pub(crate) fn write_section(path: &Path, name: &str, title: &str, body: &str) -> Result<()> {
     let start = format!("<!-- bench:{name}:start -->\n");
     let end = format!("<!-- bench:{name}:end -->");
     let text = match fs::read_to_string(path) {

@@ -6,6 +6,7 @@
 //! browser. Run `cargo xtask help`.
 
 mod bench;
+mod bench_latency;
 mod conformance;
 mod dist;
 mod models;
@@ -40,10 +41,17 @@ Commands:
               [--list-failures FILE] [--write-md FILE] [--rel R] [--abs A] [--wheel FILE]
                         the ONNX backend test suite (default: node) from the onnx wheel,
                         fetched into target/onnx-tests/ by pip (or from --wheel); see CONFORMANCE.md
-  bench [load] [--json] [--size-gb X] [--shards N] [--smoke]
+  bench [latency | load] [--json] [options]
                         measurements in headless Chromium, written to BENCHMARKS.md; plain
-                        `bench` runs them all (for now: load)
-           load         stream a generated model (X GiB of float32 external data, default 2.5,
+                        `bench` runs latency, then load
+           latency [--runs N] [--smoke]
+                        each model through Wick and onnxruntime-web (wasm, 1 thread and every
+                        core), in dedicated workers: median/min of N runs (default 10) after 2
+                        warm-ups, max output difference, Wick/ORT; the vision pipelines end to
+                        end; wasm size and cold start. --json: one object per row on stdout;
+                        --smoke: the MNIST CNN only, 2 runs, BENCHMARKS.md untouched
+           load [--size-gb X] [--shards N] [--smoke]
+                        stream a generated model (X GiB of float32 external data, default 2.5,
                         in N shard files, default 5) into the worker; the same files read
                         plainly; onnxruntime-web creating a session on it: load time,
                         throughput, peak renderer memory. --json: one line of ratios on stdout;

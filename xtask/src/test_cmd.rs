@@ -42,6 +42,12 @@ pub fn test(native: bool, browser: bool) -> Result<()> {
             "browser (node --test {tests,main-thread/tests}/**/*.test.mjs)".to_string(),
             browser_tests(),
         ));
+        // The benchmarks never decide a test, but their harness must work: a short run of each.
+        for bench in ["latency", "load"] {
+            let mut cmd = cargo();
+            cmd.args(["xtask", "bench", bench, "--smoke"]);
+            results.push((format!("bench   ({})", describe(&cmd)), run(&mut cmd).map(|()| String::new())));
+        }
     }
     eprintln!("\n== xtask test summary ==");
     let mut failed = 0;

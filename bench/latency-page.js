@@ -1,0 +1,121 @@
+// The page of `cargo xtask bench latency`: one runtime per page (wick-cpu, or onnxruntime-web's
+// wasm EP with 1 thread or every core), each in a dedicated worker; bench/latency.mjs drives
+// it through `window.bench`. Every run is timed here, around the round trip to the worker, the
+// same way for both runtimes.
+import { parseTensor } from './tensor-proto.js';
+
+async function inputsOf(spec) {
+  const tensors = [];
+  for (const url of spec.inputs) {
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+    tensors.push(parseTensor(await response.arrayBuffer()));
+  }
+  return tensors;
+}
+
+/** The first output as base64 of its float32 values (exact through the driver). */
+function encode(data) {
+  const floats = data instanceof Float32Array ? data : Float32Array.from(data, Number);
+  const bytes = new Uint8Array(floats.buffer, floats.byteOffset, floats.byteLength);
+  let binary = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(binary);
+}
+
+async function timed(warmups, runs, once) {
+  for (let i = 0; i < warmups; i++) await once();
+  const times = [];
+  let last = null;
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    last = await once();
+    times.push(performance.now() - t0);
+  }
+  return { times, last };
+}
+
+function ortCall(worker, message) {
+  return new Promise((resolve, reject) => {
+    worker.onmessage = ({ data }) => (data.ok ? resolve(data) : reject(new Error(data.error)));
+    worker.onerror = (e) => reject(new Error(e.message || 'worker error'));
+    worker.postMessage(message);
+  });
+}
+
+const RUNTIMES = {
+  async 'wick-cpu'() {
+    const { Wick, pipeline } = await import('/wick/wick.js');
+    const started = performance.now();
+    const wick = await Wick.spawn();
+    const spawnMs = performance.now() - started;
+    let pipe = null;
+    return {
+      threads: 1,
+      spawnMs,
+      async load(spec) {
+        const t0 = performance.now();
+        if (spec.task) {
+          pipe = await wick.pipeline(spec.task, spec.folder, { cache: false });
+        } else {
+          // External data is found beside the model, as onnxruntime-web's list below says.
+          await wick.load(spec.name, spec.model, { cache: false });
+        }
+        return performance.now() - t0;
+      },
+      async measure(spec, warmups, runs) {
+        if (spec.task) {
+          const image = await (await fetch(spec.image)).blob();
+          const { times, last } = await timed(warmups, runs, () => pipe.run(image));
+          return { times, output: null, result: JSON.stringify(last.labels ?? last.objects) };
+        }
+        const tensors = await inputsOf(spec);
+        const feeds = Object.fromEntries(tensors.map((t) => [t.name, t]));
+        const { times, last } = await timed(warmups, runs, () => wick.run(spec.name, feeds));
+        return { times, output: encode(Object.values(last.outputs)[0].data) };
+      },
+    };
+  },
+  async 'ort-wasm-1t'() {
+    return ortRuntime(1);
+  },
+  async 'ort-wasm-mt'() {
+    if (!crossOriginIsolated) throw new Error('the page is not cross-origin isolated: no threads');
+    return ortRuntime(navigator.hardwareConcurrency);
+  },
+};
+
+async function ortRuntime(threads) {
+  const worker = new Worker('/bench/ort-latency-worker.js', { type: 'module' });
+  const started = performance.now();
+  await ortCall(worker, { type: 'init', threads });
+  const spawnMs = performance.now() - started;
+  return {
+    threads,
+    spawnMs,
+    async load(spec) {
+      if (spec.task) throw new Error('onnxruntime-web has no pipelines');
+      const t0 = performance.now();
+      const base = new URL(spec.model, location.href);
+      const externalData = spec.externalData.map((path) => ({ path, data: new URL(path, base).href }));
+      await ortCall(worker, { type: 'load', model: base.href, externalData });
+      return performance.now() - t0;
+    },
+    async measure(spec, warmups, runs) {
+      const tensors = await inputsOf(spec);
+      const { times, last } = await timed(warmups, runs, () => ortCall(worker, { type: 'run', tensors }));
+      return { times, output: encode(last.data) };
+    },
+  };
+}
+
+let runtime = null;
+
+window.bench = {
+  async setup(name) {
+    runtime = await RUNTIMES[name]();
+    return { threads: runtime.threads, spawnMs: runtime.spawnMs };
+  },
+  load: (spec) => runtime.load(spec),
+  measure: (spec, warmups, runs) => runtime.measure(spec, warmups, runs),
+};

@@ -1,0 +1,124 @@
+// The browser side of `cargo xtask bench latency`: each runtime in its own headless Chromium
+// (a fresh profile), in a dedicated worker; every model loaded, warmed up and timed. xtask
+// builds and serves everything, then runs
+//
+//   node bench/latency.mjs --base URL --models FILE --runtimes a,b --warmups 2 --runs 10 --out FILE
+//
+// FILE (models) is a JSON array of specs: {name, model, externalData, inputs} for raw runs, or
+// {name, task, folder, image} for a pipeline end to end (Wick only). The out file gets one JSON
+// object per line: `{row: "meta", chromium}`, `{row: "runtime", runtime, threads, spawn_ms,
+// cold_ms, cold_model}` (cold: spawn, then the first model's load),
+// then per model and runtime `{model, runtime, threads, median_ms, min_ms, load_ms,
+// max_abs_diff, ratio}` (or `error`). Differences are against wick-cpu's output (wick-cpu's own
+// row against ort-wasm-1t's); `ratio` is Wick's median over this row's, for ORT rows.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { parseArgs } from 'node:util';
+
+const { chromium } = createRequire(new URL('../tests/package.json', import.meta.url))('playwright-core');
+
+const { values: opts } = parseArgs({
+  options: {
+    base: { type: 'string' },
+    models: { type: 'string' },
+    runtimes: { type: 'string' },
+    warmups: { type: 'string', default: '2' },
+    runs: { type: 'string', default: '10' },
+    out: { type: 'string' },
+    'timeout-s': { type: 'string', default: '600' },
+  },
+});
+
+const ARGS = [
+  '--headless', '--no-sandbox', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+const log = (line) => process.stderr.write(`bench: ${line}\n`);
+
+function withTimeout(promise, what) {
+  const ms = Number(opts['timeout-s']) * 1000;
+  let timer;
+  const limit = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer after ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+function maxAbsDiff(a, b) {
+  if (!a || !b) return null;
+  if (a.length !== b.length) return Infinity;
+  let max = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (!(d <= max)) max = Number.isNaN(d) ? Infinity : d;
+  }
+  return max;
+}
+
+const decode = (b64) => (b64 ? new Float32Array(new Uint8Array(Buffer.from(b64, 'base64')).buffer) : null);
+
+/** One runtime in a fresh browser: every model it can run. */
+async function runtimeRows(runtime, models, lines) {
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', headless: true, args: ARGS });
+  const rows = [];
+  try {
+    lines.push({ row: 'meta', chromium: browser.version() });
+    const page = await browser.newPage();
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') log(`[${runtime}] console.error: ${msg.text()}`);
+    });
+    page.on('pageerror', (e) => log(`[${runtime}] page error: ${e.stack ?? e}`));
+    await page.goto(`${opts.base}/bench/latency.html`);
+    await page.waitForFunction(() => window.bench);
+    const setup = await withTimeout(page.evaluate((r) => window.bench.setup(r), runtime), `${runtime} setup`);
+    const meta = { row: 'runtime', runtime, threads: setup.threads, spawn_ms: setup.spawnMs };
+    lines.push(meta);
+    for (const spec of models) {
+      if (spec.task && runtime !== 'wick-cpu') continue;
+      const row = { model: spec.name, runtime, threads: setup.threads };
+      try {
+        row.load_ms = await withTimeout(page.evaluate((s) => window.bench.load(s), spec), `${runtime} ${spec.name} load`);
+        // Cold start: the worker spawned, then the first model ready to run.
+        meta.cold_ms ??= setup.spawnMs + row.load_ms;
+        meta.cold_model ??= spec.name;
+        const m = await withTimeout(
+          page.evaluate(([s, w, n]) => window.bench.measure(s, w, n), [spec, Number(opts.warmups), Number(opts.runs)]),
+          `${runtime} ${spec.name} runs`,
+        );
+        Object.assign(row, { median_ms: median(m.times), min_ms: Math.min(...m.times), output: decode(m.output) });
+        log(`${runtime} ${spec.name}: median ${row.median_ms.toFixed(2)} ms, min ${row.min_ms.toFixed(2)} ms (load ${row.load_ms.toFixed(0)} ms)`);
+      } catch (e) {
+        row.error = String(e?.message ?? e).replace(/^page\.evaluate: /, '').slice(0, 300);
+        log(`${runtime} ${spec.name}: failed: ${row.error}`);
+      }
+      rows.push(row);
+    }
+  } finally {
+    await browser.close();
+  }
+  return rows;
+}
+
+const models = JSON.parse(readFileSync(opts.models, 'utf8'));
+const lines = [];
+const rows = [];
+for (const runtime of opts.runtimes.split(',')) rows.push(...(await runtimeRows(runtime, models, lines)));
+
+const find = (model, runtime) => rows.find((r) => r.model === model && r.runtime === runtime && !r.error);
+for (const row of rows) {
+  if (!row.error && row.output) {
+    const other = row.runtime === 'wick-cpu' ? find(row.model, 'ort-wasm-1t') : find(row.model, 'wick-cpu');
+    row.max_abs_diff = maxAbsDiff(row.output, other?.output);
+    if (row.runtime !== 'wick-cpu' && find(row.model, 'wick-cpu')) {
+      row.ratio = find(row.model, 'wick-cpu').median_ms / row.median_ms;
+    }
+  }
+}
+const out = [...lines.filter((l, i) => l.row !== 'meta' || i === lines.findIndex((m) => m.row === 'meta')),
+  ...rows.map(({ output, ...row }) => row)];
+writeFileSync(opts.out, out.map((l) => JSON.stringify(l)).join('\n') + '\n');

@@ -1,0 +1,217 @@
+//! `bench latency`: each model through Wick and through onnxruntime-web 1.30 (npm) in the same
+//! headless Chromium, one fresh browser per runtime (`wick-cpu`, `ort-wasm-1t`, and
+//! `ort-wasm-mt` with every core, the page being cross-origin isolated), each inside a dedicated
+//! worker: 2 warm-ups, then timed runs; the median, the minimum, the largest difference between
+//! the runtimes' outputs and Wick's ratio to ORT. Plus the vision pipelines end to end (image in
+//! → result out, Wick only), the worker's wasm size (raw and gzip) and its cold start.
+//!
+//! Models: the MNIST CNN (tests/fixtures/digits), EfficientNet-Lite0 and MiniLM (4 sentences)
+//! and ddddocr's YOLOX detector (`target/real-models/`, inputs from their `test_data_set_0`), and
+//! whatever pipelines `target/vision-models/` holds. `bench/latency.mjs` drives the browsers.
+
+use crate::{
+    bench::{machine, revision, today, write_section},
+    dist, models, serve,
+    util::{cargo, find_in_path, output, project_root, run},
+    Args,
+};
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use std::{
+    env, fs, io,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+const RUNTIMES: [&str; 3] = ["wick-cpu", "ort-wasm-1t", "ort-wasm-mt"];
+/// The raw-model rows: name, case folder under target/real-models (None: the digits fixture).
+const MODELS: [(&str, Option<&str>); 4] = [
+    ("mnist-cnn", None),
+    ("efficientnet-lite0", Some("efficientnet-lite0")),
+    ("minilm (4 sentences)", Some("minilm")),
+    ("yolox (ddddocr)", Some("ddddocr-det")),
+];
+
+pub fn latency(args: &mut Args) -> Result<()> {
+    let json = args.flag("--json");
+    let smoke = args.flag("--smoke");
+    let runs: u32 = match args.value("--runs")? {
+        Some(n) => n.parse().with_context(|| format!("bad --runs `{n}`"))?,
+        None if smoke => 2,
+        None => 10,
+    };
+    args.done()?;
+    let root = project_root();
+    for command in ["tools", "site"] {
+        run(cargo().args(["xtask", command]).stdout(Stdio::from(io::stderr())))?;
+    }
+    let ort = root.join("tests/node_modules/onnxruntime-web/dist");
+    if !ort.join("ort.wasm.min.mjs").is_file() {
+        bail!("{} is missing: tests/package.json should name onnxruntime-web", ort.display());
+    }
+    let real = models::ensure(&["efficientnet-lite0", "minilm", "ddddocr-det"])?;
+    let vision = models::vision_models()?;
+    let mut specs = Vec::new();
+    for (name, case) in MODELS {
+        // The smoke run checks the harness on the smallest model only.
+        if smoke && case.is_some() {
+            continue;
+        }
+        let (dir, prefix) = match case {
+            Some(case) => (real.join(case), format!("/real-models/{case}/")),
+            None => (root.join("tests/fixtures/digits"), "/fixtures/digits/".to_string()),
+        };
+        let external: Vec<String> = ["model.onnx_data"].iter().filter(|f| dir.join(f).is_file()).map(|f| f.to_string()).collect();
+        let set = dir.join("test_data_set_0");
+        let mut inputs: Vec<String> = fs::read_dir(&set)
+            .with_context(|| format!("{} has no test_data_set_0", dir.display()))?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|f| f.starts_with("input_"))
+            .collect();
+        inputs.sort_by_key(|f| f.trim_start_matches("input_").trim_end_matches(".pb").parse::<u32>().unwrap_or(0));
+        specs.push(json!({
+            "name": name,
+            "model": format!("{prefix}model.onnx"),
+            "externalData": external,
+            "inputs": inputs.iter().map(|f| format!("{prefix}test_data_set_0/{f}")).collect::<Vec<_>>(),
+        }));
+    }
+    if !smoke && vision.join("efficientnet-lite0/config.json").is_file() {
+        specs.push(json!({
+            "name": "image-classification, chelsea.png → top 5",
+            "task": "image-classification",
+            "folder": "/vision-models/efficientnet-lite0/",
+            "image": "/vision-models/efficientnet-lite0/images/chelsea.png",
+        }));
+    }
+
+    let work = crate::util::target_dir().join("bench/latency");
+    fs::create_dir_all(&work)?;
+    let specs_file = work.join("models.json");
+    fs::write(&specs_file, serde_json::to_string_pretty(&specs)?)?;
+    let rows_file = work.join("rows.jsonl");
+    let _ = fs::remove_file(&rows_file);
+    let mounts = vec![
+        serve::Mount::new("/", dist::site_dir()),
+        serve::Mount::new("/bench/", root.join("bench")),
+        serve::Mount::new("/ort/", ort.clone()),
+        serve::Mount::new("/fixtures/", root.join("tests/fixtures")),
+        serve::Mount::new("/real-models/", real),
+        serve::Mount::new("/vision-models/", vision),
+    ];
+    let (addr, server) = serve::serve("127.0.0.1:0", mounts)?;
+    let chromium = env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .or_else(|| find_in_path("chromium"))
+        .unwrap_or_else(|| "/usr/bin/chromium".into());
+    let driven = run(Command::new("node")
+        .current_dir(&root)
+        .arg("bench/latency.mjs")
+        .args(["--base", &format!("http://{addr}"), "--runtimes", &RUNTIMES.join(","), "--runs", &runs.to_string()])
+        .args(["--timeout-s", if smoke { "120" } else { "900" }])
+        .arg("--models")
+        .arg(&specs_file)
+        .arg("--out")
+        .arg(&rows_file)
+        .env("CHROMIUM", &chromium)
+        .stdout(Stdio::from(io::stderr())));
+    server.stop();
+    driven?;
+
+    let lines: Vec<Value> = fs::read_to_string(&rows_file)
+        .with_context(|| format!("bench/latency.mjs wrote no {}", rows_file.display()))?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let wasm = dist::site_dir().join("wick/worker/wick_worker_bg.wasm");
+    let ort_wasm = ort.join("ort-wasm-simd-threaded.wasm");
+    let command = if smoke { "cargo xtask bench latency --smoke".to_string() } else { format!("cargo xtask bench latency --runs {runs}") };
+    let markdown = markdown(&lines, &command, &[("Wick worker", &wasm), ("onnxruntime-web 1.30 (ort-wasm-simd-threaded)", &ort_wasm)]);
+    if json {
+        eprint!("{markdown}");
+        for row in lines.iter().filter(|l| l.get("model").is_some()) {
+            let pick = |k: &str| row.get(k).cloned().unwrap_or(Value::Null);
+            println!(
+                "{}",
+                json!({"model": pick("model"), "runtime": pick("runtime"), "threads": pick("threads"),
+                       "median_ms": pick("median_ms"), "min_ms": pick("min_ms"), "max_abs_diff": pick("max_abs_diff")})
+            );
+        }
+    } else {
+        print!("{markdown}");
+    }
+    if !smoke {
+        let path = root.join("BENCHMARKS.md");
+        write_section(&path, "latency", "Latency", &markdown)?;
+        eprintln!("xtask: wrote the latency section of {}", path.display());
+    }
+    // Only a broken harness fails the command: a Wick row that could not run is one.
+    if let Some(bad) = lines.iter().find(|l| l["runtime"] == "wick-cpu" && l.get("error").is_some()) {
+        bail!("wick-cpu failed on {}: {}", bad["model"], bad["error"]);
+    }
+    Ok(())
+}
+
+/// Bytes of `path`, raw and gzip -9.
+fn sizes(path: &Path) -> Option<(u64, u64)> {
+    let raw = fs::metadata(path).ok()?.len();
+    let gz = output(Command::new("sh").arg("-c").arg(format!("gzip -9 -c '{}' | wc -c", path.display())))?;
+    Some((raw, gz.trim().parse().ok()?))
+}
+
+fn ms(v: &Value) -> String {
+    v.as_f64().map_or_else(|| "—".into(), |x| if x < 10.0 { format!("{x:.2}") } else { format!("{x:.1}") })
+}
+
+fn markdown(lines: &[Value], command: &str, wasm: &[(&str, &Path)]) -> String {
+    let chromium = lines.iter().find(|l| l["row"] == "meta").and_then(|l| l["chromium"].as_str()).unwrap_or("unknown");
+    let mut md = format!(
+        "`{command}` on {}, Wick at {}: {}; Chromium {chromium}. Each runtime in a fresh headless \
+         Chromium, in a dedicated worker; 2 warm-ups, then the timed runs, each timed in the page \
+         around the round trip to the worker. `max |Δ|`: largest difference from Wick's output \
+         (Wick's row: from ort-wasm-1t's). `Wick / ORT`: Wick's median over that row's.\n\n",
+        today(),
+        revision(),
+        machine()
+    );
+    md.push_str("| model | runtime | threads | median ms | min ms | max \\|Δ\\| | Wick / ORT | load ms |\n");
+    md.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for row in lines.iter().filter(|l| l.get("model").is_some()) {
+        let diff = match row.get("max_abs_diff") {
+            Some(Value::Number(n)) => format!("{:.2e}", n.as_f64().unwrap_or(0.0)),
+            Some(Value::Null) | None => "—".into(),
+            Some(other) => other.to_string(),
+        };
+        let ratio = row["ratio"].as_f64().map_or_else(|| "—".into(), |r| format!("{r:.2}×"));
+        match row.get("error") {
+            Some(e) => md.push_str(&format!("| {} | {} | {} | failed: {} | | | | |\n", row["model"].as_str().unwrap_or("?"), row["runtime"].as_str().unwrap_or("?"), row["threads"], e.as_str().unwrap_or("?").replace('|', "\\|"))),
+            None => md.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {diff} | {ratio} | {} |\n",
+                row["model"].as_str().unwrap_or("?"),
+                row["runtime"].as_str().unwrap_or("?"),
+                row["threads"],
+                ms(&row["median_ms"]),
+                ms(&row["min_ms"]),
+                ms(&row["load_ms"]),
+            )),
+        }
+    }
+    md.push_str("\nCold start (worker spawn → the first model ready, in the page):");
+    for l in lines.iter().filter(|l| l["row"] == "runtime") {
+        md.push_str(&format!(
+            " {} {} ms ({} ms to spawn, then {});",
+            l["runtime"].as_str().unwrap_or("?"),
+            ms(&l["cold_ms"]),
+            ms(&l["spawn_ms"]),
+            l["cold_model"].as_str().unwrap_or("?")
+        ));
+    }
+    md.push_str("\n\nWasm size:");
+    for (name, path) in wasm {
+        if let Some((raw, gz)) = sizes(path) {
+            md.push_str(&format!(" {name} {:.2} MiB ({:.2} MiB gzip);", raw as f64 / 1048576.0, gz as f64 / 1048576.0));
+        }
+    }
+    md.push('\n');
+    md
+}
