@@ -30,6 +30,8 @@ pub struct Plan {
     steps: Vec<Step>,
     /// Per slot: whether a step produces it (an intermediate), for the live-bytes count.
     produced: Vec<bool>,
+    /// Per slot: the step that produces it, to find the steps a subset of outputs needs.
+    producer: Vec<Option<usize>>,
     folded: usize,
 }
 
@@ -208,10 +210,14 @@ impl Plan {
         }
 
         let mut produced = vec![false; slots.len()];
-        for slot in steps.iter().flat_map(|s| s.outputs.iter().flatten()) {
-            produced[*slot] = true;
+        let mut producer = vec![None; slots.len()];
+        for (s, step) in steps.iter().enumerate() {
+            for slot in step.outputs.iter().flatten() {
+                produced[*slot] = true;
+                producer[*slot] = Some(s);
+            }
         }
-        Ok(Plan { slot_count: slots.len(), constants, inputs, outputs, steps, produced, folded })
+        Ok(Plan { slot_count: slots.len(), constants, inputs, outputs, steps, produced, producer, folded })
     }
 
     /// Steps left to run (nodes minus those folded at load).
@@ -239,18 +245,27 @@ impl Plan {
         for (slot, t) in &self.constants {
             values[*slot] = Some(t.clone()); // an Arc clone: weights are never copied
         }
+        // With `wanted`, only the steps those outputs depend on run, and only the inputs they
+        // read must be fed (a graph holding several nets runs one of them).
+        let needed = wanted.map(|w| self.needed(w)).transpose()?;
         for (name, slot) in &self.inputs {
-            let t = feeds
-                .remove(name)
-                .ok_or_else(|| WickError::BadInput(format!("missing input '{name}'")))?;
-            values[*slot] = Some(t);
+            match feeds.remove(name) {
+                Some(t) => values[*slot] = Some(t),
+                None if needed.as_ref().is_some_and(|n| !n.slots[*slot]) => {}
+                None => return Err(WickError::BadInput(format!("missing input '{name}'"))),
+            }
         }
         if let Some(extra) = feeds.keys().next() {
             return Err(WickError::BadInput(format!("the model has no input named '{extra}'")));
         }
 
         let (mut live, mut peak) = (0u64, 0u64);
-        for step in &self.steps {
+        for (s, step) in self.steps.iter().enumerate() {
+            if needed.as_ref().is_some_and(|n| !n.steps[s]) {
+                // Skipped; what it would have freed (nothing later reads it) goes now.
+                self.release(step, &mut values, &mut live);
+                continue;
+            }
             let args: Vec<Option<&Tensor>> =
                 step.inputs.iter().map(|s| s.and_then(|s| values[s].as_ref())).collect();
             let fail = |message: String| WickError::Execution {
@@ -269,13 +284,7 @@ impl Plan {
                 }
             }
             peak = peak.max(live);
-            for &slot in &step.free {
-                let t = values[slot].take();
-                // Inputs are freed after their last use too, but were never counted as live.
-                if let (Some(t), true) = (t, self.produced[slot]) {
-                    live -= bytes_of(&t);
-                }
-            }
+            self.release(step, &mut values, &mut live);
         }
 
         let mut outputs = Vec::new();
@@ -296,6 +305,50 @@ impl Plan {
         }
         Ok(RunOutput { outputs, peak_intermediate_bytes: peak })
     }
+
+    /// Drop the values whose last use is `step`.
+    fn release(&self, step: &Step, values: &mut [Option<Tensor>], live: &mut u64) {
+        for &slot in &step.free {
+            let t = values[slot].take();
+            // Inputs are freed after their last use too, but were never counted as live.
+            if let (Some(t), true) = (t, self.produced[slot]) {
+                *live -= bytes_of(&t);
+            }
+        }
+    }
+
+    /// The steps and slots that the outputs `wanted` depend on, walking back from them through
+    /// each step's inputs.
+    fn needed(&self, wanted: &[String]) -> Result<Needed> {
+        let mut needed = Needed { steps: vec![false; self.steps.len()], slots: vec![false; self.slot_count] };
+        let mut stack = Vec::with_capacity(wanted.len());
+        for name in wanted {
+            let (_, slot) = self
+                .outputs
+                .iter()
+                .find(|(o, _)| o == name)
+                .ok_or_else(|| WickError::BadInput(format!("the model has no output named '{name}'")))?;
+            stack.push(*slot);
+        }
+        while let Some(slot) = stack.pop() {
+            if std::mem::replace(&mut needed.slots[slot], true) {
+                continue;
+            }
+            if let Some(s) = self.producer[slot] {
+                if !std::mem::replace(&mut needed.steps[s], true) {
+                    stack.extend(self.steps[s].inputs.iter().flatten());
+                }
+            }
+        }
+        Ok(needed)
+    }
+}
+
+/// What a run for some of the outputs computes: per step whether it runs, per slot whether a
+/// value is read (so an input slot must be fed).
+struct Needed {
+    steps: Vec<bool>,
+    slots: Vec<bool>,
 }
 
 /// Folded outputs larger than this stay computed at run time (they would pin memory).
@@ -506,6 +559,44 @@ mod tests {
         let x = Tensor::zeros((2, 3), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();
         let out = plan.run(HashMap::from([("x".to_string(), x)]), None).unwrap();
         assert_eq!(out.outputs[0].1.to_vec1::<i64>().unwrap(), vec![2, 3]);
+    }
+
+    #[test]
+    fn wanted_outputs_run_only_their_steps_and_need_only_their_inputs() {
+        // Two nets side by side plus one that joins them: a = Relu(x); b = Neg(y); c = Add(a, b).
+        let graph = GraphProto {
+            input: vec![value("x", &[2]), value("y", &[2])],
+            output: vec![value("a", &[2]), value("b", &[2]), value("c", &[2])],
+            node: vec![
+                node("Relu", &["x"], "a", vec![]),
+                node("Neg", &["y"], "b", vec![]),
+                node("Add", &["a", "b"], "c", vec![]),
+            ],
+            ..Default::default()
+        };
+        let plan = Plan::build(graph, HashMap::new(), &HashMap::from([(String::new(), 13)])).unwrap();
+        let t = |v: [f32; 2]| Tensor::new(&v, &candle_core::Device::Cpu).unwrap();
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+        let out = plan.run(HashMap::from([("x".to_string(), t([-1., 2.]))]), Some(&names(&["a"]))).unwrap();
+        assert_eq!(out.outputs.len(), 1);
+        assert_eq!(out.outputs[0].1.to_vec1::<f32>().unwrap(), vec![0., 2.]);
+        assert_eq!(out.peak_intermediate_bytes, 8, "Neg and Add did not run");
+
+        let out = plan.run(HashMap::from([("y".to_string(), t([1., 5.]))]), Some(&names(&["b"]))).unwrap();
+        assert_eq!(out.outputs[0].1.to_vec1::<f32>().unwrap(), vec![-1., -5.]);
+
+        // c reads both nets: both inputs are required. Without `wanted`, everything is.
+        let only_x = || HashMap::from([("x".to_string(), t([1., 1.]))]);
+        assert!(matches!(plan.run(only_x(), Some(&names(&["c"]))), Err(WickError::BadInput(m)) if m.contains("'y'")));
+        assert!(matches!(plan.run(only_x(), None), Err(WickError::BadInput(_))));
+        let both = HashMap::from([("x".to_string(), t([1., 1.])), ("y".to_string(), t([3., 0.]))]);
+        let out = plan.run(both, Some(&names(&["c"]))).unwrap();
+        assert_eq!(out.outputs[0].1.to_vec1::<f32>().unwrap(), vec![-2., 1.]);
+        // An unknown output is named; a feed for an input the wanted outputs do not read is accepted.
+        assert!(matches!(plan.run(only_x(), Some(&names(&["z"]))), Err(WickError::BadInput(m)) if m.contains("'z'")));
+        let both = HashMap::from([("x".to_string(), t([1., 1.])), ("y".to_string(), t([3., 0.]))]);
+        assert_eq!(plan.run(both, Some(&names(&["a"]))).unwrap().outputs.len(), 1);
     }
 
     #[test]
