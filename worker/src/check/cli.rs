@@ -18,6 +18,7 @@ use super::{case_dirs, check_case_guarded, Tolerance, CAN_CATCH_PANICS};
 
 const USAGE: &str = "\
 Usage: wick-check check [--rel R] [--abs A] DIR...
+       wick-check profile DIR...
        wick-check conformance --data DIR [--suite node|pytorch-converted|pytorch-operator|simple|all]
                               [--filter SUBSTR] [--rel R] [--abs A]
                               [--list-failures FILE] [--write-md FILE]
@@ -25,6 +26,8 @@ Usage: wick-check check [--rel R] [--abs A] DIR...
 check        runs each ONNX-test-style folder (model.onnx + test_data_set_*/{input,output}_*.pb;
              a folder without model.onnx stands for the cases inside it) and prints, per output,
              the max abs and max rel difference.
+profile      runs each folder's first data set 3 times after a warm-up and prints the time per
+             op type (the engine's hot spots, natively).
 conformance  runs the ONNX backend test suite(s) under DIR (onnx/backend/test/data): one line
              per test, the op types that fail most, the skip count, then the totals.
 
@@ -127,12 +130,49 @@ fn run(args: Vec<String>) -> Result<bool, String> {
             check(&opts.paths, opts.tol).map_err(io)
         }
         "conformance" => conformance(opts).map_err(io),
+        "profile" => profile(&opts.paths).map(|()| true),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(true)
         }
         other => Err(format!("unknown command `{other}`\n\n{USAGE}")),
     }
+}
+
+fn profile(paths: &[PathBuf]) -> Result<(), String> {
+    use std::time::Instant;
+    const RUNS: u32 = 3;
+    for dir in paths {
+        let model = crate::native::load_model(&dir.join("model.onnx")).map_err(|e| e.to_string())?;
+        let sets = crate::native::data_sets(dir).map_err(|e| e.to_string())?;
+        let set = sets.first().ok_or_else(|| format!("{}: no test_data_set_*", dir.display()))?;
+        let feeds = || set.inputs.iter().cloned().collect::<std::collections::HashMap<_, _>>();
+        model.run(feeds(), None).map_err(|e| e.to_string())?; // warm-up
+        let mut per_op: std::collections::BTreeMap<String, (f64, u32)> = Default::default();
+        let started = Instant::now();
+        for _ in 0..RUNS {
+            let mut current: Option<(String, Instant)> = None;
+            model
+                .run_observed(feeds(), None, &mut |op| {
+                    let now = Instant::now();
+                    if let Some((name, t0)) = current.take() {
+                        let e = per_op.entry(name).or_default();
+                        e.0 += (now - t0).as_secs_f64() * 1e3;
+                        e.1 += 1;
+                    }
+                    current = op.map(|op| (op.to_string(), now));
+                })
+                .map_err(|e| e.to_string())?;
+        }
+        let total = started.elapsed().as_secs_f64() * 1e3 / RUNS as f64;
+        println!("{}: {total:.2} ms per run", dir.display());
+        let mut rows: Vec<_> = per_op.into_iter().collect();
+        rows.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+        for (op, (ms, n)) in rows {
+            println!("  {:>9.2} ms {:>5.1}%  {op} ×{}", ms / RUNS as f64, 100.0 * ms / RUNS as f64 / total, n / RUNS);
+        }
+    }
+    Ok(())
 }
 
 fn check(paths: &[PathBuf], tol: Tolerance) -> io::Result<bool> {

@@ -75,12 +75,22 @@ impl Model {
 
     /// Run on named inputs; returns every graph output (or those in `wanted`).
     pub fn run(&self, inputs: HashMap<String, Tensor>, wanted: Option<&[String]>) -> Result<RunOutput> {
+        self.run_observed(inputs, wanted, &mut |_| {})
+    }
+
+    /// [`Model::run`] with a hook before each step (its op type) and after the last (`None`).
+    pub fn run_observed(
+        &self,
+        inputs: HashMap<String, Tensor>,
+        wanted: Option<&[String]>,
+        observe: &mut dyn FnMut(Option<&str>),
+    ) -> Result<RunOutput> {
         for spec in &self.input_specs {
             if let Some(t) = inputs.get(&spec.name) {
                 spec.check(t)?;
             }
         }
-        self.plan.run(inputs, wanted)
+        self.plan.run_observed(inputs, wanted, observe)
     }
 }
 

@@ -240,7 +240,18 @@ impl Plan {
         self.inputs.iter().any(|(n, _)| n == name)
     }
 
-    pub fn run(&self, mut feeds: HashMap<String, Tensor>, wanted: Option<&[String]>) -> Result<RunOutput> {
+    pub fn run(&self, feeds: HashMap<String, Tensor>, wanted: Option<&[String]>) -> Result<RunOutput> {
+        self.run_observed(feeds, wanted, &mut |_| {})
+    }
+
+    /// [`Plan::run`], calling `observe` with each step's op type just before the step runs and
+    /// with `None` after the last one (a profiler times the gaps between calls).
+    pub fn run_observed(
+        &self,
+        mut feeds: HashMap<String, Tensor>,
+        wanted: Option<&[String]>,
+        observe: &mut dyn FnMut(Option<&str>),
+    ) -> Result<RunOutput> {
         let mut values: Vec<Option<Tensor>> = vec![None; self.slot_count];
         for (slot, t) in &self.constants {
             values[*slot] = Some(t.clone()); // an Arc clone: weights are never copied
@@ -266,6 +277,7 @@ impl Plan {
                 self.release(step, &mut values, &mut live);
                 continue;
             }
+            observe(Some(&step.op_type));
             let args: Vec<Option<&Tensor>> =
                 step.inputs.iter().map(|s| s.and_then(|s| values[s].as_ref())).collect();
             let fail = |message: String| WickError::Execution {
@@ -287,6 +299,7 @@ impl Plan {
             self.release(step, &mut values, &mut live);
         }
 
+        observe(None);
         let mut outputs = Vec::new();
         for (name, slot) in &self.outputs {
             if wanted.is_some_and(|w| !w.contains(name)) {
