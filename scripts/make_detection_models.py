@@ -9,6 +9,10 @@ Two Hugging Face-style folders under OUT (default target/vision-models/), each
   OUT/<name>/images/*.png         the photos the tests and the demo page feed
   OUT/<name>/reference.json       per photo, the boxes of an independent reference
                                   pipeline written here (numpy + onnxruntime)
+  OUT/<name>/test_data_set_<i>/   model inputs and onnxruntime's outputs (ONNX-test style, plus
+                                  about.json): per photo for yolox-ddddocr (the letterboxed
+                                  input); for mtcnn, astronaut.png's first pyramid level through
+                                  P-Net and the R-Net and O-Net batches
 
   mtcnn          facenet-pytorch's MTCNN face detector: pnet.pt, rnet.pt, onet.pt (legacy
                  torch.save files, read here without torch) written as ONE graph at opset 17
@@ -50,7 +54,7 @@ import sys
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_real_models as mrm  # noqa: E402  (package_file, read_png_rgb, read_torch_legacy, Graph, ...)
@@ -240,8 +244,9 @@ def crops(img, b, size):
     return batch.astype(np.float32), keep
 
 
-def mtcnn_reference(sess, rgb, cfg):
-    """facenet-pytorch's detect_face for one image: [(x1, y1, x2, y2, score)], stage counts."""
+def mtcnn_reference(sess, rgb, cfg, record=None):
+    """facenet-pytorch's detect_face for one image: [(x1, y1, x2, y2, score)], stage counts.
+    With `record` (a list), appends each net's first run as (feeds, outputs) for the parity tests."""
     img = rgb.transpose(2, 0, 1).astype(np.float32).astype(np.float64)
     _, h, w = img.shape
     dummy = {"pnet_input": np.zeros((1, 3, 12, 12), np.float32),
@@ -249,7 +254,12 @@ def mtcnn_reference(sess, rgb, cfg):
              "onet_input": np.zeros((1, 3, 48, 48), np.float32)}
 
     def run(names, **feeds):  # onnxruntime needs every graph input: the other nets get a dummy
-        return sess.run(names, {**dummy, **{k: v.astype(np.float32) for k, v in feeds.items()}})
+        feeds = {k: v.astype(np.float32) for k, v in feeds.items()}
+        outs = sess.run(names, {**dummy, **feeds})
+        net = names[0].split("_")[0]
+        if record is not None and not any(net == r[0] for r in record):
+            record.append((net, feeds, dict(zip(names, outs))))
+        return outs
 
     t1, t2, t3 = cfg["thresholds"]
     m = 12.0 / cfg["min_face_size"]
@@ -299,7 +309,7 @@ def mtcnn_reference(sess, rgb, cfg):
         batch, keep = crops(img, b, 48)
         b = b[keep]
     if len(b):
-        reg, prob = run(["onet_reg", "onet_prob"], onet_input=batch)
+        reg, _, prob = run(["onet_reg", "onet_landmarks", "onet_prob"], onet_input=batch)
         s = prob[:, 1].astype(np.float64)
         ok = s > t3
         b = np.concatenate([b[ok, :4], s[ok, None]], 1)
@@ -327,7 +337,11 @@ def make_mtcnn(out_dir):
     images = []
     for photo in ("astronaut.png", "coffee.png"):
         rel, rgb, img_dist = skimage_photo(folder, photo)
-        faces, stages = mtcnn_reference(sess, rgb, cfg)
+        record = [] if photo == "astronaut.png" else None
+        faces, stages = mtcnn_reference(sess, rgb, cfg, record)
+        for i, (net, feeds, outs) in enumerate(record or []):
+            # astronaut.png: the first pyramid level through P-Net, the R-Net and O-Net batches.
+            write_data_set(folder, i, feeds, outs, {"image": rel, "net": net})
         h, w = rgb.shape[:2]
         objects = [{"label": "face", "score": round(float(s), 6), "box": box(x1, y1, x2, y2, w, h)}
                    for x1, y1, x2, y2, s in faces]
@@ -379,7 +393,7 @@ def nms_plus_one(b, s, thr):
     return np.array(keep, np.int64)
 
 
-def yolox_reference(sess, rgb, cfg):
+def yolox_reference(sess, rgb, cfg, record):
     ih, iw = cfg["input_size"]
     h, w = rgb.shape[:2]
     r = min(ih / h, iw / w)
@@ -389,6 +403,7 @@ def yolox_reference(sess, rgb, cfg):
     padded[:nh, :nw] = resized
     x = np.ascontiguousarray(padded.transpose(2, 0, 1), dtype=np.float32)[None]
     (y,) = sess.run(None, {"images": x})
+    record.append(({"images": x}, {sess.get_outputs()[0].name: y}))
     y = y[0].astype(np.float64)
     grids, strides = [], []
     for s in cfg["strides"]:
@@ -422,9 +437,11 @@ def make_yolox(out_dir):
 
     sess = session(model_path)
     images = []
-    for rel, rgb, img_dist in (skimage_photo(folder, "page.png"), letters_png(folder)):
+    for i, (rel, rgb, img_dist) in enumerate((skimage_photo(folder, "page.png"), letters_png(folder))):
         h, w = rgb.shape[:2]
-        dets = yolox_reference(sess, rgb, cfg)
+        record = []
+        dets = yolox_reference(sess, rgb, cfg, record)
+        write_data_set(folder, i, *record[0], {"image": rel})
         objects = [{"label": cfg["id2label"][str(c)], "score": round(float(s), 6),
                     "box": box(x1, y1, x2, y2, w, h)} for x1, y1, x2, y2, s, c in dets]
         images.append({"file": rel, "source": img_dist, "width": w, "height": h, "objects": objects})
@@ -435,6 +452,17 @@ def make_yolox(out_dir):
 
 
 # ----------------------------------------------------------------------------
+
+def write_data_set(folder, i, feeds, outs, about):
+    """folder/test_data_set_<i>/input_*.pb, output_*.pb (+ about.json: which photo, which net)."""
+    d = os.path.join(folder, f"test_data_set_{i}")
+    os.makedirs(d)
+    for prefix, values in (("input", feeds), ("output", outs)):
+        for k, (name, v) in enumerate(values.items()):
+            with open(os.path.join(d, f"{prefix}_{k}.pb"), "wb") as f:
+                f.write(numpy_helper.from_array(np.ascontiguousarray(v), name=name).SerializeToString())
+    write_json(os.path.join(d, "about.json"), about)
+
 
 def fresh(out_dir, name):
     d = os.path.join(out_dir, name)

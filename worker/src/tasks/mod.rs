@@ -7,7 +7,10 @@
 mod digits;
 pub mod image;
 pub mod image_classification;
+pub mod mtcnn;
+pub mod object_detection;
 mod resample;
+pub mod yolox;
 
 use std::collections::BTreeMap;
 
@@ -39,6 +42,7 @@ pub static TASKS: &[TaskDef] = &[
         files: image_classification::FILES,
         run: image_classification::run,
     },
+    TaskDef { kind: TaskKind::ObjectDetection, files: object_detection::FILES, run: object_detection::run },
 ];
 
 /// A loaded model as tasks see it: the planned graph and the files that came with it.
