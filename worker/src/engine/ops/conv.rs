@@ -10,7 +10,7 @@
 
 use candle_core::Tensor;
 
-use super::{input, Kernel, NodeCtx};
+use super::{fast, input, Kernel, NodeCtx};
 use crate::error::Result;
 
 /// How padding is decided.
@@ -124,6 +124,11 @@ pub fn conv_nd(
     if !(1..=3).contains(&spatial) || w.rank() != x.rank() {
         candle_core::bail!("Conv supports 1-D to 3-D inputs, got x {:?} w {:?}", x.dims(), w.dims())
     }
+    if spatial == 2 {
+        if let Some(y) = pointwise_2d(x, w, pads, strides, groups).or_else(|| depthwise_2d(x, w, pads, strides, dilations, groups)) {
+            return y;
+        }
+    }
     // Non-uniform dilations: dilate the kernel itself with zeros.
     let (w, dilations) = if dilations.iter().all(|&d| d == dilations[0]) {
         (w.clone(), dilations.to_vec())
@@ -184,6 +189,101 @@ pub fn conv_nd(
     Ok(y)
 }
 
+/// A 1×1 convolution with unit strides and no padding is a matrix product: `W [M, C] · X [C, H·W]`
+/// per image, with no im2col copy.
+fn pointwise_2d(
+    x: &Tensor,
+    w: &Tensor,
+    pads: &[(usize, usize)],
+    strides: &[usize],
+    groups: usize,
+) -> Option<candle_core::Result<Tensor>> {
+    let (n, c, h, wd) = x.dims4().ok()?;
+    let (m, c_w, kh, kw) = w.dims4().ok()?;
+    if (kh, kw, groups, c_w) != (1, 1, 1, c) || strides.iter().any(|&s| s != 1) || pads.iter().any(|&p| p != (0, 0)) {
+        return None;
+    }
+    let run = || {
+        let w = w.reshape((m, c))?;
+        let x = x.reshape((n, c, h * wd))?;
+        let ys = (0..n).map(|b| w.matmul(&x.get(b)?)).collect::<candle_core::Result<Vec<_>>>()?;
+        Tensor::stack(&ys, 0)?.reshape((n, m, h, wd))
+    };
+    Some(run())
+}
+
+/// A depthwise convolution (each input channel convolved with its own `M / C` filters) on f32,
+/// directly: candle splits grouped convolutions into one convolution per group, which for
+/// thousands of single-channel groups costs far more than the arithmetic.
+fn depthwise_2d(
+    x: &Tensor,
+    w: &Tensor,
+    pads: &[(usize, usize)],
+    strides: &[usize],
+    dilations: &[usize],
+    groups: usize,
+) -> Option<candle_core::Result<Tensor>> {
+    let (n, c, h, wd) = x.dims4().ok()?;
+    let (m, one, kh, kw) = w.dims4().ok()?;
+    if one != 1 || groups != c || c == 0 || m % c != 0 || pads.len() != 2 || strides.len() != 2 || dilations.len() != 2 {
+        return None;
+    }
+    let mult = m / c;
+    let ((pt, pb), (pl, pr)) = (pads[0], pads[1]);
+    let (sh, sw, dh, dw) = (strides[0].max(1), strides[1].max(1), dilations[0].max(1), dilations[1].max(1));
+    let (span_h, span_w) = ((kh - 1) * dh + 1, (kw - 1) * dw + 1);
+    if h + pt + pb < span_h || wd + pl + pr < span_w {
+        return None; // candle reports the error
+    }
+    let (oh, ow) = ((h + pt + pb - span_h) / sh + 1, (wd + pl + pr - span_w) / sw + 1);
+    let out = fast::with_f32(x, |xs| {
+        fast::with_f32(w, |ws| {
+            let mut out = vec![0f32; n * m * oh * ow];
+            for (plane, dst) in out.chunks_mut(oh * ow).enumerate() {
+                let (b, oc) = (plane / m, plane % m);
+                let src = &xs[(b * c + oc / mult) * h * wd..][..h * wd];
+                let k = &ws[oc * kh * kw..][..kh * kw];
+                for (oy, row) in dst.chunks_mut(ow).enumerate() {
+                    for ky in 0..kh {
+                        let iy = (oy * sh + ky * dh) as isize - pt as isize;
+                        if iy < 0 || iy >= h as isize {
+                            continue;
+                        }
+                        let srow = &src[iy as usize * wd..][..wd];
+                        for kx in 0..kw {
+                            let wv = k[ky * kw + kx];
+                            // Output columns whose input column ox·sw + off lies inside the row.
+                            let off = (kx * dw) as isize - pl as isize;
+                            let first = if off >= 0 { 0 } else { ((-off) as usize).div_ceil(sw) };
+                            let last = wd as isize - 1 - off;
+                            if last < 0 {
+                                continue;
+                            }
+                            let end = ow.min(last as usize / sw + 1);
+                            if first >= end {
+                                continue;
+                            }
+                            let start = (first * sw) as isize + off;
+                            if sw == 1 {
+                                let s = &srow[start as usize..start as usize + (end - first)];
+                                for (o, &v) in row[first..end].iter_mut().zip(s) {
+                                    *o += wv * v;
+                                }
+                            } else {
+                                for (i, o) in row[first..end].iter_mut().enumerate() {
+                                    *o += wv * srow[start as usize + i * sw];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            out
+        })
+    })??;
+    Some(Tensor::from_vec(out, (n, m, oh, ow), &candle_core::Device::Cpu))
+}
+
 /// Add a per-channel bias `b` (shape [M]) to `y` [N, M, …].
 fn add_bias(y: Tensor, b: Option<&Tensor>) -> candle_core::Result<Tensor> {
     match b {
@@ -191,7 +291,8 @@ fn add_bias(y: Tensor, b: Option<&Tensor>) -> candle_core::Result<Tensor> {
         Some(b) => {
             let mut shape = vec![1usize; y.rank()];
             shape[1] = b.elem_count();
-            y.broadcast_add(&b.reshape(shape)?)
+            let b = b.reshape(shape)?;
+            fast::zip(&y, &b, |v, c| v + c).unwrap_or_else(|| y.broadcast_add(&b))
         }
     }
 }
@@ -312,6 +413,8 @@ fn conv_transpose_apply(a: &ConvTransposeAttrs, x: &Tensor, w: &Tensor) -> candl
 #[cfg(test)]
 mod tests {
     use super::super::test_util::*;
+    use super::{depthwise_2d, pointwise_2d};
+    use candle_core::Tensor;
 
     fn iota(dims: &[usize], from: f32) -> candle_core::Tensor {
         let n: usize = dims.iter().product();
@@ -366,5 +469,42 @@ mod tests {
         let n = node("ConvTranspose", 2, vec![ints("strides", &[2]), ints("pads", &[1, 1])]);
         let y = build(&n, 13).run(&[Some(&x), Some(&w)]).unwrap();
         assert_close(&values(&y[0]), &[1., 3., 2., 5., 3.], 0.0);
+    }
+
+    /// Deterministic values in [-1, 1).
+    fn noise(dims: &[usize], seed: u32) -> Tensor {
+        let n: usize = dims.iter().product();
+        let v: Vec<f32> = (0..n as u32).map(|i| ((i.wrapping_mul(2654435761) ^ seed) % 2000) as f32 / 1000.0 - 1.0).collect();
+        Tensor::from_vec(v, dims, &candle_core::Device::Cpu).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    #[test]
+    fn depthwise_fast_path_matches_candles_grouped_conv() {
+        // (kernel, pads, stride, dilation, channel multiplier)
+        for (k, p, s, d, mult) in [(3, (1, 1), 1, 1, 1), (3, (0, 1), 2, 1, 1), (5, (2, 2), 2, 1, 2), (3, (2, 2), 1, 2, 1), (3, (0, 0), 3, 1, 1)] {
+            let (c, h, w) = (4, 9, 11);
+            let x = noise(&[2, c, h, w], 7);
+            let wt = noise(&[c * mult, 1, k, k], 11);
+            let pads = [p, p];
+            let got = depthwise_2d(&x, &wt, &pads, &[s, s], &[d, d], c).unwrap().unwrap();
+            let padded = x.pad_with_zeros(2, p.0, p.1).unwrap().pad_with_zeros(3, p.0, p.1).unwrap();
+            let want = padded.conv2d(&wt, 0, s, d, c).unwrap();
+            assert!(max_diff(&got, &want) < 1e-5, "k{k} p{p:?} s{s} d{d} m{mult}");
+        }
+    }
+
+    #[test]
+    fn pointwise_fast_path_matches_candles_conv() {
+        let x = noise(&[2, 6, 5, 7], 3);
+        let wt = noise(&[4, 6, 1, 1], 5);
+        let got = pointwise_2d(&x, &wt, &[(0, 0), (0, 0)], &[1, 1], 1).unwrap().unwrap();
+        let want = x.conv2d(&wt, 0, 1, 1, 1).unwrap();
+        assert!(max_diff(&got, &want) < 1e-5);
+        assert!(pointwise_2d(&x, &wt, &[(1, 1), (1, 1)], &[1, 1], 1).is_none(), "padding is not pointwise");
     }
 }

@@ -28,7 +28,7 @@
 
 use candle_core::{bail, DType, Result as CResult, Tensor, WithDType};
 
-use super::{input, Kernel, NodeCtx};
+use super::{fast, input, Kernel, NodeCtx};
 use crate::engine::lowbit::{e8m0, E8m0Round, LowBit};
 use crate::engine::tensor::{self, dtype_of_onnx, onnx_type};
 use crate::error::Result;
@@ -146,17 +146,30 @@ fn zip_map(
 
 // ---- Arithmetic ------------------------------------------------------------------------------
 
+/// `f32` operands in one pass where their layout allows ([`fast::zip`]), else candle's `slow`.
+fn arith(
+    f: fn(f32, f32) -> f32,
+    slow: fn(&Tensor, &Tensor) -> CResult<Tensor>,
+) -> impl Fn(&Tensor, &Tensor) -> CResult<Tensor> {
+    move |a, b| fast::zip(a, b, f).unwrap_or_else(|| slow(a, b))
+}
+
+/// A float unary op: one pass for f32 ([`fast::map`]), candle's `slow` otherwise.
+fn float_map(f: fn(f32) -> f32, slow: fn(&Tensor) -> CResult<Tensor>) -> Result<Box<dyn Kernel>> {
+    float_unary(move |x| fast::map(x, f).unwrap_or_else(|| slow(x)))
+}
+
 pub fn add(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    binary(ctx, Tensor::broadcast_add)
+    binary(ctx, arith(|x, y| x + y, Tensor::broadcast_add))
 }
 pub fn sub(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    binary(ctx, Tensor::broadcast_sub)
+    binary(ctx, arith(|x, y| x - y, Tensor::broadcast_sub))
 }
 pub fn mul(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    binary(ctx, Tensor::broadcast_mul)
+    binary(ctx, arith(|x, y| x * y, Tensor::broadcast_mul))
 }
 pub fn div(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    binary(ctx, Tensor::broadcast_div)
+    binary(ctx, arith(|x, y| x / y, Tensor::broadcast_div))
 }
 pub fn pow(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     binary(ctx, pow_tensors)
@@ -309,17 +322,17 @@ pub fn where_op(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
 // ---- Unary math ------------------------------------------------------------------------------
 
 pub fn relu(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    unary(Tensor::relu)
+    unary(|x| fast::map(x, |v| if v < 0.0 { 0.0 } else { v }).unwrap_or_else(|| x.relu()))
 }
 pub fn sigmoid(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    // 1 / (1 + e^-x), written with candle's primitives so it works for every float dtype.
-    float_unary(|x| (x.neg()?.exp()? + 1.0)?.recip())
+    // Other float dtypes: 1 / (1 + e^-x) with candle's primitives.
+    float_map(fast::sigmoid, |x| (x.neg()?.exp()? + 1.0)?.recip())
 }
 pub fn tanh(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    float_unary(Tensor::tanh)
+    float_map(f32::tanh, Tensor::tanh)
 }
 pub fn exp(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    float_unary(Tensor::exp)
+    float_map(f32::exp, Tensor::exp)
 }
 pub fn log(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     float_unary(Tensor::log)
@@ -351,7 +364,7 @@ pub fn sign(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     unary(Tensor::sign)
 }
 pub fn erf(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    float_unary(Tensor::erf)
+    float_map(fast::erf, Tensor::erf)
 }
 pub fn sin(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     float_unary(Tensor::sin)
@@ -486,14 +499,36 @@ pub fn gelu(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
 
 /// Opsets 1–10: bounds are attributes (absent: unbounded).
 pub fn clip_attr(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    let (lo, hi) = (ctx.float("min", f32::MIN) as f64, ctx.float("max", f32::MAX) as f64);
-    unary(move |x| x.maximum(lo)?.minimum(hi))
+    let (lo, hi) = (ctx.float("min", f32::MIN), ctx.float("max", f32::MAX));
+    unary(move |x| fast::map(x, |v| clamp(v, lo, hi)).unwrap_or_else(|| x.maximum(lo as f64)?.minimum(hi as f64)))
+}
+
+/// `min(max(v, lo), hi)`: with lo > hi everything becomes hi (the spec's rule); NaN stays NaN.
+fn clamp(v: f32, lo: f32, hi: f32) -> f32 {
+    let v = if v < lo { lo } else { v };
+    if v > hi {
+        hi
+    } else {
+        v
+    }
 }
 
 /// Opset 11+: bounds are optional scalar inputs, in x's type.
 pub fn clip(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     Ok(Box::new(|xs: &[Option<&Tensor>]| {
-        let mut y = input(xs, 0)?.clone();
+        let x = input(xs, 0)?;
+        // Scalar f32 bounds (ReLU6 and the like): one pass.
+        let bound = |i: usize, default: f32| match xs.get(i).copied().flatten() {
+            None => Some(default),
+            Some(b) if b.elem_count() == 1 => fast::with_f32(b, |v| v[0]),
+            Some(_) => None,
+        };
+        if let (Some(lo), Some(hi)) = (bound(1, f32::NEG_INFINITY), bound(2, f32::INFINITY)) {
+            if let Some(y) = fast::map(x, |v| clamp(v, lo, hi)) {
+                return Ok(vec![y?]);
+            }
+        }
+        let mut y = x.clone();
         if let Some(lo) = xs.get(1).copied().flatten() {
             y = y.broadcast_maximum(&lo.to_dtype(y.dtype())?)?;
         }

@@ -9,6 +9,7 @@ mod attention;
 mod control;
 mod conv;
 mod elementwise;
+pub(crate) mod fast;
 mod index;
 mod matmul;
 mod normalization;

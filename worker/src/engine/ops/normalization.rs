@@ -7,7 +7,7 @@
 
 use candle_core::{DType, Tensor};
 
-use super::{axis, input, Kernel, NodeCtx};
+use super::{axis, fast, input, Kernel, NodeCtx};
 use crate::error::Result;
 
 /// Numerically stable softmax (or log-softmax) along `dim`.
@@ -140,11 +140,32 @@ pub fn batch_norm(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let eps = ctx.float("epsilon", 1e-5) as f64;
     Ok(Box::new(move |xs: &[Option<&Tensor>]| {
         let x = input(xs, 0)?;
+        if let Some(y) = batch_norm_f32(x, xs, eps) {
+            return Ok(vec![y?]);
+        }
         let param = |i| -> R<Tensor> { per_channel(&input(xs, i)?.to_dtype(stats_dtype(x))?, x.dims()) };
         let inv_std = (param(4)? + eps)?.sqrt()?.recip()?;
         let y = x.to_dtype(stats_dtype(x))?.broadcast_sub(&param(3)?)?.broadcast_mul(&inv_std)?;
         Ok(vec![scale_shift(&y, Some(&param(1)?), Some(&param(2)?), x.dtype())?])
     }))
+}
+
+/// f32 with per-channel statistics: `scale / sqrt(var + eps)` and the shift folded first (C
+/// values), then one pass over x.
+fn batch_norm_f32(x: &Tensor, xs: &[Option<&Tensor>], eps: f64) -> Option<R<Tensor>> {
+    let c = *x.dims().get(1)?;
+    let param = |i: usize| -> Option<Vec<f64>> {
+        let p = xs.get(i).copied().flatten()?;
+        (p.elem_count() == c).then(|| p.to_dtype(DType::F64).ok()?.flatten_all().ok()?.to_vec1::<f64>().ok())?
+    };
+    if x.dtype() != DType::F32 {
+        return None;
+    }
+    let (scale, bias, mean, var) = (param(1)?, param(2)?, param(3)?, param(4)?);
+    let a: Vec<f64> = scale.iter().zip(&var).map(|(s, v)| s / (v + eps).sqrt()).collect();
+    let shift: Vec<f32> = bias.iter().zip(&mean).zip(&a).map(|((b, m), a)| (b - m * a) as f32).collect();
+    let a: Vec<f32> = a.into_iter().map(|a| a as f32).collect();
+    fast::channel_affine(x, &a, &shift)
 }
 
 /// LayerNormalization (17): over the dims from `axis`; outputs Y, Mean, InvStdDev.
