@@ -73,7 +73,8 @@ impl Model {
         self.weight_bytes
     }
 
-    /// Run on named inputs; returns every graph output (or those in `wanted`).
+    /// Run on named inputs; returns every graph output (or those in `wanted`: then only the
+    /// nodes they depend on run, and only the inputs those read must be given).
     pub fn run(&self, inputs: HashMap<String, Tensor>, wanted: Option<&[String]>) -> Result<RunOutput> {
         self.run_observed(inputs, wanted, &mut |_| {})
     }
