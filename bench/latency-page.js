@@ -1,7 +1,8 @@
 // The page of `cargo xtask bench latency`: one runtime per page (wick-cpu, or onnxruntime-web's
 // wasm EP with 1 thread or every core), each in a dedicated worker; bench/latency.mjs drives
 // it through `window.bench`. Every run is timed here, around the round trip to the worker, the
-// same way for both runtimes.
+// same way for both runtimes; each runtime also reports the time its run took inside the worker
+// (Wick's `stats.runMs`, performance.now() around onnxruntime-web's `session.run`).
 import { parseTensor } from './tensor-proto.js';
 
 async function inputsOf(spec) {
@@ -23,16 +24,20 @@ function encode(data) {
   return btoa(binary);
 }
 
-async function timed(warmups, runs, once) {
+/** `once()` after `warmups` untimed calls, `runs` times: the round trips, and the time the
+ * runtime spent inside its worker (`inner(answer)`). */
+async function timed(warmups, runs, once, inner) {
   for (let i = 0; i < warmups; i++) await once();
   const times = [];
+  const inside = [];
   let last = null;
   for (let i = 0; i < runs; i++) {
     const t0 = performance.now();
     last = await once();
     times.push(performance.now() - t0);
+    inside.push(inner(last));
   }
-  return { times, last };
+  return { times, inside, last };
 }
 
 function ortCall(worker, message) {
@@ -66,13 +71,13 @@ const RUNTIMES = {
       async measure(spec, warmups, runs) {
         if (spec.task) {
           const image = await (await fetch(spec.image)).blob();
-          const { times, last } = await timed(warmups, runs, () => pipe.run(image));
-          return { times, output: null, result: JSON.stringify(last.labels ?? last.objects) };
+          const { times, inside, last } = await timed(warmups, runs, () => pipe.run(image), (r) => r.stats.runMs);
+          return { times, inside, output: null, result: JSON.stringify(last.labels ?? last.objects) };
         }
         const tensors = await inputsOf(spec);
         const feeds = Object.fromEntries(tensors.map((t) => [t.name, t]));
-        const { times, last } = await timed(warmups, runs, () => wick.run(spec.name, feeds));
-        return { times, output: encode(Object.values(last.outputs)[0].data) };
+        const { times, inside, last } = await timed(warmups, runs, () => wick.run(spec.name, feeds), (r) => r.stats.runMs);
+        return { times, inside, output: encode(Object.values(last.outputs)[0].data) };
       },
     };
   },
@@ -103,8 +108,8 @@ async function ortRuntime(threads) {
     },
     async measure(spec, warmups, runs) {
       const tensors = await inputsOf(spec);
-      const { times, last } = await timed(warmups, runs, () => ortCall(worker, { type: 'run', tensors }));
-      return { times, output: encode(last.data) };
+      const { times, inside, last } = await timed(warmups, runs, () => ortCall(worker, { type: 'run', tensors }), (r) => r.runMs);
+      return { times, inside, output: encode(last.data) };
     },
   };
 }

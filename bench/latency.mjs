@@ -8,8 +8,8 @@
 // {name, task, folder, image} for a pipeline end to end (Wick only). The out file gets one JSON
 // object per line: `{row: "meta", chromium}`, `{row: "runtime", runtime, threads, spawn_ms,
 // cold_ms, cold_model}` (cold: spawn, then the first model's load),
-// then per model and runtime `{model, runtime, threads, median_ms, min_ms, load_ms,
-// max_abs_diff, ratio}` (or `error`). Differences are against wick-cpu's output (wick-cpu's own
+// then per model and runtime `{model, runtime, threads, median_ms, min_ms, inner_median_ms,
+// load_ms, max_abs_diff, ratio, inner_ratio}` (or `error`); `inner_*`: time inside the worker. Differences are against wick-cpu's output (wick-cpu's own
 // row against ort-wasm-1t's); `ratio` is Wick's median over this row's, for ORT rows.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -90,7 +90,9 @@ async function runtimeRows(runtime, models, lines) {
           page.evaluate(([s, w, n]) => window.bench.measure(s, w, n), [spec, Number(opts.warmups), Number(opts.runs)]),
           `${runtime} ${spec.name} runs`,
         );
-        Object.assign(row, { median_ms: median(m.times), min_ms: Math.min(...m.times), output: decode(m.output) });
+        Object.assign(row, {
+          median_ms: median(m.times), min_ms: Math.min(...m.times), inner_median_ms: median(m.inside), output: decode(m.output),
+        });
         log(`${runtime} ${spec.name}: median ${row.median_ms.toFixed(2)} ms, min ${row.min_ms.toFixed(2)} ms (load ${row.load_ms.toFixed(0)} ms)`);
       } catch (e) {
         row.error = String(e?.message ?? e).replace(/^page\.evaluate: /, '').slice(0, 300);
@@ -116,6 +118,7 @@ for (const row of rows) {
     row.max_abs_diff = maxAbsDiff(row.output, other?.output);
     if (row.runtime !== 'wick-cpu' && find(row.model, 'wick-cpu')) {
       row.ratio = find(row.model, 'wick-cpu').median_ms / row.median_ms;
+      row.inner_ratio = find(row.model, 'wick-cpu').inner_median_ms / row.inner_median_ms;
     }
   }
 }

@@ -17,8 +17,10 @@ const handlers = {
   },
   run: async ({ tensors }) => {
     const feeds = Object.fromEntries(tensors.map((t) => [t.name, new ort.Tensor(t.dtype, t.data, t.dims)]));
+    const t0 = performance.now();
     const outputs = await session.run(feeds);
-    return { data: outputs[session.outputNames[0]].data };
+    const runMs = performance.now() - t0;
+    return { data: outputs[session.outputNames[0]].data, runMs };
   },
 };
 

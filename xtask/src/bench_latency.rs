@@ -134,7 +134,8 @@ pub fn latency(args: &mut Args) -> Result<()> {
             println!(
                 "{}",
                 json!({"model": pick("model"), "runtime": pick("runtime"), "threads": pick("threads"),
-                       "median_ms": pick("median_ms"), "min_ms": pick("min_ms"), "max_abs_diff": pick("max_abs_diff")})
+                       "median_ms": pick("median_ms"), "min_ms": pick("min_ms"), "max_abs_diff": pick("max_abs_diff"),
+                       "inner_median_ms": pick("inner_median_ms")})
             );
         }
     } else {
@@ -168,14 +169,17 @@ fn markdown(lines: &[Value], command: &str, wasm: &[(&str, &Path)]) -> String {
     let mut md = format!(
         "`{command}` on {}, Wick at {}: {}; Chromium {chromium}. Each runtime in a fresh headless \
          Chromium, in a dedicated worker; 2 warm-ups, then the timed runs, each timed in the page \
-         around the round trip to the worker. `max |Δ|`: largest difference from Wick's output \
-         (Wick's row: from ort-wasm-1t's). `Wick / ORT`: Wick's median over that row's.\n\n",
+         around the round trip to the worker (postMessage both ways, the inputs and outputs \
+         converted: what a page waits for), and inside the worker around the run itself (Wick's \
+         `stats.runMs`; onnxruntime-web's `session.run`). `max |Δ|`: largest difference from \
+         Wick's output (Wick's row: from ort-wasm-1t's). `Wick / ORT`: Wick's median over that \
+         row's, round trip and inside.\n\n",
         today(),
         revision(),
         machine()
     );
-    md.push_str("| model | runtime | threads | median ms | min ms | max \\|Δ\\| | Wick / ORT | load ms |\n");
-    md.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    md.push_str("| model | runtime | threads | median ms | min ms | inside median ms | max \\|Δ\\| | Wick / ORT | inside Wick / ORT | load ms |\n");
+    md.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for row in lines.iter().filter(|l| l.get("model").is_some()) {
         let diff = match row.get("max_abs_diff") {
             Some(Value::Number(n)) => format!("{:.2e}", n.as_f64().unwrap_or(0.0)),
@@ -183,15 +187,17 @@ fn markdown(lines: &[Value], command: &str, wasm: &[(&str, &Path)]) -> String {
             Some(other) => other.to_string(),
         };
         let ratio = row["ratio"].as_f64().map_or_else(|| "—".into(), |r| format!("{r:.2}×"));
+        let inner_ratio = row["inner_ratio"].as_f64().map_or_else(|| "—".into(), |r| format!("{r:.2}×"));
         match row.get("error") {
-            Some(e) => md.push_str(&format!("| {} | {} | {} | failed: {} | | | | |\n", row["model"].as_str().unwrap_or("?"), row["runtime"].as_str().unwrap_or("?"), row["threads"], e.as_str().unwrap_or("?").replace('|', "\\|"))),
+            Some(e) => md.push_str(&format!("| {} | {} | {} | failed: {} | | | | | | |\n", row["model"].as_str().unwrap_or("?"), row["runtime"].as_str().unwrap_or("?"), row["threads"], e.as_str().unwrap_or("?").replace('|', "\\|"))),
             None => md.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {diff} | {ratio} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {diff} | {ratio} | {inner_ratio} | {} |\n",
                 row["model"].as_str().unwrap_or("?"),
                 row["runtime"].as_str().unwrap_or("?"),
                 row["threads"],
                 ms(&row["median_ms"]),
                 ms(&row["min_ms"]),
+                ms(&row["inner_median_ms"]),
                 ms(&row["load_ms"]),
             )),
         }
