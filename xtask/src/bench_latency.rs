@@ -76,13 +76,21 @@ pub fn latency(args: &mut Args) -> Result<()> {
             "inputs": inputs.iter().map(|f| format!("{prefix}test_data_set_0/{f}")).collect::<Vec<_>>(),
         }));
     }
-    if !smoke && vision.join("efficientnet-lite0/config.json").is_file() {
-        specs.push(json!({
-            "name": "image-classification, chelsea.png → top 5",
-            "task": "image-classification",
-            "folder": "/vision-models/efficientnet-lite0/",
-            "image": "/vision-models/efficientnet-lite0/images/chelsea.png",
-        }));
+    // The vision pipelines end to end: the photo's file bytes in, labels or boxes out.
+    let pipelines = [
+        ("image-classification (EfficientNet-Lite0), chelsea.png → top 5", "image-classification", "efficientnet-lite0", "chelsea.png"),
+        ("object-detection (MTCNN), astronaut.png → faces", "object-detection", "mtcnn", "astronaut.png"),
+        ("object-detection (YOLOX, ddddocr), page.png → boxes", "object-detection", "yolox-ddddocr", "page.png"),
+    ];
+    for (name, task, folder, image) in pipelines {
+        if !smoke && vision.join(folder).join("config.json").is_file() {
+            specs.push(json!({
+                "name": name,
+                "task": task,
+                "folder": format!("/vision-models/{folder}/"),
+                "image": format!("/vision-models/{folder}/images/{image}"),
+            }));
+        }
     }
 
     let work = crate::util::target_dir().join("bench/latency");
