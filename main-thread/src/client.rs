@@ -304,6 +304,9 @@ impl Client {
     }
 
     fn on_message(&self, data: JsValue) {
+        if self.answer_raw(&data) {
+            return;
+        }
         let Envelope { id, body } = match from_js::<Envelope<Event>>(data.clone()) {
             Ok(envelope) => envelope,
             Err(e) => {
@@ -363,6 +366,29 @@ impl Client {
             let outcome = settle(pending.expect, body).and_then(|event| self.answer(event));
             pending.finish(outcome);
         }
+    }
+
+    /// The hot path: an answer carrying data (`output`, `result`, `ready`, `stats`, `cached`)
+    /// that its request expects is already in the shape the Promise resolves with — the worker
+    /// made its typed arrays — so it is handed over as it is, not decoded into Rust and encoded
+    /// back. Returns false for every other message, which takes the checked path.
+    fn answer_raw(&self, data: &JsValue) -> bool {
+        let Some(id) = get(data, "id").as_f64().map(|id| id as u32).filter(|&id| id != WORKER_ID) else {
+            return false;
+        };
+        let body = get(data, "body");
+        let kind = get(&body, "type").as_string().unwrap_or_default();
+        let expected = self.requests.borrow().get(id).map(|p| p.expect);
+        if !matches!(kind.as_str(), "output" | "result" | "ready" | "stats" | "cached")
+            || expected.map(Expect::event) != Some(kind.as_str())
+        {
+            return false;
+        }
+        let Some(pending) = self.requests.borrow_mut().remove(id) else {
+            return false;
+        };
+        pending.finish(convert::reply_raw(&kind, &body));
+        true
     }
 
     /// The JS value of a settled final event; `hello` is kept here.

@@ -279,6 +279,28 @@ pub fn progress(file: &str, loaded: u64, total: Option<u64>) -> JsValue {
     object
 }
 
+/// [`reply`] for a final event still in its JS form (`body` of type `kind`): the same shape,
+/// made by moving fields rather than decoding and re-encoding the event.
+pub fn reply_raw(kind: &str, body: &JsValue) -> Result<JsValue, WickError> {
+    let object = body.unchecked_ref::<Object>();
+    match kind {
+        "result" => {
+            let result = get(body, "result");
+            if !result.is_object() {
+                return Err(WickError::wire(ErrorCode::Internal, "a result event without its result"));
+            }
+            let _ = Reflect::delete_property(result.unchecked_ref::<Object>(), &"task".into());
+            set(&result, "stats", &get(body, "stats"));
+            Ok(result)
+        }
+        "cached" => Ok(get(body, "models")),
+        _ => {
+            let _ = Reflect::delete_property(object, &"type".into());
+            Ok(body.clone())
+        }
+    }
+}
+
 /// What a request's Promise resolves with, from its (already settled) final event:
 /// `ready` → the ready info, `output` → `{outputs, stats}`, `result` → the task's fields plus
 /// `stats` (`{digit, probabilities, stats}`), anything else → undefined.

@@ -37,7 +37,8 @@ impl Expect {
         }
     }
 
-    fn event(self) -> &'static str {
+    /// The wire `type` of the event that answers.
+    pub fn event(self) -> &'static str {
         match self {
             Expect::Hello => "hello",
             Expect::Ready => "ready",
