@@ -12,6 +12,7 @@ export type {
   DType,
   ErrorCode,
   ExternalFile,
+  FeatureExtractionResult,
   ImageClassificationResult,
   ImageLike,
   ImageSource,

@@ -10,7 +10,7 @@ use js_sys::{Array, ArrayBuffer, Function, Object, Reflect, Uint8Array};
 use serde::Serialize;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{AbortSignal, Url};
-use wick_shared::{DType, ErrorCode, Event, ExternalFile, Image, Request, TaskKind, Tensor};
+use wick_shared::{DType, ErrorCode, Event, ExternalFile, Image, Pooling, Request, TaskKind, Tensor};
 
 use crate::{inputs, WickError};
 
@@ -75,6 +75,8 @@ pub struct Options {
     pub top_k: Option<u32>,
     pub threshold: Option<f32>,
     pub iou: Option<f32>,
+    pub pooling: Option<Pooling>,
+    pub normalize: Option<bool>,
     pub outputs: Option<Vec<String>>,
     pub worker_url: Option<String>,
 }
@@ -137,6 +139,14 @@ impl Options {
             .map(|n| n as u32);
         parsed.threshold = number("threshold", "a number in [0, 1]", |n| (0.0..=1.0).contains(&n))?.map(|n| n as f32);
         parsed.iou = number("iou", "a number in [0, 1]", |n| (0.0..=1.0).contains(&n))?.map(|n| n as f32);
+        if let Some(pooling) = present(get(&options, "pooling")) {
+            let pooling = serde_wasm_bindgen::from_value::<Pooling>(pooling)
+                .map_err(|_| bad_request("options.pooling must be \"mean\", \"cls\" or \"none\""))?;
+            parsed.pooling = Some(pooling);
+        }
+        if let Some(normalize) = present(get(&options, "normalize")) {
+            parsed.normalize = Some(normalize.as_bool().ok_or_else(|| bad_request("options.normalize must be a boolean"))?);
+        }
         if let Some(outputs) = present(get(&options, "outputs")) {
             let outputs = outputs
                 .dyn_into::<Array>()
@@ -185,6 +195,21 @@ pub fn load_request(
         cache: options.cache,
         task,
     })
+}
+
+/// A text or an array of texts.
+pub fn texts(value: &JsValue) -> Result<Vec<String>, WickError> {
+    if let Some(text) = value.as_string() {
+        return Ok(vec![text]);
+    }
+    let texts = value
+        .dyn_ref::<Array>()
+        .and_then(|a| a.iter().map(|t| t.as_string()).collect::<Option<Vec<_>>>())
+        .ok_or_else(|| bad_input("expected a string or an array of strings"))?;
+    if texts.is_empty() {
+        return Err(bad_input("no texts to embed"));
+    }
+    Ok(texts)
 }
 
 /// A copy of the bytes of an ArrayBuffer, typed array or DataView.

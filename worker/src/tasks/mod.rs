@@ -5,6 +5,7 @@
 //! that task fetches them beside the model into [`Loaded::files`].
 
 mod digits;
+pub mod feature_extraction;
 pub mod image;
 pub mod image_classification;
 pub mod mtcnn;
@@ -43,6 +44,11 @@ pub static TASKS: &[TaskDef] = &[
         run: image_classification::run,
     },
     TaskDef { kind: TaskKind::ObjectDetection, files: object_detection::FILES, run: object_detection::run },
+    TaskDef {
+        kind: TaskKind::FeatureExtraction,
+        files: feature_extraction::FILES,
+        run: feature_extraction::run,
+    },
 ];
 
 /// A loaded model as tasks see it: the planned graph and the files that came with it.
@@ -50,11 +56,13 @@ pub struct Loaded {
     pub model: Model,
     /// File name → bytes, as named by the task's row.
     pub files: BTreeMap<String, Vec<u8>>,
+    /// `tokenizer.json`, parsed on first use (text tasks).
+    pub tokenizer: std::cell::OnceCell<tokenizers::Tokenizer>,
 }
 
 impl Loaded {
     pub fn new(model: Model) -> Self {
-        Loaded { model, files: BTreeMap::new() }
+        Loaded { model, files: BTreeMap::new(), tokenizer: std::cell::OnceCell::new() }
     }
 
     /// The file `name`, parsed as JSON into `T`.
@@ -72,6 +80,7 @@ pub fn kind_of(input: &TaskInput) -> TaskKind {
         TaskInput::Digits { .. } => TaskKind::Digits,
         TaskInput::ImageClassification { .. } => TaskKind::ImageClassification,
         TaskInput::ObjectDetection { .. } => TaskKind::ObjectDetection,
+        TaskInput::FeatureExtraction { .. } => TaskKind::FeatureExtraction,
     }
 }
 
