@@ -7,6 +7,7 @@
 //! - `plan` — graph → topological steps over value slots, with frees after last use;
 //! - `ops` — the op registry and one file per op family.
 
+mod fuse;
 pub mod lowbit;
 pub mod ops;
 mod plan;

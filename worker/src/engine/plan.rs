@@ -116,7 +116,10 @@ impl Plan {
         // ordering and liveness see those too and the kernel receives them.
         let reads: Vec<Vec<String>> =
             graph.node.iter().map(|n| n.input.iter().cloned().chain(free_variables(n)).collect()).collect();
-        let order = topological_order(&graph.node, &reads, &known, &inputs)?;
+        // Chains with a one-pass kernel (GELU, SiLU, MatMul + bias) become one node each.
+        let graph_outputs: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
+        let (nodes, reads) = super::fuse::fuse(&graph.node, &reads, &known, &graph_outputs);
+        let order = topological_order(&nodes, &reads, &known, &inputs)?;
 
         // Declared ONNX element types (inputs, outputs, value_info, initializers): ops whose
         // meaning depends on a type that storage does not show (CastLike to int4, say) read it.
@@ -143,7 +146,7 @@ impl Plan {
         let mut unsupported = Vec::new();
         let mut folded = 0;
         for &i in &order {
-            let node = &graph.node[i];
+            let node = &nodes[i];
             let opset = *opsets.get(node_domain(node)).unwrap_or(&1);
             let ctx = NodeCtx { node, opset, opsets, constants: &known, types: &types };
             let built = ops::build(&ctx);

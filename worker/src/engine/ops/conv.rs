@@ -10,6 +10,7 @@
 
 use candle_core::Tensor;
 
+use super::gemm::{sgemm_packed, Bias, Mat, PackB, NR};
 use super::{fast, input, Kernel, NodeCtx};
 use crate::error::Result;
 
@@ -284,6 +285,83 @@ fn depthwise_2d(
     Some(Tensor::from_vec(out, (n, m, oh, ow), &candle_core::Device::Cpu))
 }
 
+/// Where a 2-D convolution's windows fall: input and kernel sizes, strides, dilations, the
+/// begin pads, and the output size.
+struct Geometry {
+    input: [usize; 2],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    dilation: [usize; 2],
+    pad: [usize; 2],
+    out: [usize; 2],
+}
+
+impl Geometry {
+    fn new(input: [usize; 2], kernel: [usize; 2], s: &[usize], d: &[usize], pads: &[(usize, usize)]) -> Option<Self> {
+        let mut out = [0; 2];
+        for i in 0..2 {
+            let span = (kernel[i].checked_sub(1)?) * d[i] + 1;
+            let padded = input[i] + pads[i].0 + pads[i].1;
+            if padded < span {
+                return None; // candle reports the error
+            }
+            out[i] = (padded - span) / s[i] + 1;
+        }
+        Some(Geometry { input, kernel, stride: [s[0], s[1]], dilation: [d[0], d[1]], pad: [pads[0].0, pads[1].0], out })
+    }
+
+    /// 1×1 windows, unit strides, no padding: the input planes are the columns already.
+    fn is_pointwise(&self) -> bool {
+        self.kernel == [1, 1] && self.stride == [1, 1] && self.pad == [0, 0]
+    }
+}
+
+/// The im2col matrix of one image's channels (`C·kh·kw` rows, one column per output position)
+/// never stored whole: sgemm packs it panel by panel straight from the input.
+struct Columns<'a> {
+    x: &'a [f32],
+    geo: &'a Geometry,
+}
+
+impl PackB for Columns<'_> {
+    fn pack(&self, kb: usize, kc: usize, j0: usize, cols: usize, panel: &mut [f32]) {
+        let g = self.geo;
+        let ([h, w], [kh, kw], [sh, sw], [dh, dw], [pt, pl], ow) =
+            (g.input, g.kernel, g.stride, g.dilation, g.pad, g.out[1]);
+        let (oy0, ox0) = (j0 / ow, j0 % ow);
+        // The panel's columns lie on one output row: a row of input, maybe contiguous.
+        let one_row = cols == NR && ox0 + NR <= ow;
+        for (p, dst) in panel.chunks_exact_mut(NR).take(kc).enumerate() {
+            let r = kb + p;
+            let (ch, ky, kx) = (r / (kh * kw), r / kw % kh, r % kw);
+            let plane = &self.x[ch * h * w..][..h * w];
+            let at = |oy: usize, ox: usize| -> f32 {
+                let iy = (oy * sh + ky * dh).wrapping_sub(pt);
+                let ix = (ox * sw + kx * dw).wrapping_sub(pl);
+                if iy < h && ix < w { plane[iy * w + ix] } else { 0.0 }
+            };
+            if one_row {
+                let iy = (oy0 * sh + ky * dh).wrapping_sub(pt);
+                let ix0 = (ox0 * sw + kx * dw).wrapping_sub(pl);
+                if iy >= h {
+                    dst.fill(0.0);
+                } else if sw == 1 && ix0 < w && ix0 + NR <= w {
+                    dst.copy_from_slice(&plane[iy * w + ix0..][..NR]);
+                } else {
+                    for (jj, d) in dst.iter_mut().enumerate() {
+                        *d = at(oy0, ox0 + jj);
+                    }
+                }
+            } else {
+                for (jj, d) in dst.iter_mut().enumerate() {
+                    let j = j0 + jj;
+                    *d = if jj < cols { at(j / ow, j % ow) } else { 0.0 };
+                }
+            }
+        }
+    }
+}
+
 /// Add a per-channel bias `b` (shape [M]) to `y` [N, M, …].
 fn add_bias(y: Tensor, b: Option<&Tensor>) -> candle_core::Result<Tensor> {
     match b {
@@ -316,6 +394,51 @@ impl ConvAttrs {
         })
     }
 
+    /// A 2-D f32 convolution (not depthwise: [`depthwise_2d`] is faster there) as one matrix
+    /// product per image and group, the bias starting the sums; `None` when it does not apply.
+    fn gemm_2d(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Option<candle_core::Result<Tensor>> {
+        let (n, c, h, wd) = x.dims4().ok()?;
+        let (m, cg, kh, kw) = w.dims4().ok()?;
+        let g = self.groups;
+        if cg == 1 && g == c || g == 0 || c != cg * g || m % g != 0 || b.is_some_and(|b| b.elem_count() != m) {
+            return None;
+        }
+        let strides = fill(&self.strides, 2).ok()?;
+        let dilations = fill(&self.dilations, 2).ok()?;
+        let pads = self.padding.resolve(&[h, wd], &[kh, kw], &strides, &dilations);
+        let geo = Geometry::new([h, wd], [kh, kw], &strides, &dilations, &pads)?;
+        let (oh, ow) = (geo.out[0], geo.out[1]);
+        let (p, mg, depth) = (oh * ow, m / g, cg * kh * kw);
+        let zeros;
+        let bias = match b {
+            Some(b) => b.contiguous().ok()?,
+            None => {
+                zeros = Tensor::zeros(m, candle_core::DType::F32, &candle_core::Device::Cpu).ok()?;
+                zeros
+            }
+        };
+        let out = fast::with_f32(x, |xs| {
+            fast::with_f32(w, |ws| {
+                fast::with_f32(&bias, |bs| {
+                    let mut out = vec![0f32; n * m * p];
+                    for (plane, dst) in out.chunks_exact_mut(mg * p).enumerate() {
+                        let (img, grp) = (plane / g, plane % g);
+                        let src = &xs[(img * c + grp * cg) * h * wd..][..cg * h * wd];
+                        let a = Mat { data: &ws[grp * mg * depth..][..mg * depth], rs: depth, cs: 1 };
+                        let bias = Bias::Rows(&bs[grp * mg..][..mg]);
+                        if geo.is_pointwise() {
+                            sgemm_packed(mg, p, depth, a, &Mat { data: src, rs: p, cs: 1 }, bias, dst, p);
+                        } else {
+                            sgemm_packed(mg, p, depth, a, &Columns { x: src, geo: &geo }, bias, dst, p);
+                        }
+                    }
+                    out
+                })
+            })
+        })???;
+        Some(Tensor::from_vec(out, (n, m, oh, ow), &candle_core::Device::Cpu))
+    }
+
     /// Convolve with these attributes (no bias).
     pub fn apply(&self, x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
         let n = x.rank().saturating_sub(2);
@@ -333,7 +456,11 @@ impl ConvAttrs {
 pub fn conv(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let attrs = ConvAttrs::from_ctx(ctx)?;
     Ok(Box::new(move |xs: &[Option<&Tensor>]| {
-        let y = attrs.apply(input(xs, 0)?, input(xs, 1)?)?;
+        let (x, w, b) = (input(xs, 0)?, input(xs, 1)?, xs.get(2).copied().flatten());
+        if let Some(y) = attrs.gemm_2d(x, w, b) {
+            return Ok(vec![y?]);
+        }
+        let y = attrs.apply(x, w)?;
         Ok(vec![add_bias(y, xs.get(2).copied().flatten())?])
     }))
 }
@@ -432,6 +559,41 @@ mod tests {
         assert_eq!(y[0].dims(), &[1, 1, 3, 3]);
         // Padded rows: [0 0 0 0],[1 2 3 0],[4 5 6 0],[7 8 9 0]; 2×2 window sums.
         assert_close(&values(&y[0]), &[3., 5., 3., 12., 16., 9., 24., 28., 15.], 0.0);
+    }
+
+    #[test]
+    fn gemm_convs_match_candles() {
+        // (c, m, groups, h, w, kernel, strides, dilations, pads) — odd sizes cross the 8-wide
+        // panels and the output rows.
+        let cases: &[(usize, usize, usize, usize, usize, [usize; 2], [usize; 2], [usize; 2], [usize; 4])] = &[
+            (3, 5, 1, 9, 11, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1]),
+            (4, 6, 2, 10, 13, [3, 3], [2, 2], [1, 1], [1, 1, 1, 1]),
+            (2, 3, 1, 12, 7, [1, 1], [1, 1], [1, 1], [0, 0, 0, 0]),
+            (2, 4, 1, 8, 8, [1, 1], [2, 2], [1, 1], [0, 0, 0, 0]),
+            (3, 2, 1, 9, 20, [3, 2], [1, 2], [2, 1], [2, 0, 1, 1]),
+        ];
+        for &(c, m, g, h, w, k, s, d, p) in cases {
+            let x = t(&[2, c, h, w], &(0..2 * c * h * w).map(|v| ((v * 37) % 23) as f32 - 11.).collect::<Vec<_>>());
+            let wt = t(&[m, c / g, k[0], k[1]], &(0..m * c / g * k[0] * k[1]).map(|v| ((v * 11) % 7) as f32 - 3.).collect::<Vec<_>>());
+            let b = t(&[m], &(0..m).map(|v| v as f32 * 0.5).collect::<Vec<_>>());
+            let attrs = vec![
+                ints("strides", &s.map(|v| v as i64)),
+                ints("dilations", &d.map(|v| v as i64)),
+                ints("pads", &p.map(|v| v as i64)),
+                int("group", g as i64),
+            ];
+            let y = build(&node("Conv", 3, attrs), 13).run(&[Some(&x), Some(&wt), Some(&b)]).unwrap().remove(0);
+            let want = x.pad_with_zeros(2, p[0], p[2]).unwrap().pad_with_zeros(3, p[1], p[3]).unwrap();
+            let want = if s[0] == s[1] && d[0] == d[1] {
+                want.conv2d(&wt, 0, s[0], d[0], g).unwrap()
+            } else {
+                // Unequal strides/dilations: through the generic path.
+                super::conv_nd(&x, &wt, &[(p[0], p[2]), (p[1], p[3])], &s, &d, g).unwrap()
+            };
+            let want = want.broadcast_add(&b.reshape((1, m, 1, 1)).unwrap()).unwrap();
+            assert_eq!(y.dims(), want.dims(), "{c} {m} {g} {h} {w}");
+            assert_close(&values(&y), &values(&want), 1e-3);
+        }
     }
 
     #[test]

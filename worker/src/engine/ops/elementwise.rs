@@ -28,6 +28,7 @@
 
 use candle_core::{bail, DType, Result as CResult, Tensor, WithDType};
 
+use super::simd::{self, V4};
 use super::{fast, input, Kernel, NodeCtx};
 use crate::engine::lowbit::{e8m0, E8m0Round, LowBit};
 use crate::engine::tensor::{self, dtype_of_onnx, onnx_type};
@@ -157,6 +158,12 @@ fn arith(
 /// A float unary op: one pass for f32 ([`fast::map`]), candle's `slow` otherwise.
 fn float_map(f: fn(f32) -> f32, slow: fn(&Tensor) -> CResult<Tensor>) -> Result<Box<dyn Kernel>> {
     float_unary(move |x| fast::map(x, f).unwrap_or_else(|| slow(x)))
+}
+
+/// A float unary op in four-lane vector math for f32 ([`fast::map_v`]), candle's `slow`
+/// otherwise.
+fn float_map_v(f: fn(V4) -> V4, slow: fn(&Tensor) -> CResult<Tensor>) -> Result<Box<dyn Kernel>> {
+    float_unary(move |x| fast::map_v(x, f).unwrap_or_else(|| slow(x)))
 }
 
 pub fn add(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
@@ -326,7 +333,7 @@ pub fn relu(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
 }
 pub fn sigmoid(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     // Other float dtypes: 1 / (1 + e^-x) with candle's primitives.
-    float_map(fast::sigmoid, |x| (x.neg()?.exp()? + 1.0)?.recip())
+    float_map_v(simd::sigmoid, |x| (x.neg()?.exp()? + 1.0)?.recip())
 }
 pub fn tanh(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     float_map(f32::tanh, Tensor::tanh)
@@ -364,7 +371,7 @@ pub fn sign(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     unary(Tensor::sign)
 }
 pub fn erf(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    float_map(fast::erf, Tensor::erf)
+    float_map_v(simd::erf, Tensor::erf)
 }
 pub fn sin(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     float_unary(Tensor::sin)
@@ -452,7 +459,11 @@ pub fn shrink(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
 /// `x * sigmoid(alpha * x)` (24+).
 pub fn swish(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let alpha = ctx.float("alpha", 1.0) as f64;
-    float_unary(move |x| x.mul(&(x.affine(-alpha, 0.0)?.exp()? + 1.0)?.recip()?))
+    let a = V4::splat(alpha as f32);
+    float_unary(move |x| match fast::map_v(x, |v| v.mul(simd::sigmoid(v.mul(a)))) {
+        Some(y) => y,
+        None => x.mul(&(x.affine(-alpha, 0.0)?.exp()? + 1.0)?.recip()?),
+    })
 }
 pub fn elu(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let alpha = ctx.float("alpha", 1.0) as f64;
@@ -489,7 +500,7 @@ pub fn mish(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
 }
 pub fn gelu(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     match ctx.string("approximate", "none").as_str() {
-        "none" => float_unary(Tensor::gelu_erf),
+        "none" => float_map_v(simd::gelu, Tensor::gelu_erf),
         "tanh" => float_unary(Tensor::gelu),
         other => Err(ctx.unsupported(&format!("approximate {other:?}"))),
     }

@@ -6,6 +6,8 @@
 
 use candle_core::{CpuStorage, DType, Device, Layout, Shape, Storage, Tensor};
 
+use super::simd::{self, V4};
+
 type CResult<T> = candle_core::Result<T>;
 
 /// `f` on the values of `t` if it is a contiguous f32 CPU tensor.
@@ -28,6 +30,17 @@ fn tensor(v: Vec<f32>, shape: impl Into<Shape>) -> CResult<Tensor> {
 /// `f` on every element of an f32 tensor, in one pass.
 pub fn map(x: &Tensor, f: impl Fn(f32) -> f32) -> Option<CResult<Tensor>> {
     let v = with_f32(x, |s| s.iter().map(|&v| f(v)).collect::<Vec<f32>>())?;
+    Some(tensor(v, x.shape().clone()))
+}
+
+/// `f` on four elements at a time of an f32 tensor (the [`simd`](super::simd) math), in one
+/// pass.
+pub fn map_v(x: &Tensor, f: impl Fn(V4) -> V4) -> Option<CResult<Tensor>> {
+    let v = with_f32(x, |s| {
+        let mut out = vec![0f32; s.len()];
+        simd::map(s, &mut out, f);
+        out
+    })?;
     Some(tensor(v, x.shape().clone()))
 }
 
@@ -114,13 +127,9 @@ pub fn channel_affine(x: &Tensor, scale: &[f32], shift: &[f32]) -> Option<CResul
     Some(tensor(v, x.shape().clone()))
 }
 
-/// The logistic function, also the fast path's.
-#[inline]
-pub fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
-
-/// erf(x) to within 1.2e-7 (Numerical Recipes' erfc Chebyshev fit, in f64 then rounded).
+/// erf(x) to within 1.2e-7 (Numerical Recipes' erfc Chebyshev fit, in f64 then rounded): the
+/// reference the vector [`simd::erf`] is tested against.
+#[cfg(test)]
 pub fn erf(x: f32) -> f32 {
     let z = (x as f64).abs();
     let t = 1.0 / (1.0 + 0.5 * z);

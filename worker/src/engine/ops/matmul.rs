@@ -8,14 +8,18 @@
 
 use std::collections::HashMap;
 
-use candle_core::{DType, Tensor};
+use candle_core::{bail, CpuStorage, DType, Device, Storage, Tensor};
 
-use super::{input, Kernel, NodeCtx};
+use super::gemm::{self, Mat};
+use super::{fast, input, Kernel, NodeCtx};
 use crate::error::Result;
 
 /// numpy matmul: 1-D operands are promoted to matrices and the added dim removed again;
 /// batch dims broadcast.
 pub fn matmul_tensors(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+    if let Some(y) = matmul_f32(a, b, None) {
+        return y;
+    }
     let (a1, b1) = (a.rank() == 1, b.rank() == 1);
     let a = if a1 { a.unsqueeze(0)? } else { a.clone() };
     let b = if b1 { b.unsqueeze(1)? } else { b.clone() };
@@ -33,6 +37,107 @@ pub fn matmul_tensors(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
     Ok(y)
 }
 
+/// An f32 CPU tensor's storage, start offset, dims and strides.
+fn strided<R>(t: &Tensor, f: impl FnOnce(&[f32], usize, &[usize]) -> R) -> Option<R> {
+    if t.dtype() != DType::F32 {
+        return None;
+    }
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        Storage::Cpu(CpuStorage::F32(v)) => Some(f(v, layout.start_offset(), layout.stride())),
+        _ => None,
+    }
+}
+
+/// numpy matmul of f32 tensors by [`gemm::sgemm`], reading both operands through their strides
+/// (transposes and broadcasts are never copied), `bias` (one value per output column) added to
+/// every row. When `b` is the same matrix for every batch and `a`'s batch and row dims
+/// collapse into one stride, the batches run as one product. `None` for other dtypes.
+pub fn matmul_f32(a: &Tensor, b: &Tensor, bias: Option<&[f32]>) -> Option<R<Tensor>> {
+    if a.dtype() != DType::F32 || b.dtype() != DType::F32 || a.rank() == 0 || b.rank() == 0 {
+        return None;
+    }
+    strided(a, |ad, a0, ast| strided(b, |bd, b0, bst| matmul_strided((ad, a0, a.dims(), ast), (bd, b0, b.dims(), bst), bias)))?
+}
+
+/// A strided operand: storage, start offset, dims, strides.
+type Operand<'a> = (&'a [f32], usize, &'a [usize], &'a [usize]);
+
+fn matmul_strided(a: Operand, b: Operand, bias: Option<&[f32]>) -> R<Tensor> {
+    let (ad, a0, adims, ast) = a;
+    let (bd, b0, bdims, bst) = b;
+    // (rows, row stride, depth, depth stride) of A; a vector is one row.
+    let (m, ars, k, acs) = match (adims, ast) {
+        ([k], [cs]) => (1, 0, *k, *cs),
+        ([.., m, k], [.., rs, cs]) => (*m, *rs, *k, *cs),
+        _ => unreachable!("rank checked"),
+    };
+    let (kb, brs, n, bcs) = match (bdims, bst) {
+        ([k], [rs]) => (*k, *rs, 1, 0),
+        ([.., k, n], [.., rs, cs]) => (*k, *rs, *n, *cs),
+        _ => unreachable!("rank checked"),
+    };
+    if k != kb {
+        bail!("MatMul: inner dims differ, {adims:?} · {bdims:?}")
+    }
+    if bias.is_some_and(|b| b.len() != n) {
+        bail!("MatMul: bias of {} values for {n} columns", bias.map_or(0, <[f32]>::len))
+    }
+    let (abatch, bbatch) = (&adims[..adims.len().saturating_sub(2)], &bdims[..bdims.len().saturating_sub(2)]);
+    let rank = abatch.len().max(bbatch.len());
+    let mut batch = vec![1; rank];
+    let (mut astep, mut bstep) = (vec![0; rank], vec![0; rank]);
+    for d in 0..rank {
+        let pick = |dims: &[usize], st: &[usize]| {
+            let off = rank - dims.len();
+            (d >= off).then(|| (dims[d - off], st[d - off])).unwrap_or((1, 0))
+        };
+        let ((x, xs), (y, ys)) = (pick(abatch, ast), pick(bbatch, bst));
+        if x != y && x != 1 && y != 1 {
+            bail!("MatMul: batch dims {abatch:?} and {bbatch:?} do not broadcast")
+        }
+        batch[d] = x.max(y);
+        astep[d] = if x == 1 { 0 } else { xs };
+        bstep[d] = if y == 1 { 0 } else { ys };
+    }
+    let count: usize = batch.iter().product();
+    let mut out_dims = batch.clone();
+    if adims.len() > 1 {
+        out_dims.push(m);
+    }
+    if bdims.len() > 1 {
+        out_dims.push(n);
+    }
+    let mut c = vec![0f32; count * m * n];
+    // One product for all batches: b the same for each, a's batch dims and rows one stride.
+    let mut fold = bstep.iter().all(|&s| s == 0) && adims.len() > 1;
+    let mut span = m;
+    for d in (0..rank).rev() {
+        fold &= batch[d] == 1 || astep[d] == ars * span;
+        span *= batch[d];
+    }
+    let a_mat = |off: usize| Mat { data: &ad[a0 + off..], rs: ars, cs: acs };
+    let b_mat = |off: usize| Mat { data: &bd[b0 + off..], rs: brs, cs: bcs };
+    if fold || count == 1 {
+        gemm::sgemm(count * m, n, k, a_mat(0), b_mat(0), bias, &mut c, n);
+    } else {
+        let mut index = vec![0; rank];
+        for chunk in c.chunks_exact_mut((m * n).max(1)).take(count) {
+            let aoff: usize = index.iter().zip(&astep).map(|(i, s)| i * s).sum();
+            let boff: usize = index.iter().zip(&bstep).map(|(i, s)| i * s).sum();
+            gemm::sgemm(m, n, k, a_mat(aoff), b_mat(boff), bias, chunk, n);
+            for d in (0..rank).rev() {
+                index[d] += 1;
+                if index[d] < batch[d] {
+                    break;
+                }
+                index[d] = 0;
+            }
+        }
+    }
+    Tensor::from_vec(c, out_dims, &Device::Cpu)
+}
+
 pub fn matmul(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
     Ok(Box::new(|xs: &[Option<&Tensor>]| Ok(vec![matmul_tensors(input(xs, 0)?, input(xs, 1)?)?])))
 }
@@ -47,11 +152,25 @@ pub fn gemm(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
         let b = input(xs, 1)?;
         let a = if trans_a { a.t()? } else { a.clone() };
         let b = if trans_b { b.t()? } else { b.clone() };
-        let mut y = a.contiguous()?.matmul(&b.contiguous()?)?;
+        let c = xs.get(2).copied().flatten();
+        // f32 with a bias along the columns: the product starts from it (transposes are read
+        // in place either way).
+        let n = b.dims().last().copied().unwrap_or(0);
+        if let (Some(c), 1.0, 1.0) = (c, alpha, beta) {
+            if c.elem_count() == n && c.dims().last() == Some(&n) && c.rank() <= 2 {
+                if let Some(y) = fast::with_f32(c, |bias| matmul_f32(&a, &b, Some(bias))).flatten() {
+                    return Ok(vec![y?]);
+                }
+            }
+        }
+        let mut y = match matmul_f32(&a, &b, None) {
+            Some(y) => y?,
+            None => a.contiguous()?.matmul(&b.contiguous()?)?,
+        };
         if alpha != 1.0 {
             y = y.affine(alpha, 0.0)?;
         }
-        if let Some(c) = xs.get(2).copied().flatten() {
+        if let Some(c) = c {
             let c = if beta != 1.0 { c.affine(beta, 0.0)? } else { c.clone() };
             y = y.broadcast_add(&c)?;
         }

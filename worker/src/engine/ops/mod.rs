@@ -10,6 +10,9 @@ mod control;
 mod conv;
 mod elementwise;
 pub(crate) mod fast;
+pub(crate) mod fused;
+mod gemm;
+pub(crate) mod simd;
 mod index;
 mod matmul;
 mod normalization;
@@ -282,12 +285,17 @@ pub static OPS: &[OpDef] = &[
     OpDef { domain: "com.microsoft", op_type: "RotaryEmbedding", since: 1, build: attention::rotary_embedding_ms },
     op("LinearAttention", 27, attention::linear_attention),
     op("CausalConvWithState", 27, attention::causal_conv_with_state),
+    // fused.rs: nodes engine/fuse.rs makes at load, never named by a model.
+    OpDef { domain: fused::DOMAIN, op_type: "Gelu", since: 1, build: fused::gelu },
+    OpDef { domain: fused::DOMAIN, op_type: "Silu", since: 1, build: fused::silu },
+    OpDef { domain: fused::DOMAIN, op_type: "MatMulAdd", since: 1, build: fused::matmul_add },
 ];
 
 /// The op types the registry knows, for capabilities.
 pub fn op_names() -> Vec<String> {
     let mut names: Vec<String> = OPS
         .iter()
+        .filter(|o| o.domain != fused::DOMAIN)
         .map(|o| if o.domain.is_empty() { o.op_type.to_string() } else { format!("{}:{}", o.domain, o.op_type) })
         .collect();
     names.dedup();

@@ -7,11 +7,17 @@
 
 use candle_core::{DType, Tensor};
 
+use super::simd::{self, V4};
 use super::{axis, fast, input, Kernel, NodeCtx};
 use crate::error::Result;
 
 /// Numerically stable softmax (or log-softmax) along `dim`.
 pub(super) fn softmax_along(x: &Tensor, dim: usize, log: bool) -> candle_core::Result<Tensor> {
+    if dim + 1 == x.rank() {
+        if let Some(y) = softmax_last_f32(x, log) {
+            return y;
+        }
+    }
     let shifted = x.broadcast_sub(&x.max_keepdim(dim)?)?;
     let e = shifted.exp()?;
     let sum = e.sum_keepdim(dim)?;
@@ -20,6 +26,44 @@ pub(super) fn softmax_along(x: &Tensor, dim: usize, log: bool) -> candle_core::R
     } else {
         e.broadcast_div(&sum)
     }
+}
+
+/// The sum of `xs` in eight running lanes (so that it vectorises).
+fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0f32; 8];
+    let mut chunks = xs.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(v);
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Softmax over the last dim of a contiguous f32 tensor, one row at a time: max, then e^(x-max)
+/// into the output ([`simd::exp`]) summing as it goes, then one scaling pass.
+fn softmax_last_f32(x: &Tensor, log: bool) -> Option<R<Tensor>> {
+    let n = *x.dims().last()?;
+    let v = fast::with_f32(x, |xs| {
+        let mut out = vec![0f32; xs.len()];
+        for (row, dst) in xs.chunks_exact(n.max(1)).zip(out.chunks_exact_mut(n.max(1))) {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let m = V4::splat(max);
+            simd::map(row, dst, |v| simd::exp(v.sub(m)));
+            let sum = lane_sum(dst, |v| v);
+            if log {
+                // (x - max) - ln(sum): subtracting max + ln(sum) at once loses digits of x.
+                let ln_sum = sum.ln();
+                dst.iter_mut().zip(row).for_each(|(d, &v)| *d = (v - max) - ln_sum);
+            } else {
+                let inv = V4::splat(1.0 / sum);
+                simd::map_in_place(dst, |v| v.mul(inv));
+            }
+        }
+        out
+    })?;
+    Some(Tensor::from_vec(v, x.shape(), x.device()))
 }
 
 /// `f(x, dim)` along a row axis: which axis and how depends on the opset.
@@ -173,10 +217,57 @@ pub fn layer_norm(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let (a, eps) = (ctx.int("axis", -1), ctx.float("epsilon", 1e-5) as f64);
     Ok(Box::new(move |xs: &[Option<&Tensor>]| {
         let x = input(xs, 0)?;
+        let from = axis(a, x.rank())?;
+        if let Some(out) = layer_norm_f32(x, from, xs.get(1).copied().flatten(), xs.get(2).copied().flatten(), eps as f32) {
+            return out;
+        }
         let (y, mean, inv_std) = standardize(x, &trailing(a, x.rank())?, eps)?;
         let bias = xs.get(2).copied().flatten();
         Ok(vec![scale_shift(&y, Some(input(xs, 1)?), bias, x.dtype())?, mean, inv_std])
     }))
+}
+
+/// LayerNormalization of a contiguous f32 tensor over the dims from `from`, with scale and bias
+/// (if any) of one row's size: per row, the mean, the variance of the centred values, then one
+/// pass writing `(x - mean) · inv_std · scale + bias`.
+fn layer_norm_f32(x: &Tensor, from: usize, scale: Option<&Tensor>, bias: Option<&Tensor>, eps: f32) -> Option<R<Vec<Tensor>>> {
+    let n: usize = x.dims()[from..].iter().product();
+    let row_param = |p: Option<&Tensor>, fill: f32| -> Option<Vec<f32>> {
+        match p {
+            None => Some(vec![fill; n]),
+            Some(p) if p.elem_count() == n => fast::with_f32(p, |v| v.to_vec()),
+            Some(_) => None,
+        }
+    };
+    let (g, b) = (row_param(scale, 1.0)?, row_param(bias, 0.0)?);
+    if n == 0 {
+        return None;
+    }
+    let (y, stats) = fast::with_f32(x, |xs| {
+        let mut y = vec![0f32; xs.len()];
+        let mut stats = Vec::with_capacity(2 * xs.len() / n);
+        for (row, dst) in xs.chunks_exact(n).zip(y.chunks_exact_mut(n)) {
+            let mean = lane_sum(row, |v| v) / n as f32;
+            let var = lane_sum(row, |v| (v - mean) * (v - mean)) / n as f32;
+            let inv = 1.0 / (var + eps).sqrt();
+            for (((d, &v), &g), &b) in dst.iter_mut().zip(row).zip(&g).zip(&b) {
+                *d = (v - mean) * inv * g + b;
+            }
+            stats.push((mean, inv));
+        }
+        (y, stats)
+    })?;
+    let mut stat_dims = x.dims().to_vec();
+    stat_dims[from..].iter_mut().for_each(|d| *d = 1);
+    let (mean, inv): (Vec<f32>, Vec<f32>) = stats.into_iter().unzip();
+    let dev = x.device();
+    Some((|| {
+        Ok(vec![
+            Tensor::from_vec(y, x.shape(), dev)?,
+            Tensor::from_vec(mean, stat_dims.as_slice(), dev)?,
+            Tensor::from_vec(inv, stat_dims.as_slice(), dev)?,
+        ])
+    })())
 }
 
 /// `x / sqrt(mean(x²) + eps)` over `dims` (in the statistics dtype) and the `1 / sqrt(…)`.
