@@ -7,6 +7,7 @@
 //! ever held whole. This module is platform-neutral: the web layer feeds it `Uint8Array` chunks
 //! from `fetch`, native tests feed it slices of awkward sizes.
 
+mod pace;
 mod placement;
 mod route;
 mod source;
@@ -16,6 +17,7 @@ use std::collections::BTreeMap;
 
 use candle_onnx::onnx::{tensor_proto::DataLocation, GraphProto, TensorProto};
 
+pub use pace::{ProgressThrottle, ReadPacer};
 pub use placement::{CpuPlacement, Placement};
 pub use route::{Chunk, FileRouter};
 pub use source::{Resolve, Sources};
@@ -95,31 +97,6 @@ fn external_tensor(init: &TensorProto) -> Result<(String, ExternalTensor)> {
         length,
     };
     Ok((location, tensor))
-}
-
-/// Rate limiter for progress events: at most one per `interval_ms`, plus the last one.
-#[derive(Debug)]
-pub struct ProgressThrottle {
-    interval_ms: f64,
-    last_ms: Option<f64>,
-}
-
-impl ProgressThrottle {
-    pub fn new(interval_ms: f64) -> Self {
-        ProgressThrottle { interval_ms, last_ms: None }
-    }
-
-    /// Whether to emit now; `finished` always emits.
-    pub fn should_emit(&mut self, now_ms: f64, finished: bool) -> bool {
-        let due = match self.last_ms {
-            None => true,
-            Some(last) => now_ms - last >= self.interval_ms,
-        };
-        if due || finished {
-            self.last_ms = Some(now_ms);
-        }
-        due || finished
-    }
 }
 
 #[cfg(test)]

@@ -3,8 +3,16 @@
 //! final place. Progress events are posted as bytes arrive (throttled), ending with one at 100%.
 //! A connection that drops mid-file is resumed with an HTTP `Range` request from the first byte
 //! not yet consumed, so the consumer sees every byte exactly once, in order.
+//!
+//! Bodies are byte streams in Chromium (and Firefox), so they are read with a BYOB reader into
+//! one reusable buffer per stream, each read waiting (`min`) for what arrives in about
+//! [`READ_TARGET_MS`], up to [`READ_BYTES`] ([`ReadPacer`]): no chunk is allocated (nor
+//! collected), and on a fast network the worker wakes once per MiB instead of once per few
+//! kilobytes that happen to be in the network pipe. Where a body is not a byte stream (Safari),
+//! the default reader hands out a fresh chunk per read.
 
-use js_sys::{Promise, Reflect, Uint8Array};
+use js_sys::{ArrayBuffer, Object, Promise, Reflect, Uint8Array};
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, ReadableStream, ReadableStreamDefaultReader, RequestInit, Response};
@@ -12,12 +20,32 @@ use wick_shared::Event;
 
 use super::{now_ms, post, scope};
 use crate::error::{Result, WickError};
-use crate::loader::{Chunk, ProgressThrottle};
+use crate::loader::{Chunk, ProgressThrottle, ReadPacer};
 
 /// Progress events at most this often per file.
 const PROGRESS_INTERVAL_MS: f64 = 50.0;
 /// Failed attempts in a row (no byte gained between them) before a download is given up.
 const MAX_ATTEMPTS: u32 = 5;
+/// The size of a BYOB read's buffer: the most a read waits for. 256 KiB to 4 MiB measured alike.
+const READ_BYTES: u32 = 1 << 20;
+/// A read waits for what arrived in this long at the rate of the read before, so that slow
+/// downloads still report progress about this often.
+const READ_TARGET_MS: f64 = 20.0;
+
+#[wasm_bindgen]
+extern "C" {
+    /// `ReadableStreamBYOBReader`, bound here for `read(view, {min})`, which web-sys lacks. A
+    /// browser without `min` ignores it and answers with what it has, as a plain BYOB read does.
+    #[wasm_bindgen(js_name = ReadableStreamBYOBReader)]
+    type ByobReader;
+    /// Throws unless `stream` is a byte stream.
+    #[wasm_bindgen(constructor, catch, js_class = ReadableStreamBYOBReader)]
+    fn new(stream: &ReadableStream) -> std::result::Result<ByobReader, JsValue>;
+    #[wasm_bindgen(method, js_class = ReadableStreamBYOBReader)]
+    fn read(this: &ByobReader, view: &Uint8Array, options: &Object) -> Promise;
+    #[wasm_bindgen(method, js_class = ReadableStreamBYOBReader)]
+    fn cancel(this: &ByobReader) -> Promise;
+}
 
 impl Chunk for Uint8Array {
     fn len(&self) -> usize {
@@ -68,9 +96,8 @@ impl Progress {
     }
 
     fn post(&mut self, finished: bool) {
-        if self.throttle.should_emit(now_ms(), finished) {
-            let total = if finished { Some(self.total.unwrap_or(self.loaded)) } else { self.total };
-            post(self.id, Event::Progress { file: self.file.clone(), loaded: self.loaded, total });
+        if let Some((loaded, total)) = self.throttle.next(now_ms(), self.loaded, self.total, finished) {
+            post(self.id, Event::Progress { file: self.file.clone(), loaded, total });
         }
     }
 }
@@ -82,7 +109,103 @@ enum Ended {
     Dropped(JsValue),
 }
 
+/// What a read of a body gave.
+enum Read {
+    Chunk(Uint8Array),
+    End,
+    /// The read failed: the connection dropped, or our abort.
+    Failed(JsValue),
+}
+
+/// A body's reader: BYOB into one reusable buffer where the body is a byte stream, the default
+/// reader elsewhere. Dropped before the body's end (a load that failed elsewhere), it cancels
+/// the body, which stops the download.
+enum Reader {
+    Byob {
+        reader: ByobReader,
+        /// The buffer the next read fills; a read transfers it and hands it back in its chunk.
+        buffer: Option<ArrayBuffer>,
+        /// `{min}`, set before each read from `pacer`.
+        options: Object,
+        pacer: ReadPacer,
+        ended: bool,
+    },
+    Default { reader: ReadableStreamDefaultReader, ended: bool },
+}
+
+impl Reader {
+    fn new(body: &ReadableStream) -> Reader {
+        match ByobReader::new(body) {
+            Ok(reader) => Reader::Byob {
+                reader,
+                buffer: None,
+                options: Object::new(),
+                pacer: ReadPacer::new(READ_TARGET_MS, READ_BYTES),
+                ended: false,
+            },
+            // Not a byte stream.
+            Err(_) => Reader::Default { reader: body.get_reader().unchecked_into(), ended: false },
+        }
+    }
+
+    /// The next chunk of the body. A BYOB chunk is a view of the reader's buffer: it is valid
+    /// until the next read.
+    async fn next(&mut self) -> Result<Read> {
+        let promise = match self {
+            Reader::Byob { ended: true, .. } | Reader::Default { ended: true, .. } => return Ok(Read::End),
+            Reader::Byob { reader, buffer, options, pacer, .. } => {
+                let buffer = buffer.take().unwrap_or_else(|| ArrayBuffer::new(READ_BYTES));
+                let _ = Reflect::set(options, &"min".into(), &pacer.min().into());
+                reader.read(&Uint8Array::new(&buffer), options)
+            }
+            Reader::Default { reader, .. } => reader.read(),
+        };
+        let asked = now_ms();
+        let next = match JsFuture::from(promise).await {
+            Ok(next) => next,
+            Err(e) => {
+                self.set_ended();
+                return Ok(Read::Failed(e));
+            }
+        };
+        let done = Reflect::get(&next, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true);
+        let chunk = Reflect::get(&next, &"value".into()).ok().and_then(|v| v.dyn_into::<Uint8Array>().ok());
+        if let (Reader::Byob { buffer, pacer, .. }, Some(chunk)) = (&mut *self, &chunk) {
+            *buffer = Some(chunk.buffer());
+            pacer.record(u64::from(chunk.length()), now_ms() - asked);
+        }
+        if done {
+            // A BYOB read pending when the body ends is answered with its last bytes and
+            // `done` together (a read with `min` usually is).
+            self.set_ended();
+            return Ok(chunk.filter(|c| c.length() > 0).map_or(Read::End, Read::Chunk));
+        }
+        chunk
+            .map(Read::Chunk)
+            .ok_or_else(|| WickError::Internal("a stream chunk was not a Uint8Array".into()))
+    }
+
+    fn set_ended(&mut self) {
+        match self {
+            Reader::Byob { ended, .. } | Reader::Default { ended, .. } => *ended = true,
+        }
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        // The returned promises only say when the cancel finished.
+        match self {
+            Reader::Byob { reader, ended: false, .. } => drop(reader.cancel()),
+            Reader::Default { reader, ended: false } => drop(reader.cancel()),
+            _ => {}
+        }
+    }
+}
+
 /// Read `body` to its end, feeding every chunk to `consume` and counting it in `progress`.
+/// On an error of `consume` the body is cancelled (by the reader's drop), which stops the
+/// download.
 async fn pump(
     body: ReadableStream,
     signal: &AbortSignal,
@@ -90,21 +213,14 @@ async fn pump(
     mut skip: u64,
     consume: &mut dyn FnMut(&Uint8Array) -> Result<()>,
 ) -> Result<Ended> {
-    let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let mut reader = Reader::new(&body);
     loop {
-        let next = match JsFuture::from(reader.read()).await {
-            Ok(next) => next,
-            Err(_) if signal.aborted() => return Err(WickError::Cancelled),
-            Err(e) => return Ok(Ended::Dropped(e)),
+        let mut chunk = match reader.next().await? {
+            Read::Chunk(chunk) => chunk,
+            Read::End => return Ok(Ended::Complete),
+            Read::Failed(_) if signal.aborted() => return Err(WickError::Cancelled),
+            Read::Failed(e) => return Ok(Ended::Dropped(e)),
         };
-        let done = Reflect::get(&next, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true);
-        if done {
-            return Ok(Ended::Complete);
-        }
-        let mut chunk: Uint8Array = Reflect::get(&next, &"value".into())
-            .ok()
-            .and_then(|v| v.dyn_into().ok())
-            .ok_or_else(|| WickError::Internal("a stream chunk was not a Uint8Array".into()))?;
         if skip > 0 {
             // A server that ignored our Range header resent bytes we already have.
             let drop = skip.min(chunk.length() as u64) as u32;
@@ -114,10 +230,7 @@ async fn pump(
                 continue;
             }
         }
-        if let Err(e) = consume(&chunk) {
-            let _ = reader.cancel(); // stop the download; the error says why
-            return Err(e);
-        }
+        consume(&chunk)?;
         progress.loaded += chunk.length() as u64;
         progress.post(false);
     }

@@ -2,9 +2,17 @@
 //! the graph, then stream each external-data file through its [`FileRouter`] into the tensors,
 //! verifying sizes and hashes as the bytes go by. Files come from the offline cache when it
 //! holds them, and are stored in it as they stream when it does not.
+//!
+//! Weight files stream [`LANES`] at a time: each lane takes the next file when its own is done.
+//! A second download in flight keeps the network busy while the worker copies, and costs no
+//! memory, since chunks go straight into tensors (each allocated when its first byte arrives).
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
 
 use js_sys::Uint8Array;
 use web_sys::AbortSignal;
@@ -29,15 +37,22 @@ pub struct LoadSpec {
     pub task: Option<TaskKind>,
 }
 
-/// Fetches the files of one load, through the cache when there is one.
+/// Weight files streamed at once.
+const LANES: usize = 2;
+
+/// Fetches the files of one load, through the cache when there is one. Shared by the lanes
+/// (one thread, so cells suffice; no borrow is held across an await).
 struct Files<'a> {
     id: u32,
     signal: &'a AbortSignal,
     cache: Option<Cache>,
     /// Whether files fetched from the network are stored (false after a cache error).
-    store: bool,
-    written: Vec<Written>,
-    report: CacheReport,
+    store: Cell<bool>,
+    /// Files being written: a lane dropped mid-file (another failed) leaves its file here for
+    /// [`Files::abandon`].
+    writing: RefCell<Vec<String>>,
+    written: RefCell<Vec<Written>>,
+    report: RefCell<CacheReport>,
 }
 
 impl<'a> Files<'a> {
@@ -54,12 +69,20 @@ impl<'a> Files<'a> {
         } else {
             None
         };
-        let store = cache.is_some();
-        Files { id, signal, cache, store, written: Vec::new(), report }
+        let store = Cell::new(cache.is_some());
+        Files {
+            id,
+            signal,
+            cache,
+            store,
+            writing: RefCell::default(),
+            written: RefCell::default(),
+            report: RefCell::new(report),
+        }
     }
 
     /// Stream the file at `url` into `consume`, verified against `expected`.
-    async fn stream(&mut self, url: &str, expected: Expected, consume: &mut dyn FnMut(&Uint8Array) -> Result<()>) -> Result<()> {
+    async fn stream(&self, url: &str, expected: Expected, consume: &mut dyn FnMut(&Uint8Array) -> Result<()>) -> Result<()> {
         let mut verifier = Verifier::new(url, expected.clone());
         if let Some(hit) = self.lookup(url, &expected).await {
             let mut feed = |chunk: &Uint8Array| {
@@ -68,10 +91,11 @@ impl<'a> Files<'a> {
             };
             fetch::stream_blob(self.id, url, &hit.file, self.signal, &mut feed).await?;
             verifier.finish()?;
-            self.report.from_cache += 1;
+            self.report.borrow_mut().from_cache += 1;
             return Ok(());
         }
         let mut writer = self.writer(url).await;
+        let writing = writer.as_ref().map(|w| w.name().to_string());
         let mut cache_error = None;
         let streamed = {
             let mut feed = |chunk: &Uint8Array| {
@@ -91,11 +115,15 @@ impl<'a> Files<'a> {
             self.cache_failed(e, Some(&name)).await;
         }
         let verified = streamed.and_then(|_| verifier.finish());
+        // From here on this call deals with its file itself.
+        self.writing.borrow_mut().retain(|name| Some(name) != writing.as_ref());
         match (verified, writer) {
             (Ok(sha256), Some(w)) => {
                 let name = w.name().to_string();
                 match w.finish(sha256) {
-                    Ok(written) => self.written.push(written),
+                    // Storing failed in another lane meanwhile: this one is not kept either.
+                    Ok(written) if !self.store.get() => self.discard(written.name()).await,
+                    Ok(written) => self.written.borrow_mut().push(written),
                     Err(e) => self.cache_failed(e, Some(&name)).await,
                 }
                 Ok(())
@@ -124,12 +152,15 @@ impl<'a> Files<'a> {
         (size_ok && hash_ok).then_some(hit)
     }
 
-    async fn writer(&mut self, url: &str) -> Option<Writer> {
-        if !self.store {
+    async fn writer(&self, url: &str) -> Option<Writer> {
+        if !self.store.get() {
             return None;
         }
         match self.cache.as_ref()?.writer(url).await {
-            Ok(w) => Some(w),
+            Ok(w) => {
+                self.writing.borrow_mut().push(w.name().to_string());
+                Some(w)
+            }
             Err(e) => {
                 self.cache_failed(e, None).await;
                 None
@@ -138,20 +169,25 @@ impl<'a> Files<'a> {
     }
 
     /// Storing failed: keep loading from the network, store nothing more of this model.
-    async fn cache_failed(&mut self, e: WickError, name: Option<&str>) {
-        self.store = false;
-        if let Some(cache) = &self.cache {
-            if let Some(name) = name {
-                cache.discard(name).await;
-            }
-            for w in self.written.drain(..) {
-                cache.discard(w.name()).await;
-            }
+    async fn cache_failed(&self, e: WickError, name: Option<&str>) {
+        self.store.set(false);
+        self.report.borrow_mut().error.get_or_insert(e.to_wire());
+        if let Some(name) = name {
+            self.discard(name).await;
         }
-        self.report.error.get_or_insert(e.to_wire());
+        let written = std::mem::take(&mut *self.written.borrow_mut());
+        for w in written {
+            self.discard(w.name()).await;
+        }
     }
 
-    async fn read_all(&mut self, url: &str, expected: Expected) -> Result<Vec<u8>> {
+    async fn discard(&self, name: &str) {
+        if let Some(cache) = &self.cache {
+            cache.discard(name).await;
+        }
+    }
+
+    async fn read_all(&self, url: &str, expected: Expected) -> Result<Vec<u8>> {
         let mut bytes = Vec::new();
         let mut append = |chunk: &Uint8Array| {
             let start = bytes.len();
@@ -164,26 +200,31 @@ impl<'a> Files<'a> {
     }
 
     /// The model loaded: publish what was written. Returns the report for `ready`.
-    async fn commit(mut self, key: &str) -> Option<CacheReport> {
-        let cache = self.cache.take()?;
-        if self.store && !self.written.is_empty() {
-            match cache.commit(key, &self.written).await {
-                Ok(()) => self.report.stored = self.written.len() as u32,
+    async fn commit(self, key: &str) -> Option<CacheReport> {
+        let cache = self.cache?;
+        let written = self.written.into_inner();
+        let mut report = self.report.into_inner();
+        if self.store.get() && !written.is_empty() {
+            match cache.commit(key, &written).await {
+                Ok(()) => report.stored = written.len() as u32,
                 Err(e) => {
-                    for w in &self.written {
+                    for w in &written {
                         cache.discard(w.name()).await;
                     }
-                    self.report.error.get_or_insert(e.to_wire());
+                    report.error.get_or_insert(e.to_wire());
                 }
             }
         }
-        Some(self.report)
+        Some(report)
     }
 
     /// The load failed: remove what it wrote.
-    async fn abandon(mut self) {
-        if let Some(cache) = self.cache.take() {
-            for w in &self.written {
+    async fn abandon(self) {
+        if let Some(cache) = self.cache {
+            for name in self.writing.into_inner() {
+                cache.discard(&name).await;
+            }
+            for w in self.written.into_inner() {
                 cache.discard(w.name()).await;
             }
         }
@@ -192,8 +233,8 @@ impl<'a> Files<'a> {
 
 /// Load the model `spec` names. The report says what the cache did (None: cache off).
 pub async fn load(id: u32, spec: LoadSpec, signal: &AbortSignal) -> Result<(Rc<Loaded>, Option<CacheReport>)> {
-    let mut files = Files::new(id, signal, spec.cache).await;
-    match load_with(&mut files, &spec).await {
+    let files = Files::new(id, signal, spec.cache).await;
+    match load_with(&files, &spec).await {
         Ok((model, key)) => {
             let report = if spec.cache { files.commit(&key).await } else { None };
             Ok((model, report))
@@ -205,7 +246,7 @@ pub async fn load(id: u32, spec: LoadSpec, signal: &AbortSignal) -> Result<(Rc<L
     }
 }
 
-async fn load_with(files: &mut Files<'_>, spec: &LoadSpec) -> Result<(Rc<Loaded>, String)> {
+async fn load_with(files: &Files<'_>, spec: &LoadSpec) -> Result<(Rc<Loaded>, String)> {
     let resolve = |url: &str, base: Option<&str>| fetch::resolve(url, base);
     let sources = match (&spec.url, &spec.manifest) {
         (Some(url), None) => {
@@ -230,15 +271,25 @@ async fn load_with(files: &mut Files<'_>, spec: &LoadSpec) -> Result<(Rc<Loaded>
     drop(bytes);
     let graph = proto.graph.as_ref().ok_or_else(|| WickError::invalid("no graph"))?;
     let plan = ExternalPlan::from_graph(graph).map_err(|e| with_file(e, &model_url))?;
-    let mut placement = CpuPlacement;
-    let mut tensors = HashMap::new();
-    for (location, list) in plan.files {
-        let file_url = sources.file_url(&location, &resolve)?;
-        let mut router = FileRouter::new(file_url.clone(), list, &mut placement)?;
-        let mut route = |chunk: &Uint8Array| router.feed(chunk, &mut placement);
-        files.stream(&file_url, sources.expected(&file_url), &mut route).await?;
-        tensors.extend(router.finish()?);
-    }
+    let queue = plan
+        .files
+        .into_iter()
+        .map(|(location, list)| Ok((sources.file_url(&location, &resolve)?, list)))
+        .collect::<Result<Vec<_>>>()?;
+    let queue = RefCell::new(queue.into_iter());
+    let tensors = RefCell::new(HashMap::new());
+    let lane = || async {
+        loop {
+            let Some((url, list)) = queue.borrow_mut().next() else { return Ok(()) };
+            let mut placement = CpuPlacement;
+            let mut router = FileRouter::new(url.clone(), list, &mut placement)?;
+            let mut route = |chunk: &Uint8Array| router.feed(chunk, &mut placement);
+            files.stream(&url, sources.expected(&url), &mut route).await?;
+            tensors.borrow_mut().extend(router.finish()?);
+        }
+    };
+    try_join_all((0..LANES).map(|_| Box::pin(lane()) as Lane).collect()).await?;
+    let tensors = tensors.into_inner();
     let mut loaded = Loaded::new(Model::build(proto, tensors).map_err(|e| with_file(e, &model_url))?);
     for name in spec.task.map(tasks::files_for).transpose()?.unwrap_or_default() {
         let url = sources.companion_url(name, &resolve)?;
@@ -246,6 +297,26 @@ async fn load_with(files: &mut Files<'_>, spec: &LoadSpec) -> Result<(Rc<Loaded>
         loaded.files.insert(name.to_string(), bytes);
     }
     Ok((Rc::new(loaded), sources.key))
+}
+
+/// One lane of downloads, or any future that only succeeds or fails.
+type Lane<'a> = Pin<Box<dyn Future<Output = Result<()>> + 'a>>;
+
+/// Polls `futures` together until all succeed or one fails; the first error drops the rest
+/// (dropping a download cancels its body).
+async fn try_join_all(mut futures: Vec<Lane<'_>>) -> Result<()> {
+    poll_fn(|cx| {
+        let mut i = 0;
+        while i < futures.len() {
+            match futures[i].as_mut().poll(cx) {
+                Poll::Ready(Ok(())) => drop(futures.swap_remove(i)),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => i += 1,
+            }
+        }
+        if futures.is_empty() { Poll::Ready(Ok(())) } else { Poll::Pending }
+    })
+    .await
 }
 
 fn with_file(e: WickError, file: &str) -> WickError {
