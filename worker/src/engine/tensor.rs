@@ -6,6 +6,8 @@
 //! int8, int4, int2 → I16; uint16 → I32; uint64 → I64; uint4, uint2 → U8; the float8 formats,
 //! float4 and float8e8m0 → F32 (decoded by [`crate::engine::lowbit`] when the tensor is read).
 
+use std::mem::MaybeUninit;
+
 use candle_core::{DType, Device, Tensor};
 use candle_onnx::onnx::TensorProto;
 use half::{bf16, f16};
@@ -99,8 +101,11 @@ fn raw_len(code: i32, numel: usize) -> Result<usize> {
     })
 }
 
-/// A typed, zero-initialised host allocation for one tensor. Zeroed Vecs come from `calloc`, so
-/// pages are only touched as the loader writes them.
+/// A typed host allocation for one tensor: zero-initialised ([`HostBuffer::zeroed`]), or empty
+/// with room for the tensor ([`HostBuffer::unfilled_for_onnx`]) for a writer that fills every
+/// byte. The streaming loader takes the unfilled kind: wasm32's allocator (dlmalloc) clears a
+/// `calloc` block even when it is fresh from `memory.grow`, so zeroing a weight would touch every
+/// page of it before the copy does (measured: as long as the copy itself).
 #[derive(Debug)]
 pub enum HostBuffer {
     U8(Vec<u8>),
@@ -116,6 +121,24 @@ pub enum HostBuffer {
     Widened { onnx_type: i32, raw: Vec<u8> },
 }
 
+/// `$body` with `$v` bound to the buffer's Vec, whatever its element type.
+macro_rules! with_vec {
+    ($buffer:expr, $v:ident => $body:expr) => {
+        match $buffer {
+            HostBuffer::U8($v) => $body,
+            HostBuffer::U32($v) => $body,
+            HostBuffer::I16($v) => $body,
+            HostBuffer::I32($v) => $body,
+            HostBuffer::I64($v) => $body,
+            HostBuffer::F16($v) => $body,
+            HostBuffer::BF16($v) => $body,
+            HostBuffer::F32($v) => $body,
+            HostBuffer::F64($v) => $body,
+            HostBuffer::Widened { raw: $v, .. } => $body,
+        }
+    };
+}
+
 impl HostBuffer {
     /// The allocation that receives an ONNX tensor's raw bytes.
     pub fn for_onnx(onnx_type: i32, numel: usize) -> Result<Self> {
@@ -124,6 +147,42 @@ impl HostBuffer {
         } else {
             HostBuffer::zeroed(dtype_of_onnx(onnx_type)?, numel)
         }
+    }
+
+    /// Like [`HostBuffer::for_onnx`], but empty, with room for exactly the tensor's bytes, not
+    /// zeroed: write them into [`HostBuffer::spare_bytes_mut`], then [`HostBuffer::assume_filled`].
+    pub fn unfilled_for_onnx(onnx_type: i32, numel: usize) -> Result<Self> {
+        if is_widened(onnx_type) {
+            return Ok(HostBuffer::Widened { onnx_type, raw: Vec::with_capacity(raw_len(onnx_type, numel)?) });
+        }
+        let mut buffer = HostBuffer::zeroed(dtype_of_onnx(onnx_type)?, 0)?;
+        with_vec!(&mut buffer, v => v.reserve_exact(numel));
+        Ok(buffer)
+    }
+
+    /// The room past the buffer's contents, as bytes: where an unfilled buffer's bytes go.
+    pub fn spare_bytes_mut(&mut self) -> &mut [MaybeUninit<u8>] {
+        fn spare<T: bytemuck::Pod>(v: &mut Vec<T>) -> &mut [MaybeUninit<u8>] {
+            let spare = v.spare_capacity_mut();
+            let len = std::mem::size_of_val(spare);
+            // SAFETY: the Vec's spare capacity, borrowed mutably for as long as the result, seen
+            // as bytes: MaybeUninit<u8> has alignment 1 and no validity requirement.
+            unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast(), len) }
+        }
+        with_vec!(self, v => spare(v))
+    }
+
+    /// Takes the whole room as the buffer's contents.
+    ///
+    /// # Safety
+    /// Every byte of [`HostBuffer::spare_bytes_mut`] has been written (any bit pattern is a
+    /// valid element of these types).
+    pub unsafe fn assume_filled(&mut self) {
+        fn fill<T>(v: &mut Vec<T>) {
+            // SAFETY: the caller wrote the spare capacity, so every element is initialised.
+            unsafe { v.set_len(v.capacity()) }
+        }
+        with_vec!(self, v => fill(v))
     }
 
     pub fn zeroed(dtype: DType, numel: usize) -> Result<Self> {

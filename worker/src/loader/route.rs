@@ -1,5 +1,6 @@
 //! Routing one file's byte stream into its tensors.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use candle_core::Tensor;
@@ -9,21 +10,27 @@ use crate::error::{Result, WickError};
 
 /// A chunk of a streamed file. The web layer implements it for `Uint8Array`, so bytes are copied
 /// from the JS chunk straight into the tensor's memory with no intermediate buffer.
-pub trait Chunk {
+///
+/// # Safety
+/// `copy_to` initialises every byte of `dst`: tensor buffers are not zeroed, and are taken as
+/// filled once every byte was copied to them.
+pub unsafe trait Chunk {
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Copy `self[range]` into `dst` (`dst.len() == range.len()`).
-    fn copy_to(&self, range: Range<usize>, dst: &mut [u8]);
+    /// Copy `self[range]` into `dst` (`dst.len() == range.len()`), which may be uninitialised
+    /// (a tensor's buffer is not zeroed first).
+    fn copy_to(&self, range: Range<usize>, dst: &mut [MaybeUninit<u8>]);
 }
 
-impl Chunk for [u8] {
+// SAFETY: `write_copy_of_slice` writes all of `dst` (it panics on a length mismatch).
+unsafe impl Chunk for [u8] {
     fn len(&self) -> usize {
         <[u8]>::len(self)
     }
-    fn copy_to(&self, range: Range<usize>, dst: &mut [u8]) {
-        dst.copy_from_slice(&self[range]);
+    fn copy_to(&self, range: Range<usize>, dst: &mut [MaybeUninit<u8>]) {
+        dst.write_copy_of_slice(&self[range]);
     }
 }
 
@@ -221,12 +228,13 @@ mod tests {
     /// tensors a test cares about.
     struct Gap(usize);
 
-    impl Chunk for Gap {
+    // SAFETY: `fill` writes all of `dst`.
+    unsafe impl Chunk for Gap {
         fn len(&self) -> usize {
             self.0
         }
-        fn copy_to(&self, _: std::ops::Range<usize>, dst: &mut [u8]) {
-            dst.fill(0xAA);
+        fn copy_to(&self, _: std::ops::Range<usize>, dst: &mut [MaybeUninit<u8>]) {
+            dst.fill(MaybeUninit::new(0xAA));
         }
     }
 

@@ -73,8 +73,11 @@ impl Verifier {
             }
         }
         if let Some(hasher) = self.hasher.as_mut() {
-            self.scratch.resize(len, 0);
-            chunk.copy_to(0..len, &mut self.scratch);
+            self.scratch.clear();
+            self.scratch.reserve(len);
+            chunk.copy_to(0..len, &mut self.scratch.spare_capacity_mut()[..len]);
+            // SAFETY: `Chunk::copy_to` initialised those `len` bytes.
+            unsafe { self.scratch.set_len(len) };
             hasher.update(&self.scratch);
         }
         self.seen += len as u64;

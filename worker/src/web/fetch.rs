@@ -47,13 +47,14 @@ extern "C" {
     fn cancel(this: &ByobReader) -> Promise;
 }
 
-impl Chunk for Uint8Array {
+// SAFETY: `copy_to_uninit` writes all of `dst` (it panics on a length mismatch).
+unsafe impl Chunk for Uint8Array {
     fn len(&self) -> usize {
         self.length() as usize
     }
-    fn copy_to(&self, range: std::ops::Range<usize>, dst: &mut [u8]) {
+    fn copy_to(&self, range: std::ops::Range<usize>, dst: &mut [std::mem::MaybeUninit<u8>]) {
         // One copy, from the JS chunk straight into the destination in wasm memory.
-        self.subarray(range.start as u32, range.end as u32).copy_to(dst);
+        self.subarray(range.start as u32, range.end as u32).copy_to_uninit(dst);
     }
 }
 
