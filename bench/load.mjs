@@ -2,10 +2,12 @@
 // loading the model made by scripts/make_big_model.py while this script reads the renderer's
 // memory from /proc. xtask builds and serves everything, then runs
 //
-//   node bench/load.mjs --base URL --dir DIR --prefix /big/ --out FILE --configs a,b --timeout-s S
+//   node bench/load.mjs --base URL --dir DIR --prefix /big/ --out FILE --configs a,b --runs N --timeout-s S
 //
 // and reads FILE: one line per row, tab-separated key=value pairs; `row=meta` first, then one
-// row per configuration. Progress and the pages' console errors go to stderr.
+// row per configuration and run (`run=1…N`; the configurations take turns, so that a busy spell
+// of the machine hits them alike). Progress and the pages' console errors go to stderr.
+import { execFileSync } from 'node:child_process';
 import { createReadStream, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
@@ -20,6 +22,7 @@ const { values: opts } = parseArgs({
     prefix: { type: 'string' },
     out: { type: 'string' },
     configs: { type: 'string' },
+    runs: { type: 'string', default: '1' },
     'timeout-s': { type: 'string' },
   },
 });
@@ -46,8 +49,8 @@ function read(path) {
   }
 }
 
-/** Pids of the renderer processes below `root` (the browser): children of its zygote. */
-function renderers(root) {
+/** Pids of the processes below `root` (the browser) whose command line has `--type=TYPE`. */
+function processes(root, type) {
   const children = new Map();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -65,9 +68,28 @@ function renderers(root) {
     const kids = children.get(pid) ?? [];
     queue.push(...kids);
     // Zygote children rewrite their argv as one space-separated string.
-    if (pid !== root && /(^|[\s\0])--type=renderer(?=[\s\0])/.test(read(`/proc/${pid}/cmdline`) ?? '')) found.push(pid);
+    if (pid !== root && new RegExp(`(^|[\\s\\0])--type=${type}(?=[\\s\\0])`).test(read(`/proc/${pid}/cmdline`) ?? '')) found.push(pid);
   }
   return found;
+}
+
+/** The renderer processes below `root`: the page's and any spare ones. */
+const renderers = (root) => processes(root, 'renderer');
+
+/** The network service (a utility process), or null. */
+function networkProcess(root) {
+  return processes(root, 'utility').find((pid) => /network\.mojom\.NetworkService/.test(read(`/proc/${pid}/cmdline`) ?? '')) ?? null;
+}
+
+let clockTicks = null;
+/** CPU seconds (user + system) the process has used so far; 0 once it is gone. */
+function cpuSeconds(pid) {
+  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })) || 100;
+  const stat = pid && read(`/proc/${pid}/stat`);
+  if (!stat) return 0;
+  // utime and stime: fields 14 and 15, the 12th and 13th after the command name.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / clockTicks;
 }
 
 /** A `kB` field of /proc/<pid>/status, in bytes; 0 once the process is gone. */
@@ -101,12 +123,13 @@ let chromiumVersion = 'unknown';
 
 /**
  * Launches a fresh browser (Playwright gives each launch a new temporary profile), sets the
- * configuration up, then measures its load: time in the page, and per renderer the peak resident
+ * configuration up, then measures its load: time in the page, per renderer the peak resident
  * memory over the resident memory just before (VmHWM, reset at the baseline; VmRSS sampled every
- * 50 ms as a cross-check). Then runs the model once for its output.
+ * 50 ms as a cross-check), and the CPU time the loading renderer and the network service used.
+ * Then runs the model once for its output.
  */
-async function measure(config, manifest) {
-  const row = { row: config, ok: 0 };
+async function measure(config, run, manifest) {
+  const row = { row: config, run, ok: 0 };
   // A browser server, not chromium.launch(): only the server tells the browser's process id.
   const server = await chromium.launchServer({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -139,9 +162,13 @@ async function measure(config, manifest) {
       }
     }, SAMPLE_MS);
 
-    log(`${config}: loading ${manifest.totalBytes} bytes`);
+    const network = networkProcess(root);
+    const cpuBefore = new Map([...baseline.keys(), network].map((pid) => [pid, cpuSeconds(pid)]));
+    log(`${config} (run ${run}): loading ${manifest.totalBytes} bytes`);
     row.ms = await withTimeout(page.evaluate(() => window.bench.load()), `${config} load`);
     clearInterval(sampler);
+    const cpu = (pid) => cpuSeconds(pid) - (cpuBefore.get(pid) ?? 0);
+    row.cpuNetwork = network ? cpu(network) : null;
     // The renderer with the largest rise is the one that loaded (others idle: spare renderers).
     row.peakOver = -Infinity;
     for (const pid of new Set([...baseline.keys(), ...renderers(root)])) {
@@ -150,9 +177,10 @@ async function measure(config, manifest) {
       if (hwm - before > row.peakOver) {
         Object.assign(row, { peakAbs: hwm, peakOver: hwm - before, baseline: before });
         row.sampledOver = (sampled.get(pid) ?? 0) - before;
+        row.cpuRenderer = cpu(pid);
       }
     }
-    log(`${config}: ${row.ms.toFixed(0)} ms, peak ${(row.peakOver / 2 ** 20).toFixed(0)} MiB over baseline`);
+    log(`${config} (run ${run}): ${row.ms.toFixed(0)} ms, peak ${(row.peakOver / 2 ** 20).toFixed(0)} MiB over baseline, CPU renderer ${row.cpuRenderer.toFixed(2)} s, network ${row.cpuNetwork?.toFixed(2)} s`);
 
     const output = await withTimeout(page.evaluate(() => window.bench.run()), `${config} run`);
     if (output !== null) row.output = new Float32Array(new Uint8Array(Buffer.from(output, 'base64')).buffer);
@@ -204,7 +232,9 @@ const expected = new Float32Array(new Uint8Array(readFileSync(`${dir}expected.bi
 await warmPageCache(made.files.map((f) => dir + f.path));
 
 const rows = [];
-for (const config of opts.configs.split(',')) rows.push(await measure(config, manifest));
+for (let run = 1; run <= Number(opts.runs); run++) {
+  for (const config of opts.configs.split(',')) rows.push(await measure(config, run, manifest));
+}
 const ort = rows.find((r) => r.row === 'ort-wasm')?.output;
 for (const row of rows) {
   if (!row.output) continue;

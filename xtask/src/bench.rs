@@ -6,8 +6,9 @@
 //! `bench load` owns the synthetic sharded model (`scripts/make_big_model.py` into
 //! `target/bench/load-*/`, remade only when missing or its parameters change), serving it beside
 //! the site, onnxruntime-web (`tests/node_modules`) and `bench/`, running `bench/load.mjs` (one
-//! fresh Chromium per configuration, renderer memory from /proc), and turning its rows into the
-//! table, the goal verdicts and the `--json` line.
+//! fresh Chromium per configuration and run, renderer memory and CPU time from /proc), and
+//! turning its rows into the table (each configuration's median run), the goal verdicts and the
+//! `--json` line.
 
 use crate::{
     dist, serve,
@@ -45,9 +46,23 @@ pub fn bench(args: &mut Args) -> Result<()> {
         _ => {
             let json = args.flag("--json");
             args.done()?;
-            let mut latency = Args(if json { vec!["--json".to_string()] } else { vec![] }.into());
+            let mut latency = Args(
+                if json {
+                    vec!["--json".to_string()]
+                } else {
+                    vec![]
+                }
+                .into(),
+            );
             crate::bench_latency::latency(&mut latency)?;
-            let options = LoadOptions { json, smoke: false, size_gib: 2.5, shards: 5 };
+            let options = LoadOptions {
+                json,
+                smoke: false,
+                size_gib: 2.5,
+                shards: 5,
+                runs: 3,
+                configs: CONFIGS.iter().map(|c| c.to_string()).collect(),
+            };
             return load(&options);
         }
     }
@@ -61,6 +76,10 @@ struct LoadOptions {
     smoke: bool,
     size_gib: f64,
     shards: u32,
+    /// Runs of each configuration; the table reports the median.
+    runs: u32,
+    /// The configurations to measure, in this order (by default all of [`CONFIGS`]).
+    configs: Vec<String>,
 }
 
 impl LoadOptions {
@@ -69,6 +88,17 @@ impl LoadOptions {
         let smoke = args.flag("--smoke");
         let size = args.value("--size-gb")?;
         let shards = args.value("--shards")?;
+        let runs = args.value("--runs")?;
+        let configs: Vec<String> = match args.value("--configs")? {
+            Some(list) => list.split(',').map(str::to_string).collect(),
+            None => CONFIGS.iter().map(|c| c.to_string()).collect(),
+        };
+        if let Some(bad) = configs.iter().find(|c| !CONFIGS.contains(&c.as_str())) {
+            bail!(
+                "unknown configuration `{bad}` in --configs: one of {}",
+                CONFIGS.join(", ")
+            );
+        }
         if smoke && (size.is_some() || shards.is_some()) {
             bail!("--smoke fixes the model (20 MiB in 2 shards); drop --size-gb and --shards");
         }
@@ -82,14 +112,21 @@ impl LoadOptions {
             None if smoke => 2,
             None => 5,
         };
-        if !size_gib.is_finite() || size_gib <= 0.0 || shards == 0 {
-            bail!("--size-gb and --shards must be positive");
+        let runs = match runs {
+            Some(s) => s.parse().with_context(|| format!("bad --runs `{s}`"))?,
+            None if smoke => 1,
+            None => 3,
+        };
+        if !size_gib.is_finite() || size_gib <= 0.0 || shards == 0 || runs == 0 {
+            bail!("--size-gb, --shards and --runs must be positive");
         }
         Ok(LoadOptions {
             json,
             smoke,
             size_gib,
             shards,
+            runs,
+            configs,
         })
     }
 }
@@ -142,7 +179,13 @@ fn load(options: &LoadOptions) -> Result<()> {
         .arg(&model)
         .arg("--out")
         .arg(&rows_file)
-        .args(["--configs", &CONFIGS.join(","), "--timeout-s", timeout_s])
+        .args(["--configs", &options.configs.join(",")])
+        .args([
+            "--runs",
+            &options.runs.to_string(),
+            "--timeout-s",
+            timeout_s,
+        ])
         .env("CHROMIUM", &chromium)
         .stdout(Stdio::from(io::stderr())));
     server.stop();
@@ -155,8 +198,8 @@ fn load(options: &LoadOptions) -> Result<()> {
         "cargo xtask bench load --smoke".to_string()
     } else {
         format!(
-            "cargo xtask bench load --size-gb {} --shards {}",
-            options.size_gib, options.shards
+            "cargo xtask bench load --size-gb {} --shards {} --runs {}",
+            options.size_gib, options.shards, options.runs
         )
     };
     let markdown = report.markdown(&command);
@@ -166,14 +209,18 @@ fn load(options: &LoadOptions) -> Result<()> {
     } else {
         print!("{markdown}");
     }
-    // The smoke model says nothing about performance: keep the committed numbers.
-    if !options.smoke {
+    // The smoke model says nothing about performance, and a run of some configurations is not
+    // the whole table: keep the committed numbers.
+    let all = CONFIGS
+        .iter()
+        .all(|c| options.configs.iter().any(|o| o == c));
+    if !options.smoke && all {
         let path = root.join("BENCHMARKS.md");
         write_section(&path, "load", "Load", &markdown)?;
         eprintln!("xtask: wrote the load section of {}", path.display());
     }
-    for config in ["raw", "wick-cpu"] {
-        if let Some(error) = report.row(config).and_then(Row::error) {
+    for config in options.configs.iter().filter(|c| *c != "ort-wasm") {
+        if let Some(error) = report.runs(config).iter().find_map(|r| r.error()) {
             bail!("{config} failed: {error}");
         }
     }
@@ -297,18 +344,55 @@ impl Report {
         })
     }
 
-    fn row(&self, config: &str) -> Option<&Row> {
-        self.rows.iter().find(|r| r.get("row") == Some(config))
+    /// Every run of `config`, in the order run.
+    fn runs(&self, config: &str) -> Vec<&Row> {
+        self.rows
+            .iter()
+            .filter(|r| r.get("row") == Some(config))
+            .collect()
     }
 
-    /// Megabytes (10^6) per second over every file, the graph included.
+    /// The runs of `config` that finished.
+    fn finished(&self, config: &str) -> Vec<&Row> {
+        self.rows
+            .iter()
+            .filter(|r| r.get("row") == Some(config) && r.error().is_none())
+            .collect()
+    }
+
+    /// The finished run of `config` with the median load time (of an even count, the slower of
+    /// the two in the middle).
+    fn median_run(&self, config: &str) -> Option<&Row> {
+        let mut runs = self.finished(config);
+        runs.retain(|r| r.num("ms").is_some());
+        runs.sort_by(|a, b| {
+            a.num("ms")
+                .partial_cmp(&b.num("ms"))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        runs.get(runs.len() / 2).copied()
+    }
+
+    /// The finished run of `config` whose memory rose most.
+    fn peak_run(&self, config: &str) -> Option<&Row> {
+        self.finished(config)
+            .into_iter()
+            .filter(|r| r.peak_over().is_some())
+            .max_by(|a, b| {
+                a.peak_over()
+                    .partial_cmp(&b.peak_over())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+    }
+
+    /// Megabytes (10^6) per second over every file, the graph included, of the median run.
     fn throughput(&self, config: &str) -> Option<f64> {
-        let row = self.row(config).filter(|r| r.error().is_none())?;
-        Some(self.total_bytes / 1e6 / (row.num("ms")? / 1e3))
+        Some(self.total_bytes / 1e6 / (self.median_run(config)?.num("ms")? / 1e3))
     }
 
+    /// The highest peak of `config` over the weight bytes.
     fn peak_ratio(&self, config: &str) -> Option<f64> {
-        Some(self.row(config)?.peak_over()? / self.weight_bytes)
+        Some(self.peak_run(config)?.peak_over()? / self.weight_bytes)
     }
 
     fn json(&self) -> String {
@@ -325,15 +409,27 @@ impl Report {
         )
     }
 
+    /// The configurations measured, in the order first run.
+    fn configs(&self) -> Vec<&str> {
+        let mut configs: Vec<&str> = Vec::new();
+        for config in self.rows.iter().filter_map(|r| r.get("row")) {
+            if !configs.contains(&config) {
+                configs.push(config);
+            }
+        }
+        configs
+    }
+
     fn markdown(&self, command: &str) -> String {
         let meta = |key| self.meta.get(key).unwrap_or("?");
         let mut md = format!(
             "`{command}` on {}, Wick at {}: {}; Chromium {}.\n\n\
              Model: {} float32 tensors of [{}, {}] in {} shard files: {:.0} weight bytes \
              ({:.2} GiB), {:.0} bytes with the graph.\n\n\
-             | configuration | bytes | load ms | MB/s | peak MiB | over baseline MiB | \
-             sampled over baseline MiB | peak / weights | max abs diff vs ORT | vs expected |\n\
-             | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+             | configuration | bytes | load ms | MB/s | renderer CPU s | network CPU s | peak MiB | \
+             over baseline MiB | sampled over baseline MiB | peak / weights | max abs diff vs ORT | \
+             vs expected |\n\
+             | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
             today(),
             revision(),
             machine(),
@@ -346,27 +442,41 @@ impl Report {
             self.weight_bytes / (MIB * 1024.0),
             self.total_bytes,
         );
-        for row in &self.rows {
-            let config = row.get("row").unwrap_or("?");
-            if let Some(error) = row.error() {
+        let configs = self.configs();
+        for &config in &configs {
+            let (Some(median), Some(peak)) = (self.median_run(config), self.peak_run(config))
+            else {
+                let runs = self.runs(config);
+                let error = runs.iter().find_map(|r| r.error()).unwrap_or("no result");
                 let error = error.replace('|', "\\|");
-                md += &format!("| {config} | failed: {error} | | | | | | | | |\n");
+                md += &format!("| {config} | failed: {error} | | | | | | | | | | |\n");
                 continue;
-            }
+            };
             let mib = |key| {
-                row.num(key)
+                peak.num(key)
                     .map_or("?".into(), |b| format!("{:.0}", b / MIB))
             };
-            let diff = |key| match row.num(key) {
-                Some(0.0) => "0".to_string(),
-                Some(d) => format!("{d:.1e}"),
-                None => "—".to_string(),
+            let seconds = |key| median.num(key).map_or("?".into(), |s| format!("{s:.2}"));
+            // The worst difference of any run.
+            let diff = |key| {
+                let diffs: Vec<f64> = self
+                    .finished(config)
+                    .iter()
+                    .filter_map(|r| r.num(key))
+                    .collect();
+                match diffs.iter().copied().reduce(f64::max) {
+                    Some(0.0) => "0".to_string(),
+                    Some(d) => format!("{d:.1e}"),
+                    None => "—".to_string(),
+                }
             };
             md += &format!(
-                "| {config} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {:.3} | {} | {} |\n",
+                "| {config} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {:.3} | {} | {} |\n",
                 self.total_bytes,
-                row.num("ms").unwrap_or(f64::NAN),
+                median.num("ms").unwrap_or(f64::NAN),
                 self.throughput(config).unwrap_or(f64::NAN),
+                seconds("cpuRenderer"),
+                seconds("cpuNetwork"),
                 mib("peakAbs"),
                 mib("peakOver"),
                 mib("sampledOver"),
@@ -376,6 +486,33 @@ impl Report {
             );
         }
         md += "\n";
+        let runs = configs
+            .iter()
+            .map(|c| self.runs(c).len())
+            .max()
+            .unwrap_or(0);
+        if runs > 1 {
+            let each: Vec<String> = configs
+                .iter()
+                .map(|&config| {
+                    let ms: Vec<String> = self
+                        .runs(config)
+                        .iter()
+                        .map(|r| match (r.error(), r.num("ms")) {
+                            (None, Some(ms)) => format!("{ms:.0}"),
+                            _ => "failed".to_string(),
+                        })
+                        .collect();
+                    format!("{config} {}", ms.join(", "))
+                })
+                .collect();
+            md += &format!(
+                "{runs} runs of each configuration, taking turns. Load time, MB/s and CPU are the \
+                 median run's; the memory columns are the run that rose most; the differences \
+                 the largest of any run. Load ms of each run: {}.\n\n",
+                each.join("; ")
+            );
+        }
         if self.rows.iter().any(|r| r.get("hwmReset") == Some("0")) {
             md += "VmHWM could not be reset at the baseline here (no write access to \
                    /proc/PID/clear_refs): peaks include the setup.\n\n";
@@ -386,7 +523,7 @@ impl Report {
     fn verdicts(&self) -> String {
         let mut out = String::new();
         let limit = 1.1 * self.weight_bytes + 64.0 * MIB;
-        match self.row("wick-cpu").and_then(Row::peak_over) {
+        match self.peak_run("wick-cpu").and_then(Row::peak_over) {
             Some(peak) => {
                 out += &format!(
                     "- Peak: wick-cpu rose {:.0} MiB over its baseline; goal ≤ 1.1 × weights + \

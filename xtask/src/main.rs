@@ -52,12 +52,15 @@ Commands:
                         warm-ups, max output difference, Wick/ORT; the vision pipelines end to
                         end; wasm size and cold start. --json: one object per row on stdout;
                         --smoke: the MNIST CNN only, 2 runs, BENCHMARKS.md untouched
-           load [--size-gb X] [--shards N] [--smoke]
+           load [--size-gb X] [--shards N] [--runs N] [--configs LIST] [--smoke]
                         stream a generated model (X GiB of float32 external data, default 2.5,
                         in N shard files, default 5) into the worker; the same files read
                         plainly; onnxruntime-web creating a session on it: load time,
-                        throughput, peak renderer memory. --json: one line of ratios on stdout;
-                        --smoke: a 20 MiB model, BENCHMARKS.md untouched
+                        throughput, renderer and network CPU, peak renderer memory; each
+                        configuration --runs times (default 3, taking turns), medians.
+                        --configs raw,wick-cpu: some only (BENCHMARKS.md untouched). --json:
+                        one line of ratios on stdout; --smoke: a 20 MiB model, one run,
+                        BENCHMARKS.md untouched
   help                  this text
 ";
 
