@@ -34,9 +34,11 @@ unsafe impl Chunk for [u8] {
     }
 }
 
-/// Streams one external-data file into the tensors it holds. Tensors are allocated when their
-/// first byte arrives and handed over as soon as their last byte has, so a file's tensors are
-/// never all pending at once.
+/// Streams one external-data file into the tensors it holds. Every tensor's destination is
+/// allocated when the router is made, before any byte arrives: a CPU buffer is not zeroed, so
+/// its pages are only touched as bytes land (the resident memory grows with the stream all the
+/// same), and allocating in a fixed order keeps the heap's layout independent of network timing.
+/// A tensor is handed over as soon as its last byte has arrived.
 pub struct FileRouter<P: Placement> {
     file: String,
     /// Sorted by offset.
@@ -60,12 +62,14 @@ impl<P: Placement> FileRouter<P> {
             first: 0,
             pos: 0,
         };
-        // Empty tensors receive no bytes: complete them now.
         for i in 0..router.tensors.len() {
+            let dest = placement.alloc(&router.tensors[i])?;
             if router.tensors[i].length == 0 {
-                let dest = placement.alloc(&router.tensors[i])?;
+                // Empty tensors receive no bytes: complete them now.
                 let t = placement.finish(dest, &router.tensors[i])?;
                 router.done.push((router.tensors[i].name.clone(), t));
+            } else {
+                router.dests[i] = Some(dest);
             }
         }
         Ok(router)
@@ -81,9 +85,6 @@ impl<P: Placement> FileRouter<P> {
             let t_end = t.offset + t.length;
             if t.length > 0 && t_end > start {
                 let (a, b) = (start.max(t.offset), end.min(t_end));
-                if self.dests[i].is_none() {
-                    self.dests[i] = Some(placement.alloc(t)?);
-                }
                 if let Some(dest) = self.dests[i].as_mut() {
                     let at = (a - t.offset) as usize;
                     placement.write(dest, at, chunk, (a - start) as usize..(b - start) as usize);

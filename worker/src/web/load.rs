@@ -5,7 +5,9 @@
 //!
 //! Weight files stream [`LANES`] at a time: each lane takes the next file when its own is done.
 //! A second download in flight keeps the network busy while the worker copies, and costs no
-//! memory, since chunks go straight into tensors (each allocated when its first byte arrives).
+//! memory, since chunks go straight into tensors. Every tensor is allocated before the first
+//! download starts, in the plan's order, so the heap's layout does not depend on which download
+//! is faster; the buffers are not zeroed, so their pages are only touched as bytes land.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -274,15 +276,18 @@ async fn load_with(files: &Files<'_>, spec: &LoadSpec) -> Result<(Rc<Loaded>, St
     let queue = plan
         .files
         .into_iter()
-        .map(|(location, list)| Ok((sources.file_url(&location, &resolve)?, list)))
+        .map(|(location, list)| {
+            let url = sources.file_url(&location, &resolve)?;
+            let router = FileRouter::new(url.clone(), list, &mut CpuPlacement)?;
+            Ok((url, router))
+        })
         .collect::<Result<Vec<_>>>()?;
     let queue = RefCell::new(queue.into_iter());
     let tensors = RefCell::new(HashMap::new());
     let lane = || async {
         loop {
-            let Some((url, list)) = queue.borrow_mut().next() else { return Ok(()) };
+            let Some((url, mut router)) = queue.borrow_mut().next() else { return Ok(()) };
             let mut placement = CpuPlacement;
-            let mut router = FileRouter::new(url.clone(), list, &mut placement)?;
             let mut route = |chunk: &Uint8Array| router.feed(chunk, &mut placement);
             files.stream(&url, sources.expected(&url), &mut route).await?;
             tensors.borrow_mut().extend(router.finish()?);
