@@ -116,9 +116,10 @@ impl Plan {
         // ordering and liveness see those too and the kernel receives them.
         let reads: Vec<Vec<String>> =
             graph.node.iter().map(|n| n.input.iter().cloned().chain(free_variables(n)).collect()).collect();
-        // Chains with a one-pass kernel (GELU, SiLU, MatMul + bias) become one node each.
+        // Chains with a one-pass kernel (GELU, SiLU, MatMul + bias, Conv + batch norm +
+        // activation) become one node each.
         let graph_outputs: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
-        let (nodes, reads) = super::fuse::fuse(&graph.node, &reads, &known, &graph_outputs);
+        let (nodes, reads) = super::fuse::fuse(&graph.node, &reads, &mut known, &graph_outputs);
         let order = topological_order(&nodes, &reads, &known, &inputs)?;
 
         // Declared ONNX element types (inputs, outputs, value_info, initializers): ops whose

@@ -3,14 +3,19 @@
 //! `auto_pad` (NOTSET, VALID, SAME_UPPER, SAME_LOWER), per-dim `strides` and `dilations`,
 //! `group`; ConvTranspose also `output_padding` and `output_shape`.
 //!
-//! Everything goes through [`conv_nd`]: candle's conv1d/conv2d when strides and dilations are
-//! uniform; otherwise the kernel is dilated with zeros and the stride-1 result subsampled.
+//! 2-D f32 convolutions run on the engine's own kernels: a depthwise one ([`depthwise_2d`]:
+//! padded, phase-split planes, each tap one long vector axpy) and, for every other group shape,
+//! one [`sgemm_packed`] per image and group whose right operand is the im2col matrix packed
+//! panel by panel straight from the input ([`Columns`]), the bias and a fused activation
+//! ([`Act`], from a `ConvAct` node) applied in the register tile.
+//! Everything else goes through [`conv_nd`]: candle's conv1d/conv2d when strides and dilations
+//! are uniform; otherwise the kernel is dilated with zeros and the stride-1 result subsampled.
 //! 3-D is a sum over kernel depth of 2-D convs with the depth folded into the batch.
 //! ConvTranspose is a stride-1 conv of the zero-upsampled input with the flipped kernel.
 
 use candle_core::Tensor;
 
-use super::gemm::{sgemm_packed, Bias, Mat, PackB, NR};
+use super::gemm::{sgemm_packed, Act, Bias, Mat, PackB, NR};
 use super::{fast, input, Kernel, NodeCtx};
 use crate::error::Result;
 
@@ -213,6 +218,9 @@ fn pointwise_2d(
     Some(run())
 }
 
+/// Floats of output a depthwise block sums at once (16 KiB).
+const FLAT_BLOCK: usize = 4096;
+
 /// A depthwise convolution (each input channel convolved with its own `M / C` filters) on f32,
 /// directly: candle splits grouped convolutions into one convolution per group, which for
 /// thousands of single-channel groups costs far more than the arithmetic.
@@ -237,45 +245,63 @@ fn depthwise_2d(
         return None; // candle reports the error
     }
     let (oh, ow) = ((h + pt + pb - span_h) / sh + 1, (wd + pl + pr - span_w) / sw + 1);
+    // Each input plane is zero-padded once and split by phase: padded pixel (r·sh + a, i·sw + b)
+    // goes to phase (a, b) at (r, i). Then every tap reads, for all output pixels, one run of a
+    // single phase plane laid out like the output with `pwp` columns (those past `ow` are
+    // scratch): each tap is one long axpy the compiler vectorises, even for 7×7 planes.
+    let (ph_rows, pw) = (h + pt + pb, wd + pl + pr);
+    let (prow, pwp) = (ph_rows.div_ceil(sh), pw.div_ceil(sw));
+    // Slack past the last row: the scratch columns of the last output row read beyond it.
+    let phase_len = (prow + 1) * pwp + kw * dw;
     let out = fast::with_f32(x, |xs| {
         fast::with_f32(w, |ws| {
             let mut out = vec![0f32; n * m * oh * ow];
+            let mut phased = vec![0f32; sh * sw * phase_len];
+            let mut acc = vec![0f32; oh * pwp];
+            let mut filled = usize::MAX;
             for (plane, dst) in out.chunks_mut(oh * ow).enumerate() {
                 let (b, oc) = (plane / m, plane % m);
-                let src = &xs[(b * c + oc / mult) * h * wd..][..h * wd];
-                let k = &ws[oc * kh * kw..][..kh * kw];
-                for (oy, row) in dst.chunks_mut(ow).enumerate() {
-                    for ky in 0..kh {
-                        let iy = (oy * sh + ky * dh) as isize - pt as isize;
-                        if iy < 0 || iy >= h as isize {
-                            continue;
-                        }
-                        let srow = &src[iy as usize * wd..][..wd];
-                        for kx in 0..kw {
-                            let wv = k[ky * kw + kx];
-                            // Output columns whose input column ox·sw + off lies inside the row.
-                            let off = (kx * dw) as isize - pl as isize;
-                            let first = if off >= 0 { 0 } else { ((-off) as usize).div_ceil(sw) };
-                            let last = wd as isize - 1 - off;
-                            if last < 0 {
-                                continue;
-                            }
-                            let end = ow.min(last as usize / sw + 1);
-                            if first >= end {
-                                continue;
-                            }
-                            let start = (first * sw) as isize + off;
+                let ic = b * c + oc / mult;
+                if filled != ic {
+                    let src = &xs[ic * h * wd..][..h * wd];
+                    phased.fill(0.0);
+                    for (y, row) in src.chunks_exact(wd).enumerate() {
+                        let (a, r) = ((y + pt) % sh, (y + pt) / sh);
+                        for ph in 0..sw {
+                            // Padded columns i·sw + ph that hold input column i·sw + ph - pl.
+                            let first = pl.saturating_sub(ph).div_ceil(sw);
+                            let dst = &mut phased[(a * sw + ph) * phase_len + r * pwp..][..pwp];
                             if sw == 1 {
-                                let s = &srow[start as usize..start as usize + (end - first)];
-                                for (o, &v) in row[first..end].iter_mut().zip(s) {
-                                    *o += wv * v;
-                                }
-                            } else {
-                                for (i, o) in row[first..end].iter_mut().enumerate() {
-                                    *o += wv * srow[start as usize + i * sw];
-                                }
+                                dst[first..first + wd].copy_from_slice(row);
+                                continue;
+                            }
+                            for (d, &v) in dst[first..].iter_mut().zip(row[first * sw + ph - pl..].iter().step_by(sw)) {
+                                *d = v;
                             }
                         }
+                    }
+                    filled = ic;
+                }
+                let k = &ws[oc * kh * kw..][..kh * kw];
+                // Blocks of output rows whose sums stay in L1.
+                let block = (FLAT_BLOCK / pwp).max(1);
+                for (b0, dst) in (0..oh).step_by(block).zip(dst.chunks_mut(block * ow)) {
+                    let rows = block.min(oh - b0);
+                    let acc = &mut acc[..rows * pwp];
+                    acc.fill(0.0);
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            let (row, col) = (ky * dh, kx * dw);
+                            let phase = &phased[((row % sh) * sw + col % sw) * phase_len..][..phase_len];
+                            let at = (b0 + row / sh) * pwp + col / sw;
+                            let wv = k[ky * kw + kx];
+                            for (a, &v) in acc.iter_mut().zip(&phase[at..at + rows * pwp]) {
+                                *a += wv * v;
+                            }
+                        }
+                    }
+                    for (row, a) in dst.chunks_exact_mut(ow).zip(acc.chunks_exact(pwp)) {
+                        row.copy_from_slice(&a[..ow]);
                     }
                 }
             }
@@ -328,34 +354,42 @@ impl PackB for Columns<'_> {
         let g = self.geo;
         let ([h, w], [kh, kw], [sh, sw], [dh, dw], [pt, pl], ow) =
             (g.input, g.kernel, g.stride, g.dilation, g.pad, g.out[1]);
-        let (oy0, ox0) = (j0 / ow, j0 % ow);
+        // Each column's window origin in the input (wrapping below 0: then out of range).
+        let mut ys = [usize::MAX; NR];
+        let mut xs = [usize::MAX; NR];
+        let (mut oy, mut ox) = (j0 / ow, j0 % ow);
+        for jj in 0..cols {
+            ys[jj] = (oy * sh).wrapping_sub(pt);
+            xs[jj] = (ox * sw).wrapping_sub(pl);
+            ox += 1;
+            if ox == ow {
+                (oy, ox) = (oy + 1, 0);
+            }
+        }
         // The panel's columns lie on one output row: a row of input, maybe contiguous.
-        let one_row = cols == NR && ox0 + NR <= ow;
-        for (p, dst) in panel.chunks_exact_mut(NR).take(kc).enumerate() {
-            let r = kb + p;
-            let (ch, ky, kx) = (r / (kh * kw), r / kw % kh, r % kw);
+        let one_row = cols == NR && j0 % ow + NR <= ow;
+        let (mut ch, mut ky, mut kx) = (kb / (kh * kw), kb / kw % kh, kb % kw);
+        for dst in panel.chunks_exact_mut(NR).take(kc) {
             let plane = &self.x[ch * h * w..][..h * w];
-            let at = |oy: usize, ox: usize| -> f32 {
-                let iy = (oy * sh + ky * dh).wrapping_sub(pt);
-                let ix = (ox * sw + kx * dw).wrapping_sub(pl);
-                if iy < h && ix < w { plane[iy * w + ix] } else { 0.0 }
-            };
-            if one_row {
-                let iy = (oy0 * sh + ky * dh).wrapping_sub(pt);
-                let ix0 = (ox0 * sw + kx * dw).wrapping_sub(pl);
-                if iy >= h {
-                    dst.fill(0.0);
-                } else if sw == 1 && ix0 < w && ix0 + NR <= w {
-                    dst.copy_from_slice(&plane[iy * w + ix0..][..NR]);
-                } else {
-                    for (jj, d) in dst.iter_mut().enumerate() {
-                        *d = at(oy0, ox0 + jj);
-                    }
-                }
+            let (dy, dx) = (ky * dh, kx * dw);
+            let iy0 = ys[0].wrapping_add(dy);
+            let ix0 = xs[0].wrapping_add(dx);
+            if one_row && sw == 1 && iy0 < h && ix0 < w && ix0 + NR <= w {
+                dst.copy_from_slice(&plane[iy0 * w + ix0..][..NR]);
+            } else if one_row && iy0 >= h {
+                dst.fill(0.0);
             } else {
                 for (jj, d) in dst.iter_mut().enumerate() {
-                    let j = j0 + jj;
-                    *d = if jj < cols { at(j / ow, j % ow) } else { 0.0 };
+                    let (iy, ix) = (ys[jj].wrapping_add(dy), xs[jj].wrapping_add(dx));
+                    *d = if jj < cols && iy < h && ix < w { plane[iy * w + ix] } else { 0.0 };
+                }
+            }
+            kx += 1;
+            if kx == kw {
+                kx = 0;
+                ky += 1;
+                if ky == kh {
+                    (ky, ch) = (0, ch + 1);
                 }
             }
         }
@@ -396,7 +430,7 @@ impl ConvAttrs {
 
     /// A 2-D f32 convolution (not depthwise: [`depthwise_2d`] is faster there) as one matrix
     /// product per image and group, the bias starting the sums; `None` when it does not apply.
-    fn gemm_2d(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Option<candle_core::Result<Tensor>> {
+    fn gemm_2d(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> Option<candle_core::Result<Tensor>> {
         let (n, c, h, wd) = x.dims4().ok()?;
         let (m, cg, kh, kw) = w.dims4().ok()?;
         let g = self.groups;
@@ -427,9 +461,9 @@ impl ConvAttrs {
                         let a = Mat { data: &ws[grp * mg * depth..][..mg * depth], rs: depth, cs: 1 };
                         let bias = Bias::Rows(&bs[grp * mg..][..mg]);
                         if geo.is_pointwise() {
-                            sgemm_packed(mg, p, depth, a, &Mat { data: src, rs: p, cs: 1 }, bias, dst, p);
+                            sgemm_packed(mg, p, depth, a, &Mat { data: src, rs: p, cs: 1 }, bias, act, dst, p);
                         } else {
-                            sgemm_packed(mg, p, depth, a, &Columns { x: src, geo: &geo }, bias, dst, p);
+                            sgemm_packed(mg, p, depth, a, &Columns { x: src, geo: &geo }, bias, act, dst, p);
                         }
                     }
                     out
@@ -454,14 +488,30 @@ impl ConvAttrs {
 }
 
 pub fn conv(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    conv_act(ctx, Act::None)
+}
+
+/// Conv followed by `act` (the fused `ConvAct` node; [`Act::None`] for Conv itself).
+pub fn conv_act(ctx: &NodeCtx, act: Act) -> Result<Box<dyn Kernel>> {
     let attrs = ConvAttrs::from_ctx(ctx)?;
     Ok(Box::new(move |xs: &[Option<&Tensor>]| {
         let (x, w, b) = (input(xs, 0)?, input(xs, 1)?, xs.get(2).copied().flatten());
-        if let Some(y) = attrs.gemm_2d(x, w, b) {
+        if let Some(y) = attrs.gemm_2d(x, w, b, act) {
             return Ok(vec![y?]);
         }
-        let y = attrs.apply(x, w)?;
-        Ok(vec![add_bias(y, xs.get(2).copied().flatten())?])
+        let y = add_bias(attrs.apply(x, w)?, b)?;
+        if act == Act::None {
+            return Ok(vec![y]);
+        }
+        Ok(vec![match fast::map_v(&y, |v| act.apply(v)) {
+            Some(y) => y?,
+            None => match act {
+                Act::Relu => y.relu()?,
+                Act::Clip(lo, hi) => y.maximum(lo as f64)?.minimum(hi as f64)?,
+                Act::Silu => y.silu()?,
+                Act::None => y,
+            },
+        }])
     }))
 }
 

@@ -4,10 +4,13 @@
 //!
 //! - `Gelu(x)`: `x · (1 + erf(x / √2)) · 0.5`;
 //! - `Silu(x)`: `x · sigmoid(x)`;
-//! - `MatMulAdd(a, w, b)`: `a @ w + b` (`w` 2-D, `b` along the last dim).
+//! - `MatMulAdd(a, w, b)`: `a @ w + b` (`w` 2-D, `b` along the last dim);
+//! - `ConvAct(x, w, b)`: Conv (its own attributes) then `activation` — `relu`, `silu` or `clip`
+//!   (`min`, `max`) — applied as the product's sums are stored.
 
 use candle_core::Tensor;
 
+use super::gemm::Act;
 use super::simd;
 use super::{fast, input, Kernel, NodeCtx};
 use crate::error::Result;
@@ -33,6 +36,16 @@ pub fn silu(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
             None => x.mul(&(x.neg()?.exp()? + 1.0)?.recip()?)?,
         }])
     }))
+}
+
+pub fn conv_act(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    let act = match ctx.string("activation", "").as_str() {
+        "relu" => Act::Relu,
+        "silu" => Act::Silu,
+        "clip" => Act::Clip(ctx.float("min", f32::NEG_INFINITY), ctx.float("max", f32::INFINITY)),
+        other => return Err(ctx.unsupported(&format!("activation {other:?}"))),
+    };
+    super::conv::conv_act(ctx, act)
 }
 
 pub fn matmul_add(_: &NodeCtx) -> Result<Box<dyn Kernel>> {

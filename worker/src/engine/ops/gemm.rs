@@ -50,6 +50,35 @@ pub enum Bias<'a> {
     Rows(&'a [f32]),
 }
 
+/// An activation applied to the finished sums as they are stored (a fused Conv's).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Act {
+    None,
+    Relu,
+    /// `min(max(x, lo), hi)`, NaN kept.
+    Clip(f32, f32),
+    Silu,
+}
+
+impl Act {
+    #[inline(always)]
+    pub fn apply(self, v: V4) -> V4 {
+        match self {
+            Act::None => v,
+            Act::Relu => v.max(V4::splat(0.0)),
+            Act::Clip(lo, hi) => v.max(V4::splat(lo)).min(V4::splat(hi)),
+            Act::Silu => super::simd::silu(v),
+        }
+    }
+
+    /// In place over a finished buffer (the paths that do not end in sgemm).
+    pub fn apply_all(self, xs: &mut [f32]) {
+        if self != Act::None {
+            super::simd::map_in_place(xs, |v| self.apply(v));
+        }
+    }
+}
+
 /// The right-hand operand as sgemm reads it: a panel at a time.
 pub trait PackB {
     /// Rows `kb..kb+kc`, columns `j0..j0+cols` into `panel` as `kc` rows of [`NR`], zero past
@@ -78,11 +107,13 @@ impl PackB for Mat<'_> {
 /// If an operand is too short for its shape and strides, or `bias` is not `n` long.
 pub fn sgemm(m: usize, n: usize, k: usize, a: Mat, b: Mat, bias: Option<&[f32]>, c: &mut [f32], ldc: usize) {
     assert!(b.holds(k, n), "sgemm: operand too short");
-    sgemm_packed(m, n, k, a, &b, bias.map_or(Bias::None, Bias::Cols), c, ldc)
+    sgemm_packed(m, n, k, a, &b, bias.map_or(Bias::None, Bias::Cols), Act::None, c, ldc)
 }
 
-/// [`sgemm`] with any [`PackB`] (which must answer for `k × n`) and a row or column bias.
-pub fn sgemm_packed(m: usize, n: usize, k: usize, a: Mat, b: &impl PackB, bias: Bias, c: &mut [f32], ldc: usize) {
+/// [`sgemm`] with any [`PackB`] (which must answer for `k × n`), a row or column bias, and an
+/// activation on the results.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_packed(m: usize, n: usize, k: usize, a: Mat, b: &impl PackB, bias: Bias, act: Act, c: &mut [f32], ldc: usize) {
     assert!(a.holds(m, k), "sgemm: operand too short");
     assert!(m == 0 || n == 0 || (m - 1) * ldc + n <= c.len(), "sgemm: output too short");
     match bias {
@@ -101,6 +132,7 @@ pub fn sgemm_packed(m: usize, n: usize, k: usize, a: Mat, b: &impl PackB, bias: 
                 Bias::Rows(b) => row.fill(b[i]),
                 Bias::None => row.fill(0.0),
             }
+            act.apply_all(row);
         }
         return;
     }
@@ -130,7 +162,8 @@ pub fn sgemm_packed(m: usize, n: usize, k: usize, a: Mat, b: &impl PackB, bias: 
                 unsafe {
                     let at = a.data.as_ptr().add(i0 * a.rs + kb * a.cs);
                     let ct = c.as_mut_ptr().add(i0 * ldc + j0);
-                    let t = Tile { kc, a: at, ars: a.rs, acs: a.cs, b: panel.as_ptr(), c: ct, ldc, cols };
+                    let act = if kb + kc == k { act } else { Act::None };
+                    let t = Tile { kc, a: at, ars: a.rs, acs: a.cs, b: panel.as_ptr(), c: ct, ldc, cols, act };
                     match rows {
                         4 => t.run::<4>(init),
                         3 => t.run::<3>(init),
@@ -164,6 +197,8 @@ struct Tile {
     c: *mut f32,
     ldc: usize,
     cols: usize,
+    /// Applied as the sums are stored (the last K block only).
+    act: Act,
 }
 
 impl Tile {
@@ -208,6 +243,11 @@ impl Tile {
             }
             a = a.add(self.acs);
             b = b.add(NR);
+        }
+        if self.act != Act::None {
+            for acc in acc.iter_mut() {
+                *acc = [self.act.apply(acc[0]), self.act.apply(acc[1])];
+            }
         }
         for (r, acc) in acc.iter().enumerate() {
             let row = self.c.add(r * self.ldc);
@@ -274,10 +314,10 @@ mod tests {
         let (m, n, k) = (6, 11, 5);
         let (av, bv, bias) = (values(m * k, 4), values(k * n, 5), values(m, 6));
         let mut c = vec![0f32; m * n];
-        sgemm_packed(m, n, k, Mat::rows(&av, k), &Mat::rows(&bv, n), Bias::Rows(&bias), &mut c, n);
+        sgemm_packed(m, n, k, Mat::rows(&av, k), &Mat::rows(&bv, n), Bias::Rows(&bias), Act::Relu, &mut c, n);
         let want = naive(m, n, k, Mat::rows(&av, k), Mat::rows(&bv, n), None);
         for (i, (g, w)) in c.iter().zip(&want).enumerate() {
-            assert!((g - w - bias[i / n]).abs() < 1e-5);
+            assert!((g - (w + bias[i / n]).max(0.0)).abs() < 1e-5);
         }
     }
 

@@ -2,7 +2,9 @@
 //! `Y = alpha·A'·B' + beta·C`, C broadcast to [M, N]), Einsum (12: explicit and implicit
 //! output, repeated labels → diagonals, `...` broadcast), Det (11, batched).
 //!
-//! Einsum is lowered at run time to diagonals (a mask and a sum), sums over labels nothing
+//! f32 MatMul and Gemm run on [`gemm::sgemm`] through the operands' strides (a transposed
+//! input is never copied; batches sharing one right-hand matrix are one product); other dtypes
+//! on candle's matmul. Einsum is lowered at run time to diagonals (a mask and a sum), sums over labels nothing
 //! later needs, and one batched matmul per pair of operands, folding left. Integer operands are
 //! contracted in f64. Det factors each matrix on the host (LU with partial pivoting, in f64).
 

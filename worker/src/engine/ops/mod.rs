@@ -289,6 +289,7 @@ pub static OPS: &[OpDef] = &[
     OpDef { domain: fused::DOMAIN, op_type: "Gelu", since: 1, build: fused::gelu },
     OpDef { domain: fused::DOMAIN, op_type: "Silu", since: 1, build: fused::silu },
     OpDef { domain: fused::DOMAIN, op_type: "MatMulAdd", since: 1, build: fused::matmul_add },
+    OpDef { domain: fused::DOMAIN, op_type: "ConvAct", since: 1, build: fused::conv_act },
 ];
 
 /// The op types the registry knows, for capabilities.

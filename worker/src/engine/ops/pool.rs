@@ -4,7 +4,8 @@
 //! 9, 11: `output_shape` input), GlobalAveragePool, GlobalMaxPool, GlobalLpPool. Any number of
 //! spatial dims.
 //!
-//! 1-D and 2-D MaxPool / AveragePool without dilations run on candle's 2-D pool kernels;
+//! 2-D f32 MaxPool without dilations is two separable passes ([`max_pool_2d_f32`]); other 1-D
+//! and 2-D MaxPool / AveragePool without dilations run on candle's 2-D pool kernels;
 //! everything else (dilations, 3-D, `Indices`, LpPool) is one windowed reduction on the host,
 //! [`pool_host`], which follows the ONNX reference window by window.
 
@@ -102,6 +103,60 @@ impl PoolAttrs {
     fn candle_fits(&self) -> bool {
         self.kernel.len() <= 2 && self.dilations.iter().all(|&d| d == 1)
     }
+}
+
+/// `dst[o] = max(dst[o], src[o·stride + k - begin])` for one tap `k` of every window `o` whose
+/// tap lands in `src` (taps in the pads, or past them in ceil_mode's last window, skip).
+fn max_tap(dst: &mut [f32], src: &[f32], d: &Dim, k: usize) {
+    for (o, v) in dst.iter_mut().enumerate() {
+        let p = o * d.stride + k;
+        if p >= d.size + d.begin + d.end {
+            break;
+        }
+        if let Some(&x) = p.checked_sub(d.begin).and_then(|i| src.get(i)) {
+            if x > *v || x.is_nan() {
+                *v = x;
+            }
+        }
+    }
+}
+
+/// 2-D MaxPool of a contiguous f32 tensor without dilations, as two separable passes — the
+/// max over each window's columns, then over its rows — so a k×k window costs 2k, not k².
+fn max_pool_2d_f32(x: &Tensor, dims: &[Dim]) -> Option<candle_core::Result<Tensor>> {
+    let (n, c, h, w) = x.dims4().ok()?;
+    let [dy, dx] = dims else { return None };
+    if dy.dilation != 1 || dx.dilation != 1 {
+        return None;
+    }
+    let (oh, ow) = (dy.out, dx.out);
+    let out = super::fast::with_f32(x, |xs| {
+        let mut out = vec![f32::NEG_INFINITY; n * c * oh * ow];
+        let mut rows = vec![f32::NEG_INFINITY; h * ow];
+        for (src, dst) in xs.chunks_exact((h * w).max(1)).zip(out.chunks_exact_mut((oh * ow).max(1))) {
+            rows.fill(f32::NEG_INFINITY);
+            for (row, r) in src.chunks_exact(w.max(1)).zip(rows.chunks_exact_mut(ow.max(1))) {
+                (0..dx.kernel).for_each(|k| max_tap(r, row, dx, k));
+            }
+            for (oy, o) in dst.chunks_exact_mut(ow.max(1)).enumerate() {
+                for k in 0..dy.kernel {
+                    let p = oy * dy.stride + k;
+                    if p >= dy.size + dy.begin + dy.end {
+                        break;
+                    }
+                    if let Some(iy) = p.checked_sub(dy.begin).filter(|&i| i < h) {
+                        for (v, &r) in o.iter_mut().zip(&rows[iy * ow..(iy + 1) * ow]) {
+                            if r > *v || r.is_nan() {
+                                *v = r;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    })?;
+    Some(Tensor::from_vec(out, (n, c, oh, ow), x.device()))
 }
 
 /// Per dim for the candle path: (begin pad, end pad, extra end pad for ceil_mode's last window).
@@ -261,6 +316,9 @@ pub fn max_pool(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
         if indices || !attrs.candle_fits() {
             let (y, i) = pool_host(x, &dims, Reduce::Max { column_major })?;
             return Ok(if indices { vec![y, i] } else { vec![y] });
+        }
+        if let Some(y) = max_pool_2d_f32(x, &dims) {
+            return Ok(vec![y?]);
         }
         let mut p = x.clone();
         for (i, (b, e, extra)) in candle_pads(&dims).into_iter().enumerate() {
