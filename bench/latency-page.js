@@ -24,14 +24,20 @@ function encode(data) {
   return btoa(binary);
 }
 
-/** `once()` after `warmups` untimed calls, `runs` times: the round trips, and the time the
+/** `once()` after `warmups` untimed calls, at least `runs` times and for at least `minMs` (so
+ * that a fast model's median is taken from the code the wasm engine has tiered up to, as a page
+ * running it repeatedly gets, not from its baseline compiler): the round trips, and the time the
  * runtime spent inside its worker (`inner(answer)`). */
-async function timed(warmups, runs, once, inner) {
+/** However fast the model, a measurement stops after this many runs. */
+const MAX_RUNS = 2000;
+
+async function timed(warmups, { runs, minMs }, once, inner) {
   for (let i = 0; i < warmups; i++) await once();
   const times = [];
   const inside = [];
   let last = null;
-  for (let i = 0; i < runs; i++) {
+  const start = performance.now();
+  for (let i = 0; i < runs || (performance.now() - start < minMs && i < MAX_RUNS); i++) {
     const t0 = performance.now();
     last = await once();
     times.push(performance.now() - t0);
@@ -68,15 +74,15 @@ const RUNTIMES = {
         }
         return performance.now() - t0;
       },
-      async measure(spec, warmups, runs) {
+      async measure(spec, warmups, budget) {
         if (spec.task) {
           const image = await (await fetch(spec.image)).blob();
-          const { times, inside, last } = await timed(warmups, runs, () => pipe.run(image), (r) => r.stats.runMs);
+          const { times, inside, last } = await timed(warmups, budget, () => pipe.run(image), (r) => r.stats.runMs);
           return { times, inside, output: null, result: JSON.stringify(last.labels ?? last.objects) };
         }
         const tensors = await inputsOf(spec);
         const feeds = Object.fromEntries(tensors.map((t) => [t.name, t]));
-        const { times, inside, last } = await timed(warmups, runs, () => wick.run(spec.name, feeds), (r) => r.stats.runMs);
+        const { times, inside, last } = await timed(warmups, budget, () => wick.run(spec.name, feeds), (r) => r.stats.runMs);
         return { times, inside, output: encode(Object.values(last.outputs)[0].data) };
       },
     };
@@ -106,9 +112,9 @@ async function ortRuntime(threads) {
       await ortCall(worker, { type: 'load', model: base.href, externalData });
       return performance.now() - t0;
     },
-    async measure(spec, warmups, runs) {
+    async measure(spec, warmups, budget) {
       const tensors = await inputsOf(spec);
-      const { times, inside, last } = await timed(warmups, runs, () => ortCall(worker, { type: 'run', tensors }), (r) => r.runMs);
+      const { times, inside, last } = await timed(warmups, budget, () => ortCall(worker, { type: 'run', tensors }), (r) => r.runMs);
       return { times, inside, output: encode(last.data) };
     },
   };
@@ -122,5 +128,5 @@ window.bench = {
     return { threads: runtime.threads, spawnMs: runtime.spawnMs };
   },
   load: (spec) => runtime.load(spec),
-  measure: (spec, warmups, runs) => runtime.measure(spec, warmups, runs),
+  measure: (spec, warmups, budget) => runtime.measure(spec, warmups, budget),
 };

@@ -24,6 +24,7 @@ const { values: opts } = parseArgs({
     runtimes: { type: 'string' },
     warmups: { type: 'string', default: '2' },
     runs: { type: 'string', default: '10' },
+    'min-s': { type: 'string', default: '2' },
     out: { type: 'string' },
     'timeout-s': { type: 'string', default: '600' },
   },
@@ -87,11 +88,11 @@ async function runtimeRows(runtime, models, lines) {
         meta.cold_ms ??= setup.spawnMs + row.load_ms;
         meta.cold_model ??= spec.name;
         const m = await withTimeout(
-          page.evaluate(([s, w, n]) => window.bench.measure(s, w, n), [spec, Number(opts.warmups), Number(opts.runs)]),
+          page.evaluate(([s, w, n]) => window.bench.measure(s, w, n), [spec, Number(opts.warmups), { runs: Number(opts.runs), minMs: Number(opts['min-s']) * 1000 }]),
           `${runtime} ${spec.name} runs`,
         );
         Object.assign(row, {
-          median_ms: median(m.times), min_ms: Math.min(...m.times), inner_median_ms: median(m.inside), output: decode(m.output),
+          runs: m.times.length, median_ms: median(m.times), min_ms: Math.min(...m.times), inner_median_ms: median(m.inside), output: decode(m.output),
         });
         log(`${runtime} ${spec.name}: median ${row.median_ms.toFixed(2)} ms, min ${row.min_ms.toFixed(2)} ms (load ${row.load_ms.toFixed(0)} ms)`);
       } catch (e) {

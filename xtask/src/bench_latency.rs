@@ -1,7 +1,7 @@
 //! `bench latency`: each model through Wick and through onnxruntime-web 1.30 (npm) in the same
 //! headless Chromium, one fresh browser per runtime (`wick-cpu`, `ort-wasm-1t`, and
 //! `ort-wasm-mt` with every core, the page being cross-origin isolated), each inside a dedicated
-//! worker: 2 warm-ups, then timed runs; the median, the minimum, the largest difference between
+//! worker: 2 warm-ups, then timed runs (at least `--runs`, and for at least 2 s); the median, the minimum, the largest difference between
 //! the runtimes' outputs and Wick's ratio to ORT. Plus the vision pipelines end to end (image in
 //! → result out, Wick only), the worker's wasm size (raw and gzip) and its cold start.
 //!
@@ -116,6 +116,7 @@ pub fn latency(args: &mut Args) -> Result<()> {
         .current_dir(&root)
         .arg("bench/latency.mjs")
         .args(["--base", &format!("http://{addr}"), "--runtimes", &RUNTIMES.join(","), "--runs", &runs.to_string()])
+        .args(["--min-s", if smoke { "0" } else { "2" }])
         .args(["--timeout-s", if smoke { "120" } else { "900" }])
         .arg("--models")
         .arg(&specs_file)
@@ -176,7 +177,9 @@ fn markdown(lines: &[Value], command: &str, wasm: &[(&str, &Path)]) -> String {
     let chromium = lines.iter().find(|l| l["row"] == "meta").and_then(|l| l["chromium"].as_str()).unwrap_or("unknown");
     let mut md = format!(
         "`{command}` on {}, Wick at {}: {}; Chromium {chromium}. Each runtime in a fresh headless \
-         Chromium, in a dedicated worker; 2 warm-ups, then the timed runs, each timed in the page \
+         Chromium, in a dedicated worker; 2 warm-ups, then the timed runs (at least that many, and \
+         for at least 2 s, so that fast models are timed in the code V8 tiers up to, as a page \
+         that runs them repeatedly gets; `runs` says how many), each timed in the page \
          around the round trip to the worker (postMessage both ways, the inputs and outputs \
          converted: what a page waits for), and inside the worker around the run itself (Wick's \
          `stats.runMs`; onnxruntime-web's `session.run`). `max |Δ|`: largest difference from \
@@ -186,8 +189,8 @@ fn markdown(lines: &[Value], command: &str, wasm: &[(&str, &Path)]) -> String {
         revision(),
         machine()
     );
-    md.push_str("| model | runtime | threads | median ms | min ms | inside median ms | max \\|Δ\\| | Wick / ORT | inside Wick / ORT | load ms |\n");
-    md.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    md.push_str("| model | runtime | threads | runs | median ms | min ms | inside median ms | max \\|Δ\\| | Wick / ORT | inside Wick / ORT | load ms |\n");
+    md.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for row in lines.iter().filter(|l| l.get("model").is_some()) {
         let diff = match row.get("max_abs_diff") {
             Some(Value::Number(n)) => format!("{:.2e}", n.as_f64().unwrap_or(0.0)),
@@ -197,12 +200,13 @@ fn markdown(lines: &[Value], command: &str, wasm: &[(&str, &Path)]) -> String {
         let ratio = row["ratio"].as_f64().map_or_else(|| "—".into(), |r| format!("{r:.2}×"));
         let inner_ratio = row["inner_ratio"].as_f64().map_or_else(|| "—".into(), |r| format!("{r:.2}×"));
         match row.get("error") {
-            Some(e) => md.push_str(&format!("| {} | {} | {} | failed: {} | | | | | | |\n", row["model"].as_str().unwrap_or("?"), row["runtime"].as_str().unwrap_or("?"), row["threads"], e.as_str().unwrap_or("?").replace('|', "\\|"))),
+            Some(e) => md.push_str(&format!("| {} | {} | {} | | failed: {} | | | | | | |\n", row["model"].as_str().unwrap_or("?"), row["runtime"].as_str().unwrap_or("?"), row["threads"], e.as_str().unwrap_or("?").replace('|', "\\|"))),
             None => md.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {diff} | {ratio} | {inner_ratio} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {diff} | {ratio} | {inner_ratio} | {} |\n",
                 row["model"].as_str().unwrap_or("?"),
                 row["runtime"].as_str().unwrap_or("?"),
                 row["threads"],
+                row["runs"],
                 ms(&row["median_ms"]),
                 ms(&row["min_ms"]),
                 ms(&row["inner_median_ms"]),

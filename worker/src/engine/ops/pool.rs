@@ -130,6 +130,10 @@ fn max_pool_2d_f32(x: &Tensor, dims: &[Dim]) -> Option<candle_core::Result<Tenso
         return None;
     }
     let (oh, ow) = (dy.out, dx.out);
+    let halves = [dy, dx].iter().all(|d| d.kernel == 2 && d.stride == 2 && d.begin == 0 && d.end == 0 && d.out == d.size / 2);
+    if halves {
+        return max_pool_2x2(x, (n * c, h, w));
+    }
     let out = super::fast::with_f32(x, |xs| {
         let mut out = vec![f32::NEG_INFINITY; n * c * oh * ow];
         let mut rows = vec![f32::NEG_INFINITY; h * ow];
@@ -157,6 +161,25 @@ fn max_pool_2d_f32(x: &Tensor, dims: &[Dim]) -> Option<candle_core::Result<Tenso
         out
     })?;
     Some(Tensor::from_vec(out, (n, c, oh, ow), x.device()))
+}
+
+/// The commonest MaxPool (2×2, stride 2, no pads, floor) in one pass over each pair of rows;
+/// NaN wins, as in the general path.
+fn max_pool_2x2(x: &Tensor, (planes, h, w): (usize, usize, usize)) -> Option<candle_core::Result<Tensor>> {
+    let (oh, ow) = (h / 2, w / 2);
+    let pick = |a: f32, b: f32| if b > a || b.is_nan() { b } else { a };
+    let out = super::fast::with_f32(x, |xs| {
+        let mut out = Vec::with_capacity(planes * oh * ow);
+        for plane in xs.chunks_exact((h * w).max(1)).take(planes) {
+            for oy in 0..oh {
+                let (r0, r1) = (&plane[2 * oy * w..][..2 * ow], &plane[(2 * oy + 1) * w..][..2 * ow]);
+                out.extend(r0.chunks_exact(2).zip(r1.chunks_exact(2)).map(|(a, b)| pick(pick(a[0], a[1]), pick(b[0], b[1]))));
+            }
+        }
+        out
+    })?;
+    let dims: Vec<usize> = x.dims().iter().take(2).copied().chain([oh, ow]).collect();
+    Some(Tensor::from_vec(out, dims, x.device()))
 }
 
 /// Per dim for the candle path: (begin pad, end pad, extra end pad for ceil_mode's last window).
@@ -462,6 +485,19 @@ mod tests {
         let y = build(&n, 12).run(&[Some(&x)]).unwrap();
         assert_eq!(y[0].dims(), &[1, 1, 2, 2]);
         assert_close(&values(&y[0]), &[-1., -2., -3., -4.], 0.0);
+    }
+
+    #[test]
+    fn max_pool_2x2_drops_the_odd_edge_and_keeps_nan() {
+        let n = node("MaxPool", 1, vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])]);
+        let mut v: Vec<f32> = (1..=30).map(|v| v as f32).collect();
+        v[15] = f32::NAN; // row 0 of the second plane, column 0
+        let y = build(&n, 12).run(&[Some(&t(&[1, 2, 3, 5], &v))]).unwrap();
+        assert_eq!(y[0].dims(), &[1, 2, 1, 2]);
+        let got = values(&y[0]);
+        assert_eq!(&got[..2], &[7., 9.]);
+        assert!(got[2].is_nan());
+        assert_eq!(got[3], 24.);
     }
 
     #[test]
