@@ -17,6 +17,7 @@ pub enum Expect {
     Ready,
     Output,
     Result,
+    Generated,
     Stats,
     Cached,
     Done,
@@ -29,6 +30,7 @@ impl Expect {
             Request::Load { .. } => Expect::Ready,
             Request::Run { .. } => Expect::Output,
             Request::Task { .. } => Expect::Result,
+            Request::Generate { .. } => Expect::Generated,
             Request::Stats {} => Expect::Stats,
             Request::CacheList {} => Expect::Cached,
             Request::Cancel { .. } | Request::Unload { .. } | Request::CacheDelete { .. } => {
@@ -44,6 +46,7 @@ impl Expect {
             Expect::Ready => "ready",
             Expect::Output => "output",
             Expect::Result => "result",
+            Expect::Generated => "generated",
             Expect::Stats => "stats",
             Expect::Cached => "cached",
             Expect::Done => "done",
@@ -59,6 +62,8 @@ pub fn event_type(event: &Event) -> &'static str {
         Event::Ready { .. } => "ready",
         Event::Output { .. } => "output",
         Event::Result { .. } => "result",
+        Event::Token { .. } => "token",
+        Event::Generated { .. } => "generated",
         Event::Stats { .. } => "stats",
         Event::Cached { .. } => "cached",
         Event::Done {} => "done",
@@ -84,6 +89,7 @@ pub fn settle(expect: Expect, event: Event) -> Result<Event, WickError> {
         | (Expect::Ready, event @ Event::Ready { .. })
         | (Expect::Output, event @ Event::Output { .. })
         | (Expect::Result, event @ Event::Result { .. })
+        | (Expect::Generated, event @ Event::Generated { .. })
         | (Expect::Stats, event @ Event::Stats { .. })
         | (Expect::Cached, event @ Event::Cached { .. })
         | (Expect::Done, event @ Event::Done {}) => Ok(event),

@@ -15,9 +15,10 @@ pub mod js;
 
 pub use error::{ErrorCode, WireError};
 pub use message::{
-    Backend, BoundingBox, CacheReport, CachedFile, CachedModel, Capabilities, Detection, Envelope,
-    Event, ExternalFile, Image, ImageInput, Manifest, ManifestFile, MemoryStats, ModelStats,
-    Pooling, Request, RunStats, ScoredLabel, TaskInput, TaskKind, TaskOutput, ValueInfo,
+    Backend, BoundingBox, CacheReport, CachedFile, CachedModel, Capabilities, ChatMessage,
+    Detection, Envelope, Event, ExternalFile, FinishReason, GenerateOptions, GenerationStats,
+    Image, ImageInput, Manifest, ManifestFile, MemoryStats, ModelStats, Pooling, Prompt, Request,
+    RunStats, ScoredLabel, TaskInput, TaskKind, TaskOutput, ValueInfo,
 };
 pub use tensor::{DType, Tensor};
 

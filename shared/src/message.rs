@@ -1,8 +1,9 @@
 //! The envelope and the closed sets of requests (page → worker) and events (worker → page).
 //!
 //! Every request carries an `id` chosen by the sender; every event carries the `id` of the
-//! request it answers. A request gets any number of `progress` events and then exactly one final
-//! event: `hello`, `ready`, `output`, `result`, `done`, `cancelled` or `error`.
+//! request it answers. A request gets any number of `progress` (loads) or `token` (generation)
+//! events and then exactly one final event: `hello`, `ready`, `output`, `result`, `generated`,
+//! `done`, `cancelled` or `error`.
 
 use std::collections::BTreeMap;
 
@@ -64,6 +65,15 @@ pub enum Request {
     },
     /// Run a task (pre-processing → model → post-processing); answered by `result`.
     Task { model: String, input: TaskInput },
+    /// Generate text from a prompt with a text-generation model: answered by one `token`
+    /// event per decoded piece of text, as soon as it is decoded, then `generated` (or
+    /// `cancelled`: a `cancel` stops the loop before the next token).
+    Generate {
+        model: String,
+        prompt: Prompt,
+        #[serde(default)]
+        options: GenerateOptions,
+    },
     /// Stop request `target`: it ends with `cancelled` (or its own final event if it was
     /// already done); the cancel request itself ends with `done`.
     Cancel { target: u32 },
@@ -119,6 +129,73 @@ impl Manifest {
     pub const FORMAT: &'static str = "wick-manifest";
 }
 
+/// What to generate from: plain text, fed as it is (no template), or chat messages, rendered
+/// with the model's chat template (`tokenizer_config.json`) and an assistant turn opened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Prompt {
+    Text(String),
+    Chat(Vec<ChatMessage>),
+}
+
+/// One chat turn: `role` is `system`, `user` or `assistant`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+/// How to generate. Without `temperature` (or with 0) decoding is greedy; with a temperature the
+/// next token is sampled from the softmax of logits / temperature, restricted to the `topK`
+/// likeliest and to the smallest set whose probability reaches `topP`, from a generator seeded
+/// by `seed` (the same seed gives the same text).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GenerateOptions {
+    /// Most tokens to generate (default 256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_new_tokens: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Texts that end the answer when generated; the answer stops before them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model produced an end-of-sequence token.
+    Eos,
+    /// A `stop` text was generated.
+    Stop,
+    /// `maxNewTokens` were generated.
+    Length,
+}
+
+/// Timings of one generation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GenerationStats {
+    /// Tokens in the (templated) prompt.
+    pub prompt_tokens: u32,
+    /// Tokens generated (the EOS token included).
+    pub generated_tokens: u32,
+    /// The prompt's forward pass, to the first token's logits.
+    pub prefill_ms: f64,
+    /// Prompt tokens per second in the prefill.
+    pub prefill_tok_s: f64,
+    /// Tokens per second after the first one (one forward pass each, with the KV cache).
+    pub decode_tok_s: f64,
+}
+
 /// The tasks the worker knows, with their inputs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "task", rename_all = "kebab-case")]
@@ -171,6 +248,8 @@ pub enum TaskKind {
     ImageClassification,
     ObjectDetection,
     FeatureExtraction,
+    /// Loaded for `generate` requests (not `task`).
+    TextGeneration,
 }
 
 /// Task results.
@@ -264,6 +343,12 @@ pub enum Event {
     Output { outputs: BTreeMap<String, Tensor>, stats: RunStats },
     /// Answer to `task`.
     Result { result: TaskOutput, stats: RunStats },
+    /// A piece of generated text (valid UTF-8, possibly several tokens' worth or part of a
+    /// word), posted as soon as it is decoded; not final.
+    Token { text: String },
+    /// Answer to `generate`: the whole answer (without the prompt, the EOS token or the stop
+    /// text), why it ended, and timings.
+    Generated { text: String, finish: FinishReason, stats: GenerationStats },
     /// Answer to `stats`.
     Stats { models: Vec<ModelStats>, memory: MemoryStats },
     /// Answer to `cache_list`.
@@ -279,7 +364,7 @@ pub enum Event {
 impl Event {
     /// Whether this event ends its request.
     pub fn is_final(&self) -> bool {
-        !matches!(self, Event::Progress { .. })
+        !matches!(self, Event::Progress { .. } | Event::Token { .. })
     }
 }
 

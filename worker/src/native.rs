@@ -58,7 +58,13 @@ pub fn load_model(path: &Path) -> Result<Model> {
 /// Load a Hugging Face-style model folder for `task` as the worker does: `onnx/model.onnx` (or
 /// `model.onnx` at the root) and the companion files the task's row names, from the root.
 pub fn load_for_task(folder: &Path, task: wick_shared::TaskKind) -> Result<crate::tasks::Loaded> {
-    let hf = folder.join("onnx").join("model.onnx");
+    load_variant_for_task(folder, None, task)
+}
+
+/// [`load_for_task`] of `onnx/model_{variant}.onnx` (e.g. `q4`) when `variant` is given.
+pub fn load_variant_for_task(folder: &Path, variant: Option<&str>, task: wick_shared::TaskKind) -> Result<crate::tasks::Loaded> {
+    let file = variant.map_or("model.onnx".to_string(), |v| format!("model_{v}.onnx"));
+    let hf = folder.join("onnx").join(file);
     let model = load_model(&if hf.is_file() { hf } else { folder.join("model.onnx") })?;
     let mut loaded = crate::tasks::Loaded::new(model);
     for name in crate::tasks::files_for(task)? {

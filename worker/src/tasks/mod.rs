@@ -11,6 +11,7 @@ pub mod image_classification;
 pub mod mtcnn;
 pub mod object_detection;
 mod resample;
+pub mod text_generation;
 pub mod yolox;
 
 use std::collections::BTreeMap;
@@ -49,7 +50,13 @@ pub static TASKS: &[TaskDef] = &[
         files: feature_extraction::FILES,
         run: feature_extraction::run,
     },
+    TaskDef { kind: TaskKind::TextGeneration, files: text_generation::FILES, run: not_a_task },
 ];
+
+/// Generation is its own request (`generate`, streamed), not a `task`.
+fn not_a_task(_: &Loaded, _: TaskInput) -> Result<Outcome> {
+    Err(WickError::BadTask("text generation answers `generate` requests, not `task`".into()))
+}
 
 /// A loaded model as tasks see it: the planned graph and the files that came with it.
 pub struct Loaded {
