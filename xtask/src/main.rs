@@ -29,7 +29,7 @@ Commands:
   site                  dist, then target/site/ = www/ + the dist under wick/
   serve [--port N] [--root DIR]
                         serve target/site/ (or DIR), tests/fixtures/ at /fixtures/ and
-                        target/{vision,text}-models/ at /vision-models/, /text-models/ on 127.0.0.1:N
+                        target/{vision,text,textgen}-models/ at /vision-models/, /text-models/, /textgen-models/ on 127.0.0.1:N
                         (default 8080)
   demo [--port N]       tools + site + the vision and text models + serve, then open the
                         printed URL
@@ -128,6 +128,9 @@ fn run(args: Vec<String>) -> Result<()> {
             if let Err(err) = models::text_models() {
                 eprintln!("xtask: the text models could not be made ({err:#}); the embeddings page will not load");
             }
+            if let Err(err) = models::textgen_models() {
+                eprintln!("xtask: the text-generation models could not be made ({err:#}); the chat page will not load");
+            }
             serve_forever(site, port)?;
         }
         "test" => {
@@ -158,6 +161,7 @@ fn serve_forever(root: PathBuf, port: u16) -> Result<()> {
         // Made by `cargo xtask demo` / `test` (scripts/make_vision_models.py).
         serve::Mount::new("/vision-models/", util::target_dir().join("vision-models")),
         serve::Mount::new("/text-models/", util::target_dir().join("text-models")),
+        serve::Mount::new("/textgen-models/", util::target_dir().join("textgen-models")),
     ];
     let (addr, server) = serve::serve(("127.0.0.1", port), mounts)
         .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;

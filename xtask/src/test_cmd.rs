@@ -1,8 +1,8 @@
 //! `test`: the native tests (`cargo test --workspace`), then the browser tests: the site is built
 //! and served on a free port, and Node's test runner runs every `{tests,main-thread/tests}/**/*.test.mjs` against it
 //! (`WICK_BASE_URL`, `CHROMIUM`, and the folders of the models made here, `WICK_REAL_MODELS`,
-//! `WICK_SHARDED_MODEL`, `WICK_VISION_MODELS` and `WICK_TEXT_MODELS` — served at
-//! `/vision-models/` and `/text-models/` — in its
+//! `WICK_SHARDED_MODEL`, `WICK_VISION_MODELS`, `WICK_TEXT_MODELS` and `WICK_TEXTGEN_MODELS` —
+//! served at `/vision-models/`, `/text-models/` and `/textgen-models/` — in its
 //! environment). Both parts run even if the first fails; the
 //! summary at the end says which failed.
 
@@ -30,11 +30,13 @@ pub fn test(native: bool, browser: bool) -> Result<()> {
         let real = models::ensure(models::NATIVE_CASES)?;
         let vision = models::vision_models()?;
         let text = models::text_models()?;
+        let textgen = models::textgen_models()?;
         let mut cmd = cargo();
         cmd.args(["test", "--workspace", "--", "--include-ignored"])
             .env("WICK_REAL_MODELS", &real)
             .env("WICK_VISION_MODELS", &vision)
-            .env("WICK_TEXT_MODELS", &text);
+            .env("WICK_TEXT_MODELS", &text)
+            .env("WICK_TEXTGEN_MODELS", &textgen);
         results.push((
             format!("native  ({})", describe(&cmd)),
             run(&mut cmd).map(|()| String::new()),
@@ -84,12 +86,14 @@ fn browser_tests() -> Result<String> {
     let sharded = models::sharded_test_model()?;
     let vision = models::vision_models()?;
     let text = models::text_models()?;
+    let textgen = models::textgen_models()?;
     let mounts = vec![
         serve::Mount::new("/", site),
         serve::Mount::new("/fixtures/", root.join("tests/fixtures")),
         serve::Mount::new("/real-models/", real.clone()),
         serve::Mount::new("/vision-models/", vision.clone()),
         serve::Mount::new("/text-models/", text.clone()),
+        serve::Mount::new("/textgen-models/", textgen.clone()),
     ];
     let (addr, server) = serve::serve("127.0.0.1:0", mounts)?;
     let base = format!("http://{addr}");
@@ -107,6 +111,7 @@ fn browser_tests() -> Result<String> {
         .env("WICK_SHARDED_MODEL", &sharded)
         .env("WICK_VISION_MODELS", &vision)
         .env("WICK_TEXT_MODELS", &text)
+        .env("WICK_TEXTGEN_MODELS", &textgen)
         .env("CHROMIUM", &chromium));
     server.stop();
     let plural = if files.len() == 1 { "" } else { "s" };
