@@ -15,6 +15,7 @@ mod gemm;
 pub(crate) mod simd;
 mod index;
 mod matmul;
+mod nbits;
 mod normalization;
 mod pool;
 mod quantization;
@@ -198,7 +199,7 @@ pub static OPS: &[OpDef] = &[
     op("ConvInteger", 10, quantization::conv_integer),
     op("QLinearMatMul", 10, quantization::qlinear_matmul),
     op("QLinearConv", 10, quantization::qlinear_conv),
-    OpDef { domain: "com.microsoft", op_type: "MatMulNBits", since: 1, build: quantization::matmul_nbits },
+    OpDef { domain: "com.microsoft", op_type: "MatMulNBits", since: 1, build: nbits::matmul_nbits },
     // select.rs
     op("TopK", 1, select::top_k_1),
     op("TopK", 10, select::top_k),

@@ -1,8 +1,9 @@
 //! Quantization. Spec: DequantizeLinear and QuantizeLinear (opsets 10, 13 `axis`, 19, 21
 //! `block_size`/`output_dtype`, 23, 25: per-tensor, per-axis and blocked; uint8, int8, int16,
 //! uint16 outputs with saturation and round-half-to-even), DynamicQuantizeLinear (11),
-//! MatMulInteger (10), ConvInteger (10), QLinearMatMul (10, 21), QLinearConv (10), and
-//! com.microsoft MatMulNBits (2/4/8-bit blocked weights, packed or float zero points, bias).
+//! MatMulInteger (10), ConvInteger (10), QLinearMatMul (10, 21), QLinearConv (10).
+//! com.microsoft MatMulNBits has its own kernel in `nbits.rs` (its test of the registry row
+//! stays here).
 //!
 //! Integer products are computed in f64 (exact for any realistic size) after subtracting the zero
 //! points, then rescaled and requantized on the host. int8 and int16 are both stored as i16 and
@@ -245,84 +246,6 @@ pub fn qlinear_conv(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
             acc = acc.broadcast_add(&along(&b.to_dtype(DType::F64)?, acc.dims(), 1, 0)?)?;
         }
         Ok(vec![requantize(&acc, input(xs, 1)?, input(xs, 4)?, input(xs, 6)?, opt(xs, 7), 1, x.dtype())?])
-    }))
-}
-
-/// com.microsoft MatMulNBits: `Y = A · dequantize(B)ᵀ (+ bias)`, B [N, K] stored as
-/// `bits`-bit values packed little-end-first into uint8 blobs [N, n_blocks, block_size·bits/8],
-/// one scale per (n, block) and a zero point per (n, block): packed like B, or float, or
-/// 2^(bits-1) when absent.
-#[derive(Debug, Clone, Copy)]
-struct NBits {
-    k: usize,
-    n: usize,
-    bits: usize,
-    block: usize,
-}
-
-impl NBits {
-    /// B dequantized to [N, K] f32.
-    fn dequantize(&self, b: &Tensor, scales: &Tensor, zp: Option<&Tensor>) -> candle_core::Result<Tensor> {
-        let NBits { k, n, bits, block } = *self;
-        let n_blocks = k.div_ceil(block);
-        let blob = block * bits / 8;
-        let per_byte = 8 / bits;
-        let mask = (1u8 << bits) - 1;
-        let packed = b.flatten_all()?.to_vec1::<u8>()?;
-        let scales = scales.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-        if packed.len() != n * n_blocks * blob || scales.len() != n * n_blocks {
-            candle_core::bail!("MatMulNBits: B has {} bytes and {} scales for N={n} K={k} block_size={block}", packed.len(), scales.len())
-        }
-        let nibble = |bytes: &[u8], i: usize| ((bytes[i / per_byte] >> ((i % per_byte) * bits)) & mask) as f32;
-        // Zero points, one per (n, block).
-        let default = (1u32 << (bits - 1)) as f32;
-        let zps: Vec<f32> = match zp {
-            None => vec![default; n * n_blocks],
-            Some(z) if z.dtype() == DType::U8 => {
-                let bytes = z.flatten_all()?.to_vec1::<u8>()?;
-                let row = n_blocks.div_ceil(per_byte);
-                if bytes.len() != n * row {
-                    candle_core::bail!("MatMulNBits: {} packed zero points for N={n}, {n_blocks} blocks", bytes.len())
-                }
-                (0..n).flat_map(|r| (0..n_blocks).map(move |b| (r, b))).map(|(r, b)| nibble(&bytes[r * row..(r + 1) * row], b)).collect()
-            }
-            Some(z) => z.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?,
-        };
-        let mut w = vec![0f32; n * k];
-        for r in 0..n {
-            for blk in 0..n_blocks {
-                let bytes = &packed[(r * n_blocks + blk) * blob..(r * n_blocks + blk + 1) * blob];
-                let (s, z) = (scales[r * n_blocks + blk], zps[r * n_blocks + blk]);
-                for j in 0..block.min(k - blk * block) {
-                    w[r * k + blk * block + j] = (nibble(bytes, j) - z) * s;
-                }
-            }
-        }
-        Tensor::from_vec(w, (n, k), b.device())
-    }
-}
-
-pub fn matmul_nbits(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    let dims = NBits {
-        k: ctx.int("K", 0).max(0) as usize,
-        n: ctx.int("N", 0).max(0) as usize,
-        bits: ctx.int("bits", 4) as usize,
-        block: ctx.int("block_size", 0).max(0) as usize,
-    };
-    if ![2, 4, 8].contains(&dims.bits) || dims.block < 16 || !dims.block.is_power_of_two() || dims.k == 0 || dims.n == 0 {
-        return Err(ctx.unsupported(&format!("bits {} block_size {} K {} N {}", dims.bits, dims.block, dims.k, dims.n)));
-    }
-    if ctx.node.input.get(4).is_some_and(|g| !g.is_empty()) {
-        return Err(ctx.unsupported("g_idx"));
-    }
-    Ok(Box::new(move |xs: &[Option<&Tensor>]| {
-        let a = input(xs, 0)?;
-        let w = dims.dequantize(input(xs, 1)?, input(xs, 2)?, opt(xs, 3))?.to_dtype(a.dtype())?;
-        let mut y = matmul_tensors(a, &w.t()?)?;
-        if let Some(bias) = opt(xs, 5) {
-            y = y.broadcast_add(bias)?;
-        }
-        Ok(vec![y])
     }))
 }
 
