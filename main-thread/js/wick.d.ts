@@ -1,18 +1,23 @@
 // Types of wick.js, the entry point of the Wick bundle. The classes and the plain-object types
 // are those wasm-bindgen generates from main-thread/src (main/wick_main.d.ts).
-export { Wick, Pipeline, pipeline } from './main/wick_main.js';
+export { Wick, Pipeline, Generation, pipeline } from './main/wick_main.js';
 export type {
   Backend,
   CachedFile,
   CachedModel,
   CacheReport,
   Capabilities,
+  ChatMessage,
   Detection,
   DigitsResult,
   DType,
   ErrorCode,
   ExternalFile,
   FeatureExtractionResult,
+  FinishReason,
+  GenerateOptions,
+  GenerateResult,
+  GenerationStats,
   ImageClassificationResult,
   ImageLike,
   ImageSource,
@@ -21,6 +26,7 @@ export type {
   ObjectDetectionResult,
   PipelineOptions,
   Progress,
+  Prompt,
   ReadyInfo,
   RequestOptions,
   RunOptions,

@@ -4,9 +4,15 @@
 //   import { pipeline } from './wick/wick.js';
 //
 // Everything else (requests, ids, progress, cancellation, errors) lives in Rust: main-thread/src.
-import init, { Wick, Pipeline, pipeline, setDefaultWorkerUrl } from './main/wick_main.js';
+import init, { Wick, Pipeline, Generation, pipeline, setDefaultWorkerUrl } from './main/wick_main.js';
 
 await init({ module_or_path: new URL('./main/wick_main_bg.wasm', import.meta.url) });
 setDefaultWorkerUrl(new URL('./worker/wick-worker.js', import.meta.url));
 
-export { Wick, Pipeline, pipeline };
+// A Generation (text generation in progress) is its own async iterator: `for await (const piece
+// of pipe.generate(prompt))`. Its next() and return() are in Rust (main-thread/src/generate.rs).
+Generation.prototype[Symbol.asyncIterator] = function () {
+  return this;
+};
+
+export { Wick, Pipeline, Generation, pipeline };

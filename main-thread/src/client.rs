@@ -1,7 +1,8 @@
 //! One worker and the requests in flight to it.
 //!
 //! [`Client::request`] posts an envelope and returns a Promise that the request's final event
-//! settles; `progress` events go to the request's `onProgress`. An AbortSignal fired while a
+//! settles; `progress` events go to the request's `onProgress`, `token` events (a `generate`'s
+//! pieces of text) to its `on_token`, each as it arrives. An AbortSignal fired while a
 //! request is in flight posts `cancel {target}`; the request still ends with its own final event
 //! (`cancelled`, or its answer if the worker had finished). An `error` event on the Worker
 //! terminates it and rejects every request in flight with code `internal`.
@@ -50,17 +51,21 @@ impl State {
     }
 }
 
+/// What a `generate` request does with each `token` event's text.
+pub type TokenHook = Rc<dyn Fn(String)>;
+
 /// The callbacks of a request that came from the page.
 #[derive(Default)]
 pub struct Hooks {
     pub on_progress: Option<Function>,
+    pub on_token: Option<TokenHook>,
     pub signal: Option<AbortSignal>,
 }
 
 impl Hooks {
     /// A request with no progress to report that the page may abort.
     pub fn cancellable(signal: Option<AbortSignal>) -> Self {
-        Hooks { on_progress: None, signal }
+        Hooks { signal, ..Hooks::default() }
     }
 }
 
@@ -71,6 +76,7 @@ struct Pending {
     /// unload of a dropped Pipeline).
     settle: Option<(Function, Function)>,
     on_progress: Option<Function>,
+    on_token: Option<TokenHook>,
     abort: Option<AbortHook>,
     cancel_sent: bool,
 }
@@ -223,14 +229,24 @@ impl Client {
 
     /// Post `body`; the Promise settles with its final event.
     pub fn request(&self, body: Request, hooks: Hooks) -> Promise {
+        self.request_with_id(body, hooks).0
+    }
+
+    /// [`Client::request`], with the id the request was posted under (`None` when it was
+    /// rejected before being posted), for [`Client::cancel`].
+    pub fn request_with_id(&self, body: Request, hooks: Hooks) -> (Promise, Option<u32>) {
         let mut settle = None;
+        let mut id = None;
         let promise = Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
         if let Some((resolve, reject)) = settle {
-            if let Err(error) = self.send(body, Some((resolve, reject.clone())), hooks) {
-                let _ = reject.call1(&JsValue::NULL, &error.to_js());
+            match self.send(body, Some((resolve, reject.clone())), hooks) {
+                Ok(posted) => id = Some(posted),
+                Err(error) => {
+                    let _ = reject.call1(&JsValue::NULL, &error.to_js());
+                }
             }
         }
-        promise
+        (promise, id)
     }
 
     /// Post `body` with nobody awaiting its answer.
@@ -260,6 +276,7 @@ impl Client {
             expect: Expect::of(&body),
             settle,
             on_progress: hooks.on_progress,
+            on_token: hooks.on_token,
             abort: None,
             cancel_sent: false,
         };
@@ -289,8 +306,9 @@ impl Client {
         Ok(id)
     }
 
-    /// The signal of request `target` fired: ask the worker to stop it (once).
-    fn cancel(&self, target: u32) {
+    /// The signal of request `target` fired (or its caller gave up on it): ask the worker to
+    /// stop it, once; nothing if it already ended.
+    pub fn cancel(&self, target: u32) {
         let first = match self.requests.borrow_mut().get_mut(target) {
             Some(pending) if !pending.cancel_sent => {
                 pending.cancel_sent = true;
@@ -360,6 +378,13 @@ impl Client {
             }
             return;
         }
+        if let Event::Token { text } = body {
+            let hook = self.requests.borrow().get(id).and_then(|p| p.on_token.clone());
+            if let Some(hook) = hook {
+                hook(text);
+            }
+            return;
+        }
         // Unknown ids are requests already settled here (e.g. rejected by a crash): ignore.
         let pending = self.requests.borrow_mut().remove(id);
         if let Some(pending) = pending {
@@ -368,10 +393,10 @@ impl Client {
         }
     }
 
-    /// The hot path: an answer carrying data (`output`, `result`, `ready`, `stats`, `cached`)
-    /// that its request expects is already in the shape the Promise resolves with — the worker
-    /// made its typed arrays — so it is handed over as it is, not decoded into Rust and encoded
-    /// back. Returns false for every other message, which takes the checked path.
+    /// The hot path: an answer carrying data (`output`, `result`, `ready`, `stats`, `cached`,
+    /// `generated`) that its request expects is already in the shape the Promise resolves with —
+    /// the worker made its typed arrays — so it is handed over as it is, not decoded into Rust
+    /// and encoded back. Returns false for every other message, which takes the checked path.
     fn answer_raw(&self, data: &JsValue) -> bool {
         let Some(id) = get(data, "id").as_f64().map(|id| id as u32).filter(|&id| id != WORKER_ID) else {
             return false;
@@ -379,7 +404,7 @@ impl Client {
         let body = get(data, "body");
         let kind = get(&body, "type").as_string().unwrap_or_default();
         let expected = self.requests.borrow().get(id).map(|p| p.expect);
-        if !matches!(kind.as_str(), "output" | "result" | "ready" | "stats" | "cached")
+        if !matches!(kind.as_str(), "output" | "result" | "ready" | "stats" | "cached" | "generated")
             || expected.map(Expect::event) != Some(kind.as_str())
         {
             return false;

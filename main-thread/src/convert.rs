@@ -10,7 +10,10 @@ use js_sys::{Array, ArrayBuffer, Function, Object, Reflect, Uint8Array};
 use serde::Serialize;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{AbortSignal, Url};
-use wick_shared::{DType, ErrorCode, Event, ExternalFile, Image, Pooling, Request, TaskKind, Tensor};
+use wick_shared::{
+    ChatMessage, DType, ErrorCode, Event, ExternalFile, GenerateOptions, Image, Pooling, Prompt, Request,
+    TaskKind, Tensor,
+};
 
 use crate::{inputs, WickError};
 
@@ -79,6 +82,10 @@ pub struct Options {
     pub normalize: Option<bool>,
     pub outputs: Option<Vec<String>>,
     pub worker_url: Option<String>,
+    /// The task a low-level `load` prepares the model for (the companion files it fetches).
+    pub task: Option<TaskKind>,
+    /// `generate`'s options (`topK` is the field above); their ranges are the worker's to check.
+    pub generate: GenerateOptions,
 }
 
 impl Options {
@@ -161,6 +168,34 @@ impl Options {
         if let Some(url) = present(get(&options, "workerUrl")) {
             parsed.worker_url = Some(url_string(&url, "options.workerUrl")?);
         }
+        if let Some(task) = present(get(&options, "task")) {
+            let task = serde_wasm_bindgen::from_value::<TaskKind>(task.clone()).map_err(|_| {
+                WickError::wire(ErrorCode::BadTask, format!("options.task: unknown task {task:?}"))
+            })?;
+            parsed.task = Some(task);
+        }
+        fn whole(n: f64) -> bool {
+            n >= 0.0 && n.fract() == 0.0 && n <= (1u64 << 53) as f64
+        }
+        parsed.generate = GenerateOptions {
+            max_new_tokens: number("maxNewTokens", "a whole number ≥ 1", |n| whole(n) && n >= 1.0 && n <= u32::MAX as f64)?
+                .map(|n| n as u32),
+            temperature: number("temperature", "a number", |_| true)?.map(|n| n as f32),
+            top_k: parsed.top_k,
+            top_p: number("topP", "a number", |_| true)?.map(|n| n as f32),
+            seed: number("seed", "a whole number ≥ 0", whole)?.map(|n| n as u64),
+            stop: match present(get(&options, "stop")) {
+                None => vec![],
+                Some(stop) => stop
+                    .as_string()
+                    .map(|s| vec![s])
+                    .or_else(|| {
+                        stop.dyn_ref::<Array>()
+                            .and_then(|a| a.iter().map(|s| s.as_string()).collect::<Option<Vec<_>>>())
+                    })
+                    .ok_or_else(|| bad_request("options.stop must be a string or an array of strings"))?,
+            },
+        };
         Ok(parsed)
     }
 }
@@ -210,6 +245,28 @@ pub fn texts(value: &JsValue) -> Result<Vec<String>, WickError> {
         return Err(bad_input("no texts to embed"));
     }
     Ok(texts)
+}
+
+/// A prompt: a text (fed as it is) or chat messages `[{role, content}]` (rendered with the
+/// model's chat template).
+pub fn prompt(value: &JsValue) -> Result<Prompt, WickError> {
+    if let Some(text) = value.as_string() {
+        return Ok(Prompt::Text(text));
+    }
+    let what = "the prompt must be a string or an array of {role, content} messages";
+    let messages = value.dyn_ref::<Array>().ok_or_else(|| bad_input(what))?;
+    let messages = messages
+        .iter()
+        .map(|m| {
+            let field = |key| get(&m, key).as_string();
+            Some(ChatMessage { role: field("role")?, content: field("content")? })
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| bad_input(format!("{what} (each with string role and content)")))?;
+    if messages.is_empty() {
+        return Err(bad_input("the prompt has no messages"));
+    }
+    Ok(Prompt::Chat(messages))
 }
 
 /// A copy of the bytes of an ArrayBuffer, typed array or DataView.
@@ -328,10 +385,11 @@ pub fn reply_raw(kind: &str, body: &JsValue) -> Result<JsValue, WickError> {
 
 /// What a request's Promise resolves with, from its (already settled) final event:
 /// `ready` → the ready info, `output` → `{outputs, stats}`, `result` → the task's fields plus
-/// `stats` (`{digit, probabilities, stats}`), anything else → undefined.
+/// `stats` (`{digit, probabilities, stats}`), `generated` → `{text, finish, stats}`, anything
+/// else → undefined.
 pub fn reply(event: &Event) -> Result<JsValue, WickError> {
     match event {
-        Event::Ready { .. } | Event::Output { .. } | Event::Stats { .. } => {
+        Event::Ready { .. } | Event::Output { .. } | Event::Stats { .. } | Event::Generated { .. } => {
             let object = to_object(event)?;
             let _ = Reflect::delete_property(object.unchecked_ref::<Object>(), &"type".into());
             Ok(object)

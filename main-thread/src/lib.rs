@@ -9,9 +9,10 @@
 //! Code map: `requests` (ids and what a final event means, plain Rust), `inputs` (checks on
 //! tensors and images, plain Rust), `error` (what a rejection carries); on wasm32 only: `client`
 //! (the Worker, its handlers, requests in flight), `convert` (JS values in and out), `wick` (the
-//! `Wick` class), `pipeline`, `vision` (images for the vision pipelines, from whatever the page
-//! has), `types` (TypeScript declarations). Natively the crate is just the
-//! plain-Rust parts, so their tests run with `cargo test`.
+//! `Wick` class), `pipeline`, `generate` (a text generation: async iterator of its pieces, and
+//! its result), `vision` (images for the vision pipelines, from whatever the page has), `types`
+//! (TypeScript declarations). Natively the crate is just the plain-Rust parts, so their tests
+//! run with `cargo test`.
 
 mod error;
 mod inputs;
@@ -21,6 +22,8 @@ mod requests;
 mod client;
 #[cfg(target_arch = "wasm32")]
 mod convert;
+#[cfg(target_arch = "wasm32")]
+mod generate;
 #[cfg(target_arch = "wasm32")]
 mod pipeline;
 #[cfg(target_arch = "wasm32")]
@@ -34,6 +37,8 @@ pub use error::WickError;
 pub use inputs::{image, tensor};
 pub use requests::{event_type, settle, Expect, Requests, WORKER_ID};
 
+#[cfg(target_arch = "wasm32")]
+pub use generate::Generation;
 #[cfg(target_arch = "wasm32")]
 pub use pipeline::{pipeline, Pipeline};
 #[cfg(target_arch = "wasm32")]

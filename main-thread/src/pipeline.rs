@@ -16,6 +16,7 @@ use wick_shared::{ErrorCode, Request, TaskInput, TaskKind};
 
 use crate::client::{Client, Hooks};
 use crate::convert::{self, Options};
+use crate::generate::{self, Generation};
 use crate::vision;
 use crate::wick::{self, rejected, Wick};
 use crate::WickError;
@@ -75,6 +76,7 @@ pub(crate) async fn create(
     let hooks = Hooks {
         on_progress: options.on_progress.clone(),
         signal: options.signal.clone(),
+        ..Hooks::default()
     };
     let body = convert::load_request(model.clone(), model_url, options, Some(task))?;
     let info = JsFuture::from(client.request(body, hooks)).await?;
@@ -150,6 +152,10 @@ impl Pipeline {
         }
         match self.task {
             TaskKind::Digits => wick::digits(&self.client, self.model.clone(), &input, options),
+            TaskKind::TextGeneration => rejected(WickError::wire(
+                ErrorCode::BadTask,
+                "a text-generation pipeline generates: call generate(prompt, options)",
+            )),
             kind => {
                 let (client, model) = (self.client.clone(), self.model.clone());
                 future_to_promise(async move {
@@ -177,6 +183,34 @@ impl Pipeline {
                 })
             }
         }
+    }
+
+    /// "text-generation": generate an answer to `prompt`, a text (fed as it is) or chat
+    /// messages `[{role, content}]` (rendered with the model's chat template). The Generation is
+    /// an async iterator of the pieces of text as they are generated (`for await (const piece
+    /// of generation)`), and its `result` is the Promise of `{text, finish, stats}`. Options
+    /// `maxNewTokens` (default 256), `temperature` (0 or absent: greedy), `topK`, `topP`, `seed`,
+    /// `stop` (texts that end the answer), `signal` (cancels: the iteration ends, `result`
+    /// rejects with an AbortError).
+    pub fn generate(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Prompt")] prompt: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "GenerateOptions")] options: Option<JsValue>,
+    ) -> Generation {
+        let model = if self.disposed.get() {
+            Err(WickError::wire(
+                ErrorCode::UnknownModel,
+                format!("the pipeline `{}` was disposed", self.model),
+            ))
+        } else if self.task != TaskKind::TextGeneration {
+            Err(WickError::wire(
+                ErrorCode::BadTask,
+                format!("generate() is for text-generation pipelines, not {}", task_name(self.task)),
+            ))
+        } else {
+            Ok(self.model.clone())
+        };
+        generate::start(&self.client, model, &prompt, options)
     }
 
     /// Unload the model. The pipeline cannot run afterwards.

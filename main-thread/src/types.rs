@@ -16,7 +16,8 @@ export type TensorData =
  * is accepted and copied; outputs come as the dtype's typed array. */
 export interface Tensor { dtype: DType; dims: number[]; data: TensorData | ArrayBuffer | ArrayBufferView }
 export type Backend = "cpu";
-export type Task = "digits" | "image-classification" | "object-detection" | "feature-extraction";
+export type Task =
+  | "digits" | "image-classification" | "object-detection" | "feature-extraction" | "text-generation";
 /** Wire error codes (PROTOCOL.md), plus "cancelled" for requests the caller aborted. */
 export type ErrorCode =
   | "protocol_mismatch" | "bad_request" | "unknown_model" | "model_exists" | "fetch_failed"
@@ -51,6 +52,9 @@ export interface LoadOptions extends RequestOptions {
   variant?: string;
   /** Read from and store in the offline cache (default true). */
   cache?: boolean;
+  /** `Wick.load` only (a pipeline has its task): the task whose companion files to fetch
+   * beside the model, e.g. "text-generation" for `Wick.generate`. */
+  task?: Task;
 }
 export interface RunOptions extends RequestOptions {
   /** Output names to return; all graph outputs when absent. */
@@ -128,6 +132,42 @@ export interface ObjectDetectionResult { objects: Detection[]; stats: RunStats }
 /** `embeddings.data` holds `dims[0]` vectors of `dims[1]` floats, one per text. */
 export interface FeatureExtractionResult { embeddings: Tensor & { data: Float32Array }; stats: RunStats }
 export type TaskResult = DigitsResult | ImageClassificationResult | ObjectDetectionResult | FeatureExtractionResult;
+/** One chat turn. */
+export interface ChatMessage { role: "system" | "user" | "assistant" | (string & {}); content: string }
+/** A text, fed to the model as it is, or chat messages, rendered with the model's chat template
+ * (tokenizer_config.json) with the assistant's turn opened. */
+export type Prompt = string | ChatMessage[];
+export interface GenerateOptions extends RequestOptions {
+  /** Most tokens to generate (default 256). */
+  maxNewTokens?: number;
+  /** 0 or absent: greedy decoding; above 0: sample from softmax(logits / temperature). */
+  temperature?: number;
+  /** Sample among the topK likeliest tokens only. */
+  topK?: number;
+  /** Sample among the smallest set of tokens whose probability reaches topP (in (0, 1]). */
+  topP?: number;
+  /** Seed of the sampler: the same seed gives the same text (default: random). */
+  seed?: number;
+  /** Texts that end the answer when generated; the answer stops before them. */
+  stop?: string | string[];
+}
+/** Why generation ended: an end-of-sequence token, a stop text, or maxNewTokens reached. */
+export type FinishReason = "eos" | "stop" | "length";
+export interface GenerationStats {
+  /** Tokens in the (templated) prompt. */
+  promptTokens: number;
+  /** Tokens generated (the end-of-sequence token included). */
+  generatedTokens: number;
+  /** The prompt's forward pass, to the first token. */
+  prefillMs: number;
+  prefillTokS: number;
+  /** Tokens per second after the first one. */
+  decodeTokS: number;
+}
+/** The whole answer (without the prompt, the end-of-sequence token or the stop text). */
+export interface GenerateResult { text: string; finish: FinishReason; stats: GenerationStats }
+/** A Generation is an async iterator of the pieces of text as they are generated. */
+export interface Generation { [Symbol.asyncIterator](): Generation }
 export interface Capabilities {
   backends: Backend[];
   tasks: Task[];

@@ -9,6 +9,7 @@ use wick_shared::{ErrorCode, Request, TaskInput};
 
 use crate::client::{Client, Hooks};
 use crate::convert::{self, Options};
+use crate::generate::{self, Generation};
 use crate::pipeline;
 use crate::WickError;
 
@@ -93,8 +94,13 @@ impl Wick {
     ) -> Promise {
         let request = || -> Result<_, WickError> {
             let options = Options::parse(&options.unwrap_or(JsValue::UNDEFINED))?;
-            let hooks = Hooks { on_progress: options.on_progress.clone(), signal: options.signal.clone() };
-            Ok((convert::load_request(model, &source, options, None)?, hooks))
+            let hooks = Hooks {
+                on_progress: options.on_progress.clone(),
+                signal: options.signal.clone(),
+                ..Hooks::default()
+            };
+            let task = options.task;
+            Ok((convert::load_request(model, &source, options, task)?, hooks))
         };
         send(&self.client, request())
     }
@@ -131,6 +137,19 @@ impl Wick {
         #[wasm_bindgen(unchecked_optional_param_type = "RequestOptions")] options: Option<JsValue>,
     ) -> Promise {
         digits(&self.client, model, &image, options)
+    }
+
+    /// Generate text with `model` (loaded with `task: "text-generation"`) from `prompt`, a text
+    /// or chat messages `[{role, content}]`. The Generation is an async iterator of the pieces
+    /// of text as they are generated (`for await (const piece of generation)`) and its `result`
+    /// is the Promise of `{text, finish, stats}`; `options.signal` cancels it.
+    pub fn generate(
+        &self,
+        model: String,
+        #[wasm_bindgen(unchecked_param_type = "Prompt")] prompt: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "GenerateOptions")] options: Option<JsValue>,
+    ) -> Generation {
+        generate::start(&self.client, Ok(model), &prompt, options)
     }
 
     /// Drop the model `model` and free its memory.

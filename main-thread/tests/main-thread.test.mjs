@@ -232,6 +232,79 @@ test('an AbortSignal cancels the request', async () => {
   assert.equal(r.later, 't');
 });
 
+test('generate streams token events through an async iterator and resolves result', async () => {
+  const r = await page.evaluate(async () => {
+    const w = await wick.Wick.spawn(mock());
+    await w.load('g', 'm.onnx', { task: 'text-generation' });
+    // Pieces are taken as they come (each next() waits for one) …
+    const generation = w.generate('g', [{ role: 'user', content: 'the capital of France' }]);
+    let settled = false;
+    generation.result.then(() => { settled = true; });
+    const pieces = [];
+    let settledAtFirst = null;
+    for await (const piece of generation) {
+      if (settledAtFirst === null) settledAtFirst = settled;
+      pieces.push(piece);
+    }
+    const result = await generation.result;
+    // … or after the answer came: they were queued.
+    const late = w.generate('g', 'one two three four', { maxNewTokens: 2 });
+    const lateResult = await late.result;
+    const latePieces = [];
+    for await (const piece of late) latePieces.push(piece);
+    const again = await late.next();
+    w.terminate();
+    return { pieces, settledAtFirst, result, latePieces, lateResult, again };
+  });
+  assert.deepEqual(r.pieces, ['the', ' capital', ' of', ' France']);
+  assert.equal(r.settledAtFirst, false, 'the first piece came before the answer');
+  assert.deepEqual(r.result, {
+    text: 'the capital of France', finish: 'eos',
+    stats: { promptTokens: 3, generatedTokens: 4, prefillMs: 2, prefillTokS: 1500, decodeTokS: 200 },
+  });
+  assert.deepEqual(r.latePieces, ['one', ' two']);
+  assert.equal(r.lateResult.finish, 'length');
+  assert.deepEqual(r.again, { value: undefined, done: true });
+});
+
+test('generate: a signal or leaving the loop cancels; errors reject result and the iteration', async () => {
+  const r = await page.evaluate(async () => {
+    const w = await wick.Wick.spawn(mock());
+    await w.load('g', 'm.onnx', { task: 'text-generation' });
+    const controller = new AbortController();
+    const stopped = w.generate('g', 'forever', { signal: controller.signal });
+    let n = 0;
+    for await (const piece of stopped) if (++n === 3) controller.abort();
+    const aborted = await stopped.result.then(() => null, failure);
+    const left = w.generate('g', 'forever');
+    for await (const piece of left) break;
+    const broke = await left.result.then(() => null, failure);
+    const bad = w.generate('g', 'hello', { temperature: -1 });
+    let thrown = null;
+    try {
+      for await (const piece of bad) thrown = 'a piece';
+    } catch (e) {
+      thrown = failure(e);
+    }
+    const badResult = await bad.result.then(() => null, failure);
+    const badOption = await w.generate('g', 'hello', { stop: 3 }).result.then(() => null, failure);
+    const badPrompt = await w.generate('g', [{ role: 'user' }]).result.then(() => null, failure);
+    const unknown = await w.generate('nope', 'hello').result.then(() => null, failure);
+    const after = await w.generate('g', 'still here').result;
+    w.terminate();
+    return { n, aborted, broke, thrown, badResult, badOption, badPrompt, unknown, after: after.text };
+  });
+  assert.equal(r.n, 3, 'no piece after the abort');
+  assert.deepEqual([r.aborted.name, r.aborted.code], ['AbortError', 'cancelled']);
+  assert.equal(r.broke.code, 'cancelled');
+  assert.equal(r.thrown.code, 'bad_input');
+  assert.equal(r.badResult.code, 'bad_input');
+  assert.equal(r.badOption.code, 'bad_request');
+  assert.equal(r.badPrompt.code, 'bad_input');
+  assert.equal(r.unknown.code, 'unknown_model');
+  assert.equal(r.after, 'still here');
+});
+
 test('a worker crash rejects every pending request with internal', async () => {
   const r = await page.evaluate(async () => {
     const w = await wick.Wick.spawn(mock());

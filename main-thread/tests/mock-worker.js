@@ -6,11 +6,15 @@
 //          worker's panic hook does); otherwise two files of progress, then ready.
 //   run    returns output `y` = 2 × input `x` (float32) and `n` = x's length (int64).
 //   task   digits: the digit is the number of dark pixels mod 10.
+//   generate  the prompt's words (a string) or the last message's, one `token` event each, 5 ms
+//          apart, then `generated`; `maxNewTokens` caps the words (finish "length"), the prompt
+//          "forever" never ends until cancelled; a negative temperature → error bad_input.
 // `globalThis.MOCK_PROTOCOL` (set by a line prepended to this source) changes the protocol hello
 // answers with; the test loads this file as a Blob URL module worker.
 const protocol = globalThis.MOCK_PROTOCOL ?? 1;
 const models = new Set();
 const waiting = new Map(); // id of a slow load → true
+const generating = new Map(); // id of a generate → its timer
 
 const send = (id, body, transfer = []) => postMessage({ id, body }, transfer);
 const stats = { runMs: 0.5, peakIntermediateBytes: 64 };
@@ -74,8 +78,38 @@ onmessage = ({ data: { id, body } }) => {
       const probabilities = Array.from({ length: 10 }, (_, d) => (d === digit ? 0.91 : 0.01));
       return send(id, { type: 'result', result: { task: 'digits', digit, probabilities }, stats });
     }
+    case 'generate': {
+      if (!models.has(body.model)) return send(id, error('unknown_model', `no model ${body.model}`));
+      const options = body.options ?? {};
+      if (options.temperature < 0) return send(id, error('bad_input', `temperature must be ≥ 0; got ${options.temperature}`));
+      const prompt = typeof body.prompt === 'string' ? body.prompt : body.prompt.at(-1).content;
+      const forever = prompt === 'forever';
+      const words = forever ? [] : prompt.split(' ').slice(0, options.maxNewTokens ?? Infinity);
+      const finish = words.length < prompt.split(' ').length ? 'length' : 'eos';
+      let n = 0;
+      const timer = setInterval(() => {
+        if (forever || n < words.length) {
+          send(id, { type: 'token', text: forever ? 'x' : (n ? ' ' : '') + words[n] });
+          n++;
+          return;
+        }
+        clearInterval(timer);
+        generating.delete(id);
+        send(id, {
+          type: 'generated', text: words.join(' '), finish,
+          stats: { promptTokens: 3, generatedTokens: n, prefillMs: 2, prefillTokS: 1500, decodeTokS: 200 },
+        });
+      }, 5);
+      generating.set(id, timer);
+      return;
+    }
     case 'cancel':
       if (waiting.delete(body.target)) send(body.target, { type: 'cancelled' });
+      if (generating.has(body.target)) {
+        clearInterval(generating.get(body.target));
+        generating.delete(body.target);
+        send(body.target, { type: 'cancelled' });
+      }
       return send(id, { type: 'done' });
     case 'unload':
       if (!models.delete(body.model)) return send(id, error('unknown_model', `no model ${body.model}`));
