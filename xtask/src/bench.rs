@@ -29,8 +29,8 @@ const MIB: f64 = (1u64 << 20) as f64;
 /// Where the model's folder is served.
 const MODEL_PREFIX: &str = "/big/";
 
-/// `bench [load | latency] [options]`; plain `bench` runs `latency`, then `load` (each with
-/// its defaults; `--json` applies to both).
+/// `bench [load | latency | generation] [options]`; plain `bench` runs `latency`, then
+/// `generation`, then `load` (each with its defaults; `--json` applies to all).
 pub fn bench(args: &mut Args) -> Result<()> {
     match args.0.front().map(String::as_str) {
         Some("load") => {
@@ -39,6 +39,10 @@ pub fn bench(args: &mut Args) -> Result<()> {
         Some("latency") => {
             args.0.pop_front();
             return crate::bench_latency::latency(args);
+        }
+        Some("generation") => {
+            args.0.pop_front();
+            return crate::bench_generation::generation(args);
         }
         Some(other) if !other.starts_with("--") => {
             bail!("unknown bench `{other}`; see `cargo xtask help`")
@@ -55,6 +59,8 @@ pub fn bench(args: &mut Args) -> Result<()> {
                 .into(),
             );
             crate::bench_latency::latency(&mut latency)?;
+            let mut generation = Args(if json { vec!["--json".to_string()] } else { vec![] }.into());
+            crate::bench_generation::generation(&mut generation)?;
             let options = LoadOptions {
                 json,
                 smoke: false,

@@ -6,6 +6,7 @@
 //! browser. Run `cargo xtask help`.
 
 mod bench;
+mod bench_generation;
 mod bench_latency;
 mod conformance;
 mod dist;
@@ -43,15 +44,21 @@ Commands:
               [--list-failures FILE] [--write-md FILE] [--rel R] [--abs A] [--wheel FILE]
                         the ONNX backend test suite (default: node) from the onnx wheel,
                         fetched into target/onnx-tests/ by pip (or from --wheel); see CONFORMANCE.md
-  bench [latency | load] [--json] [options]
+  bench [latency | generation | load] [--json] [options]
                         measurements in headless Chromium, written to BENCHMARKS.md; plain
-                        `bench` runs latency, then load
+                        `bench` runs latency, then generation, then load
            latency [--runs N] [--smoke]
                         each model through Wick and onnxruntime-web (wasm, 1 thread and every
                         core), in dedicated workers: median/min of N runs (default 10) after 2
                         warm-ups, max output difference, Wick/ORT; the vision pipelines end to
                         end; wasm size and cold start. --json: one object per row on stdout;
                         --smoke: the MNIST CNN only, 2 runs, BENCHMARKS.md untouched
+           generation [--runs N] [--smoke]
+                        SmolLM2-135M q4 (and the tiny CI model) through Wick and transformers.js
+                        (npm, installed into bench/node_modules), greedy, 64 new tokens: prefill
+                        and decode tokens/s, medians of N runs (default 3) after a warm-up, and
+                        whether the answers agree. --json: one object per row; --smoke: Wick on
+                        the tiny model, once, BENCHMARKS.md untouched
            load [--size-gb X] [--shards N] [--runs N] [--configs LIST] [--smoke]
                         stream a generated model (X GiB of float32 external data, default 2.5,
                         in N shard files, default 5) into the worker; the same files read

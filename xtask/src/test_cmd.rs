@@ -48,7 +48,7 @@ pub fn test(native: bool, browser: bool) -> Result<()> {
             browser_tests(),
         ));
         // The benchmarks never decide a test, but their harness must work: a short run of each.
-        for bench in ["latency", "load"] {
+        for bench in ["latency", "generation", "load"] {
             let mut cmd = cargo();
             cmd.args(["xtask", "bench", bench, "--smoke"]);
             results.push((format!("bench   ({})", describe(&cmd)), run(&mut cmd).map(|()| String::new())));
