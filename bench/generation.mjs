@@ -2,10 +2,9 @@
 // bench/generation.html, the model loaded once, one warm-up generation, then the timed ones.
 // Writes one JSON line per runtime and model to --out.
 import { writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 
-const { chromium } = createRequire(new URL('../tests/package.json', import.meta.url))('playwright-core');
+import { launch, log, median, withTimeout } from './common.mjs';
 
 const { values: opts } = parseArgs({
   options: {
@@ -19,25 +18,9 @@ const { values: opts } = parseArgs({
   },
 });
 
-const ARGS = [
-  '--headless', '--no-sandbox', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-];
-const log = (line) => process.stderr.write(`bench: ${line}\n`);
-const median = (xs) => {
-  const s = xs.filter((x) => x != null).sort((a, b) => a - b);
-  if (!s.length) return null;
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
-function withTimeout(promise, what) {
-  const ms = Number(opts['timeout-s']) * 1000;
-  let timer;
-  const limit = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer after ${ms / 1000} s`)), ms);
-  });
-  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
-}
+/** `promise`, or a rejection after --timeout-s. */
+const limited = (promise, what) => withTimeout(promise, what, Number(opts['timeout-s']));
 
 // A prompt whose greedy answer runs past the token limit, so decode is timed over many tokens.
 const MESSAGES = [{ role: 'user', content: 'Write a short story about a robot who learns to paint.' }];
@@ -46,21 +29,21 @@ const rows = [];
 for (const runtime of opts.runtimes.split(',')) {
   for (const spec of JSON.parse(opts.models)) {
     const row = { model: spec.name, runtime };
-    const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', headless: true, args: ARGS });
+    const browser = await launch();
     try {
       row.chromium = browser.version();
       const page = await browser.newPage();
       page.on('pageerror', (e) => log(`[${runtime}] page error: ${e.stack ?? e}`));
       await page.goto(`${opts.base}/bench/generation.html`);
       await page.waitForFunction(() => window.bench);
-      const setup = await withTimeout(page.evaluate((r) => window.bench.setup(r), runtime), `${runtime} setup`);
+      const setup = await limited(page.evaluate((r) => window.bench.setup(r), runtime), `${runtime} setup`);
       row.threads = setup.threads;
-      row.load_ms = await withTimeout(page.evaluate((s) => window.bench.load(s), spec), `${runtime} ${spec.name} load`);
+      row.load_ms = await limited(page.evaluate((s) => window.bench.load(s), spec), `${runtime} ${spec.name} load`);
       const request = { messages: MESSAGES, maxNewTokens: Number(opts['max-new-tokens']) };
-      await withTimeout(page.evaluate((r) => window.bench.generate(r), request), `${runtime} warm-up`);
+      await limited(page.evaluate((r) => window.bench.generate(r), request), `${runtime} warm-up`);
       const runs = [];
       for (let i = 0; i < Number(opts.runs); i++) {
-        runs.push(await withTimeout(page.evaluate((r) => window.bench.generate(r), request), `${runtime} ${spec.name} generate`));
+        runs.push(await limited(page.evaluate((r) => window.bench.generate(r), request), `${runtime} ${spec.name} generate`));
       }
       const last = runs.at(-1);
       Object.assign(row, {

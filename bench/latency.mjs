@@ -12,10 +12,9 @@
 // load_ms, max_abs_diff, ratio, inner_ratio}` (or `error`); `inner_*`: time inside the worker. Differences are against wick-cpu's output (wick-cpu's own
 // row against ort-wasm-1t's); `ratio` is Wick's median over this row's, for ORT rows.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 
-const { chromium } = createRequire(new URL('../tests/package.json', import.meta.url))('playwright-core');
+import { launch, log, median, withTimeout } from './common.mjs';
 
 const { values: opts } = parseArgs({
   options: {
@@ -30,25 +29,9 @@ const { values: opts } = parseArgs({
   },
 });
 
-const ARGS = [
-  '--headless', '--no-sandbox', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-];
-const log = (line) => process.stderr.write(`bench: ${line}\n`);
 
-function withTimeout(promise, what) {
-  const ms = Number(opts['timeout-s']) * 1000;
-  let timer;
-  const limit = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer after ${ms / 1000} s`)), ms);
-  });
-  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
-}
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
+/** `promise`, or a rejection after --timeout-s. */
+const limited = (promise, what) => withTimeout(promise, what, Number(opts['timeout-s']));
 
 function maxAbsDiff(a, b) {
   if (!a || !b) return null;
@@ -65,7 +48,7 @@ const decode = (b64) => (b64 ? new Float32Array(new Uint8Array(Buffer.from(b64, 
 
 /** One runtime in a fresh browser: every model it can run. */
 async function runtimeRows(runtime, models, lines) {
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', headless: true, args: ARGS });
+  const browser = await launch();
   const rows = [];
   try {
     lines.push({ row: 'meta', chromium: browser.version() });
@@ -76,18 +59,18 @@ async function runtimeRows(runtime, models, lines) {
     page.on('pageerror', (e) => log(`[${runtime}] page error: ${e.stack ?? e}`));
     await page.goto(`${opts.base}/bench/latency.html`);
     await page.waitForFunction(() => window.bench);
-    const setup = await withTimeout(page.evaluate((r) => window.bench.setup(r), runtime), `${runtime} setup`);
+    const setup = await limited(page.evaluate((r) => window.bench.setup(r), runtime), `${runtime} setup`);
     const meta = { row: 'runtime', runtime, threads: setup.threads, spawn_ms: setup.spawnMs };
     lines.push(meta);
     for (const spec of models) {
       if (spec.task && runtime !== 'wick-cpu') continue;
       const row = { model: spec.name, runtime, threads: setup.threads };
       try {
-        row.load_ms = await withTimeout(page.evaluate((s) => window.bench.load(s), spec), `${runtime} ${spec.name} load`);
+        row.load_ms = await limited(page.evaluate((s) => window.bench.load(s), spec), `${runtime} ${spec.name} load`);
         // Cold start: the worker spawned, then the first model ready to run.
         meta.cold_ms ??= setup.spawnMs + row.load_ms;
         meta.cold_model ??= spec.name;
-        const m = await withTimeout(
+        const m = await limited(
           page.evaluate(([s, w, n]) => window.bench.measure(s, w, n), [spec, Number(opts.warmups), { runs: Number(opts.runs), minMs: Number(opts['min-s']) * 1000 }]),
           `${runtime} ${spec.name} runs`,
         );

@@ -9,11 +9,9 @@
 // of the machine hits them alike). Progress and the pages' console errors go to stderr.
 import { execFileSync } from 'node:child_process';
 import { createReadStream, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 
-// playwright-core is a dependency of the browser tests; use their copy.
-const { chromium } = createRequire(new URL('../tests/package.json', import.meta.url))('playwright-core');
+import { ARGS, chromium, log, withTimeout } from './common.mjs';
 
 const { values: opts } = parseArgs({
   options: {
@@ -27,16 +25,10 @@ const { values: opts } = parseArgs({
   },
 });
 
-/** The flags of the browser tests (tests/helpers.mjs). */
-const ARGS = [
-  '--headless', '--no-sandbox', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-];
 const SAMPLE_MS = 50;
 /** Time for the garbage of a configuration's setup to settle before the baseline is read. */
 const SETTLE_MS = 1000;
 
-const log = (line) => process.stderr.write(`bench: ${line}\n`);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ---- /proc ------------------------------------------------------------------------------------
@@ -110,14 +102,8 @@ function resetPeak(pid) {
 
 // ---- One configuration ------------------------------------------------------------------------
 
-function withTimeout(promise, what) {
-  const ms = Number(opts['timeout-s']) * 1000;
-  let timer;
-  const limit = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer after ${ms / 1000} s`)), ms);
-  });
-  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
-}
+/** `promise`, or a rejection after --timeout-s. */
+const limited = (promise, what) => withTimeout(promise, what, Number(opts['timeout-s']));
 
 let chromiumVersion = 'unknown';
 
@@ -149,7 +135,7 @@ async function measure(config, run, manifest) {
     page.on('crash', () => log(`[${config}] the page crashed`));
     await page.goto(`${opts.base}/bench/load.html`);
     await page.waitForFunction(() => window.bench);
-    await withTimeout(page.evaluate(([c, m]) => window.bench.setup(c, m), [config, manifest]), `${config} setup`);
+    await limited(page.evaluate(([c, m]) => window.bench.setup(c, m), [config, manifest]), `${config} setup`);
     await sleep(SETTLE_MS);
 
     const baseline = new Map(renderers(root).map((pid) => [pid, statusBytes(pid, 'VmRSS')]));
@@ -165,7 +151,7 @@ async function measure(config, run, manifest) {
     const network = networkProcess(root);
     const cpuBefore = new Map([...baseline.keys(), network].map((pid) => [pid, cpuSeconds(pid)]));
     log(`${config} (run ${run}): loading ${manifest.totalBytes} bytes`);
-    row.ms = await withTimeout(page.evaluate(() => window.bench.load()), `${config} load`);
+    row.ms = await limited(page.evaluate(() => window.bench.load()), `${config} load`);
     clearInterval(sampler);
     const cpu = (pid) => cpuSeconds(pid) - (cpuBefore.get(pid) ?? 0);
     row.cpuNetwork = network ? cpu(network) : null;
@@ -182,7 +168,7 @@ async function measure(config, run, manifest) {
     }
     log(`${config} (run ${run}): ${row.ms.toFixed(0)} ms, peak ${(row.peakOver / 2 ** 20).toFixed(0)} MiB over baseline, CPU renderer ${row.cpuRenderer.toFixed(2)} s, network ${row.cpuNetwork?.toFixed(2)} s`);
 
-    const output = await withTimeout(page.evaluate(() => window.bench.run()), `${config} run`);
+    const output = await limited(page.evaluate(() => window.bench.run()), `${config} run`);
     if (output !== null) row.output = new Float32Array(new Uint8Array(Buffer.from(output, 'base64')).buffer);
     row.ok = 1;
   } catch (e) {

@@ -12,13 +12,13 @@
 
 use crate::{
     dist, serve,
-    util::{cargo, find_in_path, output, project_root, run, target_dir},
+    util::{cargo, output, project_root, run, target_dir},
     Args,
 };
 use anyhow::{bail, Context, Result};
 use std::{
     collections::HashMap,
-    env, fs, io,
+    fs, io,
     path::{Path, PathBuf},
     process::{Command, Stdio},
 };
@@ -165,10 +165,7 @@ fn load(options: &LoadOptions) -> Result<()> {
     let (addr, server) = serve::serve("127.0.0.1:0", mounts)?;
     let rows_file = model.join("results.tsv");
     let _ = fs::remove_file(&rows_file);
-    let chromium = env::var_os("CHROMIUM")
-        .map(PathBuf::from)
-        .or_else(|| find_in_path("chromium"))
-        .unwrap_or_else(|| "/usr/bin/chromium".into());
+    let chromium = crate::util::chromium();
     // A stuck browser must not hang the test suite that runs --smoke (seconds when it works);
     // a full-size load gets room for slow machines.
     let timeout_s = if options.smoke { "120" } else { "1800" };
@@ -628,4 +625,20 @@ pub(crate) fn write_section(path: &Path, name: &str, title: &str, body: &str) ->
         ),
     };
     fs::write(path, new).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// `--runs N` (a positive count), else `default`.
+pub(crate) fn runs_arg(args: &mut Args, default: u32) -> Result<u32> {
+    match args.value("--runs")? {
+        Some(n) => n.parse().ok().filter(|&n: &u32| n > 0).with_context(|| format!("bad --runs `{n}`")),
+        None => Ok(default),
+    }
+}
+
+/// The build tools, then the site (wasm bundle) the benchmark pages load.
+pub(crate) fn build_site() -> Result<()> {
+    for command in ["tools", "site"] {
+        run(cargo().args(["xtask", command]).stdout(Stdio::from(io::stderr())))?;
+    }
+    Ok(())
 }

@@ -11,14 +11,13 @@
 
 use crate::{
     dist, models, serve,
-    util::{cargo, find_in_path, project_root, run},
+    util::{project_root, run},
     Args,
 };
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::{
-    env, fs, io,
-    path::PathBuf,
+    fs, io,
     process::{Command, Stdio},
 };
 
@@ -35,16 +34,10 @@ const MODELS: [(&str, &str); 3] = [
 pub fn generation(args: &mut Args) -> Result<()> {
     let json = args.flag("--json");
     let smoke = args.flag("--smoke");
-    let runs: u32 = match args.value("--runs")? {
-        Some(n) => n.parse().with_context(|| format!("bad --runs `{n}`"))?,
-        None if smoke => 1,
-        None => 3,
-    };
+    let runs = crate::bench::runs_arg(args, if smoke { 1 } else { 3 })?;
     args.done()?;
     let root = project_root();
-    for command in ["tools", "site"] {
-        run(cargo().args(["xtask", command]).stdout(Stdio::from(io::stderr())))?;
-    }
+    crate::bench::build_site()?;
     let textgen = models::textgen_models()?;
     let runtimes = if smoke { "wick-cpu" } else { "wick-cpu,transformers-js-wasm" };
     if !smoke {
@@ -71,10 +64,7 @@ pub fn generation(args: &mut Args) -> Result<()> {
         serve::Mount::new("/textgen-models/", textgen),
     ];
     let (addr, server) = serve::serve("127.0.0.1:0", mounts)?;
-    let chromium = env::var_os("CHROMIUM")
-        .map(PathBuf::from)
-        .or_else(|| find_in_path("chromium"))
-        .unwrap_or_else(|| "/usr/bin/chromium".into());
+    let chromium = crate::util::chromium();
     let driven = run(Command::new("node")
         .current_dir(&root)
         .arg("bench/generation.mjs")

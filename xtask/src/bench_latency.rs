@@ -12,14 +12,14 @@
 use crate::{
     bench::{machine, revision, today, write_section},
     dist, models, serve,
-    util::{cargo, find_in_path, output, project_root, run},
+    util::{output, project_root, run},
     Args,
 };
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::{
-    env, fs, io,
-    path::{Path, PathBuf},
+    fs, io,
+    path::Path,
     process::{Command, Stdio},
 };
 
@@ -35,16 +35,10 @@ const MODELS: [(&str, Option<&str>); 4] = [
 pub fn latency(args: &mut Args) -> Result<()> {
     let json = args.flag("--json");
     let smoke = args.flag("--smoke");
-    let runs: u32 = match args.value("--runs")? {
-        Some(n) => n.parse().with_context(|| format!("bad --runs `{n}`"))?,
-        None if smoke => 2,
-        None => 10,
-    };
+    let runs = crate::bench::runs_arg(args, if smoke { 2 } else { 10 })?;
     args.done()?;
     let root = project_root();
-    for command in ["tools", "site"] {
-        run(cargo().args(["xtask", command]).stdout(Stdio::from(io::stderr())))?;
-    }
+    crate::bench::build_site()?;
     let ort = root.join("tests/node_modules/onnxruntime-web/dist");
     if !ort.join("ort.wasm.min.mjs").is_file() {
         bail!("{} is missing: tests/package.json should name onnxruntime-web", ort.display());
@@ -108,10 +102,7 @@ pub fn latency(args: &mut Args) -> Result<()> {
         serve::Mount::new("/vision-models/", vision),
     ];
     let (addr, server) = serve::serve("127.0.0.1:0", mounts)?;
-    let chromium = env::var_os("CHROMIUM")
-        .map(PathBuf::from)
-        .or_else(|| find_in_path("chromium"))
-        .unwrap_or_else(|| "/usr/bin/chromium".into());
+    let chromium = crate::util::chromium();
     let driven = run(Command::new("node")
         .current_dir(&root)
         .arg("bench/latency.mjs")

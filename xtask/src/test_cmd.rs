@@ -9,11 +9,11 @@
 use crate::{
     dist, models, serve,
     tools::{self, PROTOC},
-    util::{cargo, describe, find_in_path, project_root, run},
+    util::{cargo, describe, project_root, run},
 };
 use anyhow::{bail, Result};
 use std::{
-    env, fs,
+    fs,
     path::{Path, PathBuf},
     process::Command,
 };
@@ -97,10 +97,7 @@ fn browser_tests() -> Result<String> {
     ];
     let (addr, server) = serve::serve("127.0.0.1:0", mounts)?;
     let base = format!("http://{addr}");
-    let chromium = env::var_os("CHROMIUM")
-        .map(PathBuf::from)
-        .or_else(|| find_in_path("chromium"))
-        .unwrap_or_else(|| "/usr/bin/chromium".into());
+    let chromium = crate::util::chromium();
     eprintln!("xtask: serving target/site at {base} (fixtures at {base}/fixtures/)");
     let result = run(Command::new("node")
         .current_dir(&root)

@@ -86,6 +86,12 @@ pub fn find_in_path(program: &str) -> Option<PathBuf> {
         })
 }
 
+/// The Chromium the tests and benchmarks drive: `$CHROMIUM`, else `chromium` on PATH, else
+/// Debian's path.
+pub fn chromium() -> PathBuf {
+    env::var_os("CHROMIUM").map(PathBuf::from).or_else(|| find_in_path("chromium")).unwrap_or_else(|| "/usr/bin/chromium".into())
+}
+
 /// Copies the tree `from` into `to` (created if needed). Refuses to overwrite a file, so that a
 /// name clash between two sources is an error instead of one silently winning.
 /// Returns the number of files copied.
