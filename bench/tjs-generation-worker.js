@@ -24,7 +24,7 @@ const handlers = {
       skip_prompt: true,
       token_callback_function: () => times.push(performance.now()),
     });
-    const promptTokens = generator.tokenizer.apply_chat_template(messages, { add_generation_prompt: true, tokenize: true, return_tensor: false }).length;
+    const promptTokens = generator.tokenizer.apply_chat_template(messages, { add_generation_prompt: true, tokenize: true, return_tensor: false, return_dict: false }).length;
     const t0 = performance.now();
     const out = await generator(messages, { max_new_tokens: maxNewTokens, do_sample: false, streamer });
     const answer = out[0].generated_text.at(-1).content;
