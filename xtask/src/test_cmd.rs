@@ -2,8 +2,9 @@
 //! and served on a free port, and Node's test runner runs every `{tests,main-thread/tests}/**/*.test.mjs` against it
 //! (`WICK_BASE_URL`, `CHROMIUM`, and the folders of the models made here, `WICK_REAL_MODELS`,
 //! `WICK_SHARDED_MODEL`, `WICK_VISION_MODELS`, `WICK_TEXT_MODELS` and `WICK_TEXTGEN_MODELS` —
-//! served at `/vision-models/`, `/text-models/` and `/textgen-models/` — in its
-//! environment). Both parts run even if the first fails; the
+//! served at `/vision-models/`, `/text-models/` and `/textgen-models/` — in its environment;
+//! the native tests also get `WICK_ASR_MODELS`, the speech-recognition folder). Both parts run
+//! even if the first fails; the
 //! summary at the end says which failed.
 
 use crate::{
@@ -31,12 +32,14 @@ pub fn test(native: bool, browser: bool) -> Result<()> {
         let vision = models::vision_models()?;
         let text = models::text_models()?;
         let textgen = models::textgen_models()?;
+        let asr = models::asr_models()?;
         let mut cmd = cargo();
         cmd.args(["test", "--workspace", "--", "--include-ignored"])
             .env("WICK_REAL_MODELS", &real)
             .env("WICK_VISION_MODELS", &vision)
             .env("WICK_TEXT_MODELS", &text)
-            .env("WICK_TEXTGEN_MODELS", &textgen);
+            .env("WICK_TEXTGEN_MODELS", &textgen)
+            .env("WICK_ASR_MODELS", &asr);
         results.push((
             format!("native  ({})", describe(&cmd)),
             run(&mut cmd).map(|()| String::new()),

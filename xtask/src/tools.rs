@@ -34,6 +34,12 @@ pub const CHROMIUM: DebTool = DebTool {
     package: "chromium",
 };
 
+/// Speaks the speech-recognition tests' sentences (scripts/make_asr_models.py).
+pub const ESPEAK: DebTool = DebTool {
+    program: "espeak-ng",
+    package: "espeak-ng",
+};
+
 /// Everything `dist` needs. Returns the wasm-bindgen program to run.
 pub fn for_build() -> Result<PathBuf> {
     wasm_target()?;
