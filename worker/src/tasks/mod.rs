@@ -4,6 +4,7 @@
 //! model (`config.json`, `preprocessor_config.json`, …): its row names them, and a load for
 //! that task fetches them beside the model into [`Loaded::files`].
 
+pub mod audio;
 mod digits;
 pub mod feature_extraction;
 pub mod image;
