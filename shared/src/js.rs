@@ -70,7 +70,9 @@ fn type_tensor_data(value: &JsValue, transfer: &Array, depth: u32) {
 
 /// Replace every typed array or ArrayBuffer inside `value` by a Uint8Array over the same bytes.
 fn bytes_views(value: &JsValue, depth: u32) {
-    if depth > MAX_DEPTH || !value.is_object() {
+    // Bytes already: never walk a buffer's elements (Object.keys of a 300 KB photo is 300,000
+    // keys — it once cost the image pipelines 30 ms a run).
+    if depth > MAX_DEPTH || !value.is_object() || ArrayBuffer::is_view(value) || value.is_instance_of::<ArrayBuffer>() {
         return;
     }
     if let Some(array) = value.dyn_ref::<Array>() {
