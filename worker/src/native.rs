@@ -79,6 +79,26 @@ pub fn load_variant_for_task(folder: &Path, variant: Option<&str>, task: wick_sh
     Ok(loaded)
 }
 
+/// Load a Whisper folder (Hugging Face / transformers.js layout) for speech recognition:
+/// `onnx/encoder_model{_variant}.onnx`, and `onnx/decoder_model_merged{_variant}.onnx` with the
+/// companion files of [`crate::tasks::speech_recognition::FILES`] (tokenizer, configs).
+pub fn load_asr_folder(folder: &Path, variant: Option<&str>) -> Result<(Model, crate::tasks::Loaded)> {
+    let suffix = variant.map_or(String::new(), |v| format!("_{v}"));
+    let onnx = folder.join("onnx");
+    let encoder = load_model(&onnx.join(format!("encoder_model{suffix}.onnx")))?;
+    let mut decoder = crate::tasks::Loaded::new(load_model(&onnx.join(format!("decoder_model_merged{suffix}.onnx")))?);
+    for name in crate::tasks::speech_recognition::FILES {
+        let path = folder.join(name);
+        let bytes = std::fs::read(&path).map_err(|e| WickError::Fetch {
+            file: path.display().to_string(),
+            status: None,
+            message: e.to_string(),
+        })?;
+        decoder.files.insert(name.to_string(), bytes);
+    }
+    Ok((encoder, decoder))
+}
+
 /// Read one serialized TensorProto (`input_0.pb`).
 pub fn read_tensor(path: &Path) -> Result<(String, Tensor)> {
     let bytes = std::fs::read(path).map_err(|e| WickError::invalid(format!("{}: {e}", path.display())))?;

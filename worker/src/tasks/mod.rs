@@ -12,6 +12,7 @@ pub mod image_classification;
 pub mod mtcnn;
 pub mod object_detection;
 mod resample;
+pub mod speech_recognition;
 pub mod text_generation;
 pub mod yolox;
 

@@ -1,0 +1,317 @@
+//! Speech recognition: Whisper log-mel features → token ids → text, greedy, from an encoder and
+//! a decoder in optimum's merged layout (the Hugging Face / transformers.js folder:
+//! `onnx/encoder_model.onnx`, `onnx/decoder_model_merged.onnx`).
+//!
+//! The encoder runs once per 30 s window (`input_features` `[1, 80, 3000]` →
+//! `last_hidden_state`). The decoder's inputs are `input_ids`, `encoder_hidden_states`,
+//! `past_key_values.{i}.decoder|encoder.key|value` and `use_cache_branch`; its outputs `logits`
+//! and `present.*`. A [`Decoding`] owns one window in progress: its first [`Decoding::step`] feeds
+//! the whole prompt (`decoder_start_token_id`, then the forced ids of `generation_config.json`,
+//! or `no_timestamps_token_id`) with `use_cache_branch` false and empty pasts (the decoder
+//! computes the cross-attention keys and values from the encoder's states); each later step
+//! feeds only the newest token with `use_cache_branch` true and the `present.*` of the step
+//! before as the pasts (self-attention grows by one position, the cross-attention ones pass
+//! through). Before the argmax, `suppress_tokens` are set to −∞ at every step and
+//! `begin_suppress_tokens` at the first generated step, as transformers and CTranslate2 do. It
+//! ends at `eos_token_id` (not returned) or when the tokens reach `max_target_positions`. The
+//! caller drives the steps, so the worker can post words and take a `cancel` between them.
+//!
+//! This module takes FEATURES; the audio front end (PCM → log-mel) is `audio.rs`.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Tensor};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::Loaded;
+use crate::engine::Model;
+use crate::error::{Result, WickError};
+
+/// The files a speech-recognition load reads beside the models.
+pub const FILES: &[&str] = &["tokenizer.json", "config.json", "generation_config.json"];
+
+/// Mel bins and frames of one 30 s window, when the encoder does not declare them.
+const MELS: usize = 80;
+const FRAMES: usize = 3000;
+
+fn bad(message: impl std::fmt::Display) -> WickError {
+    WickError::BadTask(message.to_string())
+}
+
+fn engine(e: candle_core::Error) -> WickError {
+    WickError::Execution { node: "speech-recognition".into(), op_type: "SpeechRecognition".into(), message: e.to_string() }
+}
+
+/// The parts of `config.json` decoding reads.
+#[derive(Deserialize)]
+struct Config {
+    d_model: Option<u64>,
+    decoder_attention_heads: Option<u64>,
+    max_target_positions: Option<u64>,
+    decoder_start_token_id: Option<u32>,
+    eos_token_id: Option<u32>,
+}
+
+/// The parts of `generation_config.json` decoding reads.
+#[derive(Deserialize, Default)]
+struct GenerationConfig {
+    decoder_start_token_id: Option<u32>,
+    eos_token_id: Option<Value>,
+    no_timestamps_token_id: Option<u32>,
+    /// `[[position, id]…]`; an id may be null (a multilingual model's language, left to detect).
+    forced_decoder_ids: Option<Vec<(usize, Option<u32>)>>,
+    suppress_tokens: Option<Vec<u32>>,
+    begin_suppress_tokens: Option<Vec<u32>>,
+    max_length: Option<u64>,
+}
+
+/// A past input of the decoder and the output that refills it.
+struct CacheSlot {
+    input: String,
+    output: String,
+    dtype: DType,
+    /// `[1, heads, 0, head_dim]`: the empty past of the first step.
+    empty: Vec<usize>,
+}
+
+/// A loaded Whisper: the encoder, the decoder with its companion files, and the decoding rules
+/// read from them.
+pub struct Transcriber {
+    encoder: Model,
+    decoder: Loaded,
+    encoder_input: String,
+    encoder_dtype: DType,
+    mels: usize,
+    frames: usize,
+    cache: Vec<CacheSlot>,
+    prompt: Vec<u32>,
+    eos: Vec<u32>,
+    suppress: Vec<u32>,
+    begin_suppress: Vec<u32>,
+    max_tokens: usize,
+}
+
+/// `eos_token_id` as configs write it: a number or a list of numbers.
+fn ids(v: Option<&Value>) -> Vec<u32> {
+    match v {
+        Some(Value::Number(n)) => n.as_u64().map(|n| n as u32).into_iter().collect(),
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|n| n as u32).collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl Transcriber {
+    /// Check the two graphs and read the decoding rules; `decoder.files` holds [`FILES`].
+    pub fn new(encoder: Model, decoder: Loaded) -> Result<Self> {
+        let config: Config = decoder.json("config.json")?;
+        let generation: GenerationConfig = decoder.json("generation_config.json")?;
+
+        let encoder_input = encoder
+            .inputs()
+            .iter()
+            .find(|i| i.name == "input_features")
+            .or_else(|| encoder.inputs().first())
+            .ok_or_else(|| bad("the encoder has no input"))?;
+        let declared = |i: usize, fallback: usize| encoder_input.dims.get(i).copied().flatten().map_or(fallback, |d| d as usize);
+        let (mels, frames) = (declared(1, MELS), declared(2, FRAMES));
+        let encoder_dtype = if encoder_input.dtype == Some(wick_shared::DType::Float16) { DType::F16 } else { DType::F32 };
+        let encoder_input = encoder_input.name.clone();
+
+        let names: Vec<&str> = decoder.model.inputs().iter().map(|i| i.name.as_str()).collect();
+        for needed in ["input_ids", "encoder_hidden_states"] {
+            if !names.contains(&needed) {
+                return Err(bad(format!("not a Whisper decoder: it has no {needed} input")));
+            }
+        }
+        if !decoder.model.outputs().iter().any(|o| o.name == "logits") {
+            return Err(bad("not a Whisper decoder: it has no logits output"));
+        }
+        let heads = config.decoder_attention_heads;
+        let head_dim = config.d_model.zip(heads).map(|(d, h)| d / h.max(1));
+        let mut cache = Vec::new();
+        for input in decoder.model.inputs() {
+            let Some(rest) = input.name.strip_prefix("past_key_values.") else { continue };
+            // Declared dims win; the config fills symbolic ones.
+            let dim = |i: usize, fallback: Option<u64>| input.dims.get(i).copied().flatten().or(fallback);
+            let (Some(h), Some(hd)) = (dim(1, heads), dim(3, head_dim)) else {
+                return Err(bad(format!("cannot tell the shape of {}: config.json has no decoder_attention_heads / d_model", input.name)));
+            };
+            let output = format!("present.{rest}");
+            if !decoder.model.outputs().iter().any(|o| o.name == output) {
+                return Err(bad(format!("the decoder takes {} but has no output {output}", input.name)));
+            }
+            let dtype = if input.dtype == Some(wick_shared::DType::Float16) { DType::F16 } else { DType::F32 };
+            cache.push(CacheSlot { input: input.name.clone(), output, dtype, empty: vec![1, h as usize, 0, hd as usize] });
+        }
+
+        let start = generation
+            .decoder_start_token_id
+            .or(config.decoder_start_token_id)
+            .ok_or_else(|| bad("generation_config.json has no decoder_start_token_id"))?;
+        // The prompt: the start token, then the forced ids by position (language, task,
+        // no-timestamps), or the no-timestamps token alone.
+        let mut forced = generation.forced_decoder_ids.clone().unwrap_or_default();
+        forced.sort_by_key(|&(position, _)| position);
+        let mut prompt = vec![start];
+        prompt.extend(forced.iter().filter_map(|&(_, id)| id));
+        if prompt.len() == 1 {
+            prompt.extend(generation.no_timestamps_token_id);
+        }
+        let mut eos = ids(generation.eos_token_id.as_ref());
+        if eos.is_empty() {
+            eos.extend(config.eos_token_id);
+        }
+        if eos.is_empty() {
+            return Err(bad("neither generation_config.json nor config.json has an eos_token_id"));
+        }
+        let max_tokens = config
+            .max_target_positions
+            .or(generation.max_length)
+            .ok_or_else(|| bad("config.json has no max_target_positions"))? as usize;
+        if max_tokens <= prompt.len() {
+            return Err(bad(format!("max_target_positions {max_tokens} leaves no room after the {}-token prompt", prompt.len())));
+        }
+        Ok(Transcriber {
+            encoder,
+            decoder,
+            encoder_input,
+            encoder_dtype,
+            mels,
+            frames,
+            cache,
+            prompt,
+            eos,
+            suppress: generation.suppress_tokens.unwrap_or_default(),
+            begin_suppress: generation.begin_suppress_tokens.unwrap_or_default(),
+            max_tokens,
+        })
+    }
+
+    /// The decoder prompt every window starts with.
+    pub fn prompt(&self) -> &[u32] {
+        &self.prompt
+    }
+
+    /// The decoder with its companion files (tokenizer, configs).
+    pub fn decoder(&self) -> &Loaded {
+        &self.decoder
+    }
+
+    /// Run the encoder on one window's log-mel features (`[mels, frames]`, row-major) and get
+    /// ready to decode; nothing is decoded yet.
+    pub fn start(&self, features: &[f32]) -> Result<Decoding<'_>> {
+        if features.len() != self.mels * self.frames {
+            return Err(WickError::BadInput(format!(
+                "expected {}×{} log-mel features, got {} values",
+                self.mels,
+                self.frames,
+                features.len()
+            )));
+        }
+        let input = Tensor::from_slice(features, (1, self.mels, self.frames), &Device::Cpu)
+            .and_then(|t| t.to_dtype(self.encoder_dtype))
+            .map_err(engine)?;
+        let out = self.encoder.run(HashMap::from([(self.encoder_input.clone(), input)]), None)?;
+        let hidden = out.outputs.into_iter().next().map(|(_, t)| t).ok_or_else(|| bad("the encoder has no output"))?;
+        let past = self
+            .cache
+            .iter()
+            .map(|c| Tensor::zeros(c.empty.as_slice(), c.dtype, &Device::Cpu).map_err(engine))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Decoding { t: self, hidden, past, tokens: self.prompt.clone(), finished: false })
+    }
+
+    /// Greedy-decode one window: the generated token ids, without the prompt and the EOS.
+    pub fn decode(&self, features: &[f32]) -> Result<Vec<u32>> {
+        let mut d = self.start(features)?;
+        while d.step()?.is_some() {}
+        Ok(d.generated().to_vec())
+    }
+
+    /// The text of `tokens`, special tokens skipped, surrounding spaces trimmed.
+    pub fn text(&self, tokens: &[u32]) -> Result<String> {
+        let tok = super::feature_extraction::tokenizer(&self.decoder)?;
+        let text = tok.decode(tokens, true).map_err(|e| bad(format!("decoding tokens: {e}")))?;
+        Ok(text.trim().to_string())
+    }
+}
+
+/// One window being decoded.
+pub struct Decoding<'a> {
+    t: &'a Transcriber,
+    /// The encoder's output, `[1, positions, d_model]`.
+    hidden: Tensor,
+    /// The decoder's pasts, in the order of `t.cache`.
+    past: Vec<Tensor>,
+    /// Prompt and generated tokens so far (never the EOS).
+    tokens: Vec<u32>,
+    finished: bool,
+}
+
+impl Decoding<'_> {
+    /// The generated token ids so far.
+    pub fn generated(&self) -> &[u32] {
+        &self.tokens[self.t.prompt.len()..]
+    }
+
+    /// Decode the next token; `None` once the window has ended (EOS, or no position left).
+    pub fn step(&mut self) -> Result<Option<u32>> {
+        if self.finished || self.tokens.len() >= self.t.max_tokens {
+            self.finished = true;
+            return Ok(None);
+        }
+        let first = self.tokens.len() == self.t.prompt.len();
+        let mut logits = self.forward(first)?;
+        for &id in self.t.suppress.iter().chain(if first { &self.t.begin_suppress[..] } else { &[] }) {
+            if let Some(l) = logits.get_mut(id as usize) {
+                *l = f32::NEG_INFINITY;
+            }
+        }
+        // The first largest, as numpy's argmax.
+        let (best, _) = logits.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
+        let best = best as u32;
+        if self.t.eos.contains(&best) {
+            self.finished = true;
+            return Ok(None);
+        }
+        self.tokens.push(best);
+        Ok(Some(best))
+    }
+
+    /// One decoder run: the prompt on the first step, else the newest token; the last
+    /// position's logits.
+    fn forward(&mut self, first: bool) -> Result<Vec<f32>> {
+        let cpu = &Device::Cpu;
+        let new: Vec<i64> =
+            if first { self.tokens.iter().map(|&x| x as i64).collect() } else { vec![*self.tokens.last().unwrap_or(&0) as i64] };
+        let n = new.len();
+        let mut feeds = HashMap::new();
+        feeds.insert("input_ids".to_string(), Tensor::from_vec(new, (1, n), cpu).map_err(engine)?);
+        feeds.insert("encoder_hidden_states".to_string(), self.hidden.clone());
+        let model = &self.t.decoder.model;
+        if model.inputs().iter().any(|i| i.name == "use_cache_branch") {
+            feeds.insert("use_cache_branch".to_string(), Tensor::from_vec(vec![u8::from(!first)], 1, cpu).map_err(engine)?);
+        }
+        for (slot, past) in self.t.cache.iter().zip(&self.past) {
+            feeds.insert(slot.input.clone(), past.clone());
+        }
+        let mut wanted = vec!["logits".to_string()];
+        wanted.extend(self.t.cache.iter().map(|c| c.output.clone()));
+        let mut out: HashMap<String, Tensor> = model.run(feeds, Some(&wanted))?.outputs.into_iter().collect();
+        for (slot, past) in self.t.cache.iter().zip(self.past.iter_mut()) {
+            *past = out.remove(&slot.output).ok_or_else(|| bad(format!("the decoder did not produce {}", slot.output)))?;
+        }
+        let logits = out.remove("logits").ok_or_else(|| bad("the decoder did not produce logits"))?;
+        let vocab = *logits.dims().last().unwrap_or(&0);
+        if vocab == 0 {
+            return Err(bad("the decoder's logits are empty"));
+        }
+        logits
+            .to_dtype(DType::F32)
+            .and_then(|l| l.flatten_all())
+            .and_then(|l| l.narrow(0, l.elem_count() - vocab, vocab))
+            .and_then(|l| l.to_vec1::<f32>())
+            .map_err(engine)
+    }
+}

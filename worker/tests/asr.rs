@@ -1,0 +1,93 @@
+//! Speech recognition against independent references: `scripts/make_asr_models.py` converts
+//! Whisper tiny.en (CTranslate2's model.bin) into a Hugging Face folder (encoder + merged
+//! decoder, fp32 and q4), speaks sentences with espeak-ng, computes their log-mel features and
+//! records onnxruntime's greedy tokens (fp32 and q4) and CTranslate2's (its own C++ Whisper on
+//! the original weights). Fed the same features, Wick's greedy decoding with the KV cache must
+//! give the identical token ids and text for every file. The folder is named by
+//! `WICK_ASR_MODELS` (the script's --out).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde_json::Value;
+use wick_worker::native::load_asr_folder;
+use wick_worker::tasks::speech_recognition::Transcriber;
+
+fn folder() -> PathBuf {
+    let Some(dir) = std::env::var_os("WICK_ASR_MODELS") else {
+        panic!("WICK_ASR_MODELS is not set: run `python3 scripts/make_asr_models.py --out DIR` and set it to DIR");
+    };
+    PathBuf::from(dir).join("whisper-tiny.en")
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+}
+
+fn features(dir: &std::path::Path, case: &Value) -> Vec<f32> {
+    let f = &case["features"];
+    assert_eq!(f["dtype"], "float32");
+    let bytes = std::fs::read(dir.join(f["file"].as_str().unwrap())).unwrap();
+    let v: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    assert_eq!(v.len(), ids(&f["shape"]).iter().product::<u32>() as usize);
+    v
+}
+
+/// Every reference file through `variant`'s models; `want` names its reference decode.
+fn greedy_matches_references(variant: Option<&str>, want: &str) {
+    let dir = folder();
+    let reference: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    let t0 = Instant::now();
+    let (encoder, decoder) = load_asr_folder(&dir, variant).unwrap();
+    let t = Transcriber::new(encoder, decoder).unwrap();
+    eprintln!("{want}: loaded in {:.2} s", t0.elapsed().as_secs_f64());
+    let mut failures = Vec::new();
+    for case in reference["cases"].as_array().unwrap() {
+        let name = case["wav"].as_str().unwrap();
+        assert_eq!(t.prompt(), ids(&case["prompt_tokens"]).as_slice(), "{name}: decoder prompt");
+        let feats = features(&dir, case);
+        let started = Instant::now();
+        let mut d = t.start(&feats).unwrap();
+        let encoded = started.elapsed().as_secs_f64();
+        let mut streamed = Vec::new();
+        while let Some(id) = d.step().unwrap() {
+            streamed.push(id);
+        }
+        let total = started.elapsed().as_secs_f64();
+        assert_eq!(streamed, d.generated(), "the steps add up to the tokens");
+        let text = t.text(&streamed).unwrap();
+        let expected = ids(&case[want]["tokens"]);
+        eprintln!(
+            "{want} {name}: {} tokens, encoder {encoded:.2} s, decoder {:.2} s ({:.1} tok/s){}\n    {text}",
+            streamed.len(),
+            total - encoded,
+            streamed.len() as f64 / (total - encoded),
+            if streamed == expected { "" } else { "  ← DIFFERS" },
+        );
+        if streamed != expected {
+            let at = streamed.iter().zip(&expected).position(|(a, b)| a != b).unwrap_or(streamed.len().min(expected.len()));
+            failures.push(format!(
+                "{name}: tokens differ from {want}'s at {at}:\n  wick {streamed:?}\n  ref  {expected:?}\n  wick text {text:?}"
+            ));
+            continue;
+        }
+        assert_eq!(text, case[want]["text"].as_str().unwrap(), "{name}: text");
+        if want == "ort_fp32" {
+            assert_eq!(streamed, ids(&case["ctranslate2"]["tokens"]), "{name}: CTranslate2's tokens");
+            assert_eq!(text, case["ctranslate2"]["text"].as_str().unwrap(), "{name}: CTranslate2's text");
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+#[ignore = "needs the ASR models: python3 scripts/make_asr_models.py --out DIR, then WICK_ASR_MODELS=DIR"]
+fn fp32_greedy_tokens_equal_onnxruntime_and_ctranslate2() {
+    greedy_matches_references(None, "ort_fp32");
+}
+
+#[test]
+#[ignore = "needs the ASR models: python3 scripts/make_asr_models.py --out DIR, then WICK_ASR_MODELS=DIR"]
+fn q4_greedy_tokens_equal_onnxruntime_q4() {
+    greedy_matches_references(Some("q4"), "ort_q4");
+}
