@@ -66,8 +66,12 @@ pub fn load_variant_for_task(folder: &Path, variant: Option<&str>, task: wick_sh
     let file = variant.map_or("model.onnx".to_string(), |v| format!("model_{v}.onnx"));
     let hf = folder.join("onnx").join(file);
     let model = load_model(&if hf.is_file() { hf } else { folder.join("model.onnx") })?;
-    let mut loaded = crate::tasks::Loaded::new(model);
-    for name in crate::tasks::files_for(task)? {
+    with_files(crate::tasks::Loaded::new(model), folder, crate::tasks::files_for(task)?)
+}
+
+/// `loaded` with the companion files `names` read from `folder`.
+fn with_files(mut loaded: crate::tasks::Loaded, folder: &Path, names: &[&str]) -> Result<crate::tasks::Loaded> {
+    for name in names {
         let path = folder.join(name);
         let bytes = std::fs::read(&path).map_err(|e| WickError::Fetch {
             file: path.display().to_string(),
@@ -86,17 +90,8 @@ pub fn load_asr_folder(folder: &Path, variant: Option<&str>) -> Result<(Model, c
     let suffix = variant.map_or(String::new(), |v| format!("_{v}"));
     let onnx = folder.join("onnx");
     let encoder = load_model(&onnx.join(format!("encoder_model{suffix}.onnx")))?;
-    let mut decoder = crate::tasks::Loaded::new(load_model(&onnx.join(format!("decoder_model_merged{suffix}.onnx")))?);
-    for name in crate::tasks::speech_recognition::FILES {
-        let path = folder.join(name);
-        let bytes = std::fs::read(&path).map_err(|e| WickError::Fetch {
-            file: path.display().to_string(),
-            status: None,
-            message: e.to_string(),
-        })?;
-        decoder.files.insert(name.to_string(), bytes);
-    }
-    Ok((encoder, decoder))
+    let decoder = crate::tasks::Loaded::new(load_model(&onnx.join(format!("decoder_model_merged{suffix}.onnx")))?);
+    Ok((encoder, with_files(decoder, folder, crate::tasks::speech_recognition::FILES)?))
 }
 
 /// Read one serialized TensorProto (`input_0.pb`).
