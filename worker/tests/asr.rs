@@ -91,3 +91,65 @@ fn fp32_greedy_tokens_equal_onnxruntime_and_ctranslate2() {
 fn q4_greedy_tokens_equal_onnxruntime_q4() {
     greedy_matches_references(Some("q4"), "ort_q4");
 }
+
+/// Lower-case words without punctuation.
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace()
+        .map(|w| w.chars().filter(|c| c.is_alphanumeric() || *c == '\'').collect::<String>().to_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// Word-level edit distance (substitutions, insertions, deletions).
+fn edits(hyp: &[String], reference: &[String]) -> usize {
+    let mut row: Vec<usize> = (0..=reference.len()).collect();
+    for (i, h) in hyp.iter().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, r) in reference.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(h != r)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[reference.len()]
+}
+
+/// The whole path in Rust, as the worker will run it: the WAV espeak-ng wrote → `decode_wav` →
+/// `resample` to 16 kHz → `log_mel` (the first 30 s) → greedy decoding (fp32) → text, scored
+/// against the sentence espeak-ng spoke: word error rate over all words ≤ 10% (the issue's
+/// bar; onnxruntime on the reference features scores 6.5%). The > 30 s paragraph is scored
+/// against as many of its first words as were transcribed (only its first window is decoded).
+#[test]
+#[ignore = "needs the ASR models: python3 scripts/make_asr_models.py --out DIR, then WICK_ASR_MODELS=DIR"]
+fn wav_to_text_in_rust_has_a_low_word_error_rate() {
+    use wick_worker::tasks::audio;
+    let dir = folder();
+    let reference: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    let (encoder, decoder) = load_asr_folder(&dir, None).unwrap();
+    let t = Transcriber::new(encoder, decoder).unwrap();
+    let (mut total_edits, mut total_words, mut same_tokens) = (0, 0, 0);
+    let cases = reference["cases"].as_array().unwrap();
+    for case in cases {
+        let bytes = std::fs::read(dir.join(case["wav"].as_str().unwrap())).unwrap();
+        let (pcm, rate) = audio::decode_wav(&bytes).unwrap();
+        let pcm16k = audio::resample(&pcm, rate, 16_000).unwrap();
+        let (mel, frames) = audio::log_mel(&pcm16k);
+        assert_eq!((mel.len(), frames), (80 * 3000, 3000));
+        let tokens = t.decode(&mel).unwrap();
+        same_tokens += usize::from(tokens == ids(&case["ort_fp32"]["tokens"]));
+        let text = t.text(&tokens).unwrap();
+        let hyp = words(&text);
+        let mut sentence = words(case["sentence"].as_str().unwrap());
+        if case["wav_samples"].as_f64().unwrap() / case["wav_rate"].as_f64().unwrap() > 30.0 {
+            sentence.truncate(hyp.len());
+        }
+        let e = edits(&hyp, &sentence);
+        eprintln!("{}: WER {:.1}% — {text}", case["wav"], 100.0 * e as f64 / sentence.len() as f64);
+        total_edits += e;
+        total_words += sentence.len();
+    }
+    let wer = total_edits as f64 / total_words as f64;
+    eprintln!("WER over all words {:.1}%; tokens equal to onnxruntime's on the reference features in {same_tokens} of {}", 100.0 * wer, cases.len());
+    assert!(wer <= 0.10, "word error rate {:.1}% > 10%", 100.0 * wer);
+}
