@@ -92,12 +92,17 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
 import time
 import wave
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The same 4-bit layout (onnxruntime's fast one) and external-data saving as the text models.
+from make_textgen_models import ortq4_inputs as q4_inputs, save  # noqa: E402
 
 OPSET = 17
 IR_VERSION = 10
@@ -190,29 +195,6 @@ class Weights:
 
 # ----------------------------------------------------------------------------
 # ONNX building
-
-def q4_inputs(w):
-    """MatMulNBits bits 4 layout of an f32 [N, K] weight: (B uint8 [N, nb, 16], scales f32 [N*nb],
-    zero points uint8 [N * ceil(nb/2)]); per block of 32 asymmetric min/max (range widened to
-    hold 0), scale = (max - min)/15, zp = round(-min/scale), q = clamp(round(x/scale) + zp, 0, 15);
-    element 2i in the low nibble of byte i (same as make_textgen_models.py's ortq4_inputs)."""
-    n, k = w.shape
-    assert k % BLOCK == 0
-    nb = k // BLOCK
-    b = w.reshape(n, nb, BLOCK).astype(np.float32)
-    lo = np.minimum(b.min(axis=2), 0.0)
-    hi = np.maximum(b.max(axis=2), 0.0)
-    scale = ((hi - lo) / 15.0).astype(np.float32)
-    live = scale > 0
-    safe = np.where(live, scale, 1.0).astype(np.float32)
-    zp = np.where(live, np.clip(np.rint(-lo / safe), 0, 15), 0).astype(np.uint8)
-    q = np.clip(np.rint(b / safe[:, :, None]) + zp[:, :, None], 0, 15).astype(np.uint8)
-    packed = (q[:, :, 0::2] | (q[:, :, 1::2] << 4)).astype(np.uint8)
-    zp_rows = np.zeros((n, (nb + 1) // 2 * 2), np.uint8)
-    zp_rows[:, :nb] = zp
-    zp_packed = (zp_rows[:, 0::2] | (zp_rows[:, 1::2] << 4)).astype(np.uint8)
-    return packed, scale.reshape(-1), zp_packed.reshape(-1)
-
 
 class Graph:
     def __init__(self, w: Weights, q4: bool, prefix=""):
@@ -414,15 +396,6 @@ def decoder_model(w: Weights, q4: bool):
     shape = g.op("Concat", [g.op("Shape", ["input_ids"]), g.const([w.vocab])], axis=0)
     g.op("Reshape", ["logits2d", shape], outputs=["logits"])
     return finish(g, inputs, outputs, "whisper_decoder_merged")
-
-
-def save(model, onnx_dir, name):
-    path = os.path.join(onnx_dir, name)
-    onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
-                    location=name + "_data", size_threshold=1024)
-    os.chmod(path + "_data", 0o644)
-    onnx.checker.check_model(path, full_check=False)
-    return path
 
 
 # ----------------------------------------------------------------------------
