@@ -250,6 +250,9 @@ pub enum TaskKind {
     FeatureExtraction,
     /// Loaded for `generate` requests (not `task`).
     TextGeneration,
+    /// Loaded for `transcribe` requests (not `task`): from a folder with
+    /// `onnx/encoder_model.onnx` and `onnx/decoder_model_merged.onnx` (Whisper).
+    AutomaticSpeechRecognition,
 }
 
 /// Task results.

@@ -86,12 +86,17 @@ fn with_files(mut loaded: crate::tasks::Loaded, folder: &Path, names: &[&str]) -
 /// Load a Whisper folder (Hugging Face / transformers.js layout) for speech recognition:
 /// `onnx/encoder_model{_variant}.onnx`, and `onnx/decoder_model_merged{_variant}.onnx` with the
 /// companion files of [`crate::tasks::speech_recognition::FILES`] (tokenizer, configs).
-pub fn load_asr_folder(folder: &Path, variant: Option<&str>) -> Result<(Model, crate::tasks::Loaded)> {
+pub fn load_asr_folder(folder: &Path, variant: Option<&str>) -> Result<crate::tasks::Loaded> {
     let suffix = variant.map_or(String::new(), |v| format!("_{v}"));
     let onnx = folder.join("onnx");
-    let encoder = load_model(&onnx.join(format!("encoder_model{suffix}.onnx")))?;
-    let decoder = crate::tasks::Loaded::new(load_model(&onnx.join(format!("decoder_model_merged{suffix}.onnx")))?);
-    Ok((encoder, with_files(decoder, folder, crate::tasks::speech_recognition::FILES)?))
+    let graph = |stem: &str| load_model(&onnx.join(format!("{stem}{suffix}.onnx")));
+    let task = Some(wick_shared::TaskKind::AutomaticSpeechRecognition);
+    let (main, others) = crate::tasks::graphs_for(task)?.split_first().ok_or_else(|| WickError::invalid("no graphs"))?;
+    let mut loaded = crate::tasks::Loaded::new(graph(main)?);
+    for stem in others {
+        loaded.graphs.insert(stem.to_string(), graph(stem)?);
+    }
+    with_files(loaded, folder, crate::tasks::speech_recognition::FILES)
 }
 
 /// Read one serialized TensorProto (`input_0.pb`).

@@ -38,8 +38,8 @@ fn greedy_matches_references(variant: Option<&str>, want: &str) {
     let dir = folder();
     let reference: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
     let t0 = Instant::now();
-    let (encoder, decoder) = load_asr_folder(&dir, variant).unwrap();
-    let t = Transcriber::new(encoder, decoder).unwrap();
+    let loaded = load_asr_folder(&dir, variant).unwrap();
+    let t = Transcriber::new(&loaded).unwrap();
     eprintln!("{want}: loaded in {:.2} s", t0.elapsed().as_secs_f64());
     let mut failures = Vec::new();
     for case in reference["cases"].as_array().unwrap() {
@@ -126,8 +126,8 @@ fn wav_to_text_in_rust_has_a_low_word_error_rate() {
     use wick_worker::tasks::audio;
     let dir = folder();
     let reference: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
-    let (encoder, decoder) = load_asr_folder(&dir, None).unwrap();
-    let t = Transcriber::new(encoder, decoder).unwrap();
+    let loaded = load_asr_folder(&dir, None).unwrap();
+    let t = Transcriber::new(&loaded).unwrap();
     let (mut total_edits, mut total_words, mut same_tokens) = (0, 0, 0);
     let cases = reference["cases"].as_array().unwrap();
     for case in cases {

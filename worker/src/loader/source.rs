@@ -29,24 +29,18 @@ pub struct Sources {
 
 impl Sources {
     /// A model named by URL: a `.onnx` file, or a folder (ending in `/`) in the Hugging Face
-    /// layout, whose model is `onnx/model.onnx` or `onnx/model_{variant}.onnx`.
+    /// layout, whose model is `onnx/{graph}.onnx` or `onnx/{graph}_{variant}.onnx` (`graph` is
+    /// `model` but for tasks made of several graphs).
     pub fn from_url(
         url: &str,
+        graph: &str,
         variant: Option<&str>,
         sha256: Option<&str>,
         external: &[ExternalFile],
         resolve: Resolve,
     ) -> Result<Sources> {
         let key = resolve(url, None)?;
-        let model_url = if key.ends_with('/') {
-            let file = match variant {
-                Some(v) if !v.is_empty() => format!("onnx/model_{v}.onnx"),
-                _ => "onnx/model.onnx".to_string(),
-            };
-            resolve(&file, Some(&key))?
-        } else {
-            key.clone()
-        };
+        let model_url = if key.ends_with('/') { resolve(&graph_file(graph, variant), Some(&key))? } else { key.clone() };
         let mut sources = Sources { model_url, key, ..Default::default() };
         sources.expected.insert(sources.model_url.clone(), Expected::new(None, sha256)?);
         sources.add_external(external, resolve)?;
@@ -79,6 +73,19 @@ impl Sources {
         }
         sources.add_external(external, resolve)?;
         Ok(sources)
+    }
+
+    /// The same model's other graph `graph` (`onnx/{graph}[_{variant}].onnx` beside the folder
+    /// or manifest): its external data is found relative to it, and what the manifest says of
+    /// its files still holds.
+    pub fn other_graph(&self, graph: &str, variant: Option<&str>, resolve: Resolve) -> Result<Sources> {
+        if !self.key.ends_with('/') && self.key == self.model_url {
+            return Err(WickError::BadRequest(format!(
+                "this task reads several graphs ({graph} too): name the model's folder (ending in /) or its manifest, not one .onnx file"
+            )));
+        }
+        let model_url = resolve(&graph_file(graph, variant), Some(&self.key))?;
+        Ok(Sources { model_url, key: self.key.clone(), overrides: self.overrides.clone(), expected: self.expected.clone() })
     }
 
     fn add_external(&mut self, external: &[ExternalFile], resolve: Resolve) -> Result<()> {
@@ -118,6 +125,14 @@ impl Sources {
     }
 }
 
+/// `onnx/{graph}.onnx`, or `onnx/{graph}_{variant}.onnx`.
+fn graph_file(graph: &str, variant: Option<&str>) -> String {
+    match variant {
+        Some(v) if !v.is_empty() => format!("onnx/{graph}_{v}.onnx"),
+        _ => format!("onnx/{graph}.onnx"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,13 +152,25 @@ mod tests {
 
     #[test]
     fn a_folder_url_is_the_hugging_face_layout() {
-        let s = Sources::from_url("https://hub.test/m/", None, None, &[], &resolve).unwrap();
+        let s = Sources::from_url("https://hub.test/m/", "model", None, None, &[], &resolve).unwrap();
         assert_eq!(s.model_url, "https://hub.test/m/onnx/model.onnx");
         assert_eq!(s.key, "https://hub.test/m/");
         assert_eq!(s.file_url("model.onnx_data_1", &resolve).unwrap(), "https://hub.test/m/onnx/model.onnx_data_1");
         assert_eq!(s.companion_url("config.json", &resolve).unwrap(), "https://hub.test/m/config.json");
-        let q4 = Sources::from_url("https://hub.test/m/", Some("q4"), None, &[], &resolve).unwrap();
+        let q4 = Sources::from_url("https://hub.test/m/", "model", Some("q4"), None, &[], &resolve).unwrap();
         assert_eq!(q4.model_url, "https://hub.test/m/onnx/model_q4.onnx");
+    }
+
+    #[test]
+    fn a_task_of_several_graphs_finds_each_in_the_folder() {
+        let decoder = Sources::from_url("https://hub.test/w/", "decoder", Some("q4"), None, &[], &resolve).unwrap();
+        assert_eq!(decoder.model_url, "https://hub.test/w/onnx/decoder_q4.onnx");
+        let encoder = decoder.other_graph("encoder", Some("q4"), &resolve).unwrap();
+        assert_eq!(encoder.model_url, "https://hub.test/w/onnx/encoder_q4.onnx");
+        assert_eq!(encoder.key, decoder.key);
+        assert_eq!(encoder.file_url("encoder_q4.onnx_data", &resolve).unwrap(), "https://hub.test/w/onnx/encoder_q4.onnx_data");
+        let single = Sources::from_url("https://hub.test/w/decoder.onnx", "decoder", None, None, &[], &resolve).unwrap();
+        assert!(matches!(single.other_graph("encoder", None, &resolve), Err(WickError::BadRequest(_))));
     }
 
     #[test]
@@ -152,7 +179,7 @@ mod tests {
             ExternalFile { path: "w.bin".into(), url: Some("https://cdn.test/w.bin".into()), ..Default::default() },
             ExternalFile { path: "v.bin".into(), size: Some(3), sha256: Some(SHA.into()), ..Default::default() },
         ];
-        let s = Sources::from_url("models/a.onnx", None, Some(SHA), &external, &resolve).unwrap();
+        let s = Sources::from_url("models/a.onnx", "model", None, Some(SHA), &external, &resolve).unwrap();
         assert_eq!(s.model_url, "https://site.test/app/models/a.onnx");
         assert_eq!(s.companion_url("config.json", &resolve).unwrap(), "https://site.test/app/models/config.json");
         assert_eq!(s.file_url("w.bin", &resolve).unwrap(), "https://cdn.test/w.bin");

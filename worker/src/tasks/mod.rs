@@ -14,6 +14,7 @@ pub mod object_detection;
 mod resample;
 pub mod speech_recognition;
 pub mod text_generation;
+pub mod vad;
 pub mod yolox;
 
 use std::collections::BTreeMap;
@@ -30,6 +31,9 @@ pub struct TaskDef {
     /// Names of the files the task reads, relative to the model's folder (for a Hugging Face
     /// folder, its root).
     pub files: &'static [&'static str],
+    /// The graphs a load from a folder (or manifest) reads, by file stem in its `onnx/`: the
+    /// first becomes [`Loaded::model`], the others [`Loaded::graphs`]. Empty: `model` alone.
+    pub graphs: &'static [&'static str],
     pub run: fn(&Loaded, TaskInput) -> Result<Outcome>,
 }
 
@@ -40,29 +44,40 @@ pub struct Outcome {
 }
 
 pub static TASKS: &[TaskDef] = &[
-    TaskDef { kind: TaskKind::Digits, files: &[], run: digits::run },
+    TaskDef { kind: TaskKind::Digits, files: &[], graphs: &[], run: digits::run },
     TaskDef {
         kind: TaskKind::ImageClassification,
         files: image_classification::FILES,
+        graphs: &[],
         run: image_classification::run,
     },
-    TaskDef { kind: TaskKind::ObjectDetection, files: object_detection::FILES, run: object_detection::run },
+    TaskDef { kind: TaskKind::ObjectDetection, files: object_detection::FILES, graphs: &[], run: object_detection::run },
     TaskDef {
         kind: TaskKind::FeatureExtraction,
         files: feature_extraction::FILES,
+        graphs: &[],
         run: feature_extraction::run,
     },
-    TaskDef { kind: TaskKind::TextGeneration, files: text_generation::FILES, run: not_a_task },
+    TaskDef { kind: TaskKind::TextGeneration, files: text_generation::FILES, graphs: &[], run: streamed },
+    TaskDef {
+        kind: TaskKind::AutomaticSpeechRecognition,
+        files: speech_recognition::FILES,
+        graphs: speech_recognition::GRAPHS,
+        run: streamed,
+    },
 ];
 
-/// Generation is its own request (`generate`, streamed), not a `task`.
-fn not_a_task(_: &Loaded, _: TaskInput) -> Result<Outcome> {
-    Err(WickError::BadTask("text generation answers `generate` requests, not `task`".into()))
+/// Generation and transcription are requests of their own (`generate`, `transcribe`: streamed),
+/// not `task`s.
+fn streamed(_: &Loaded, _: TaskInput) -> Result<Outcome> {
+    Err(WickError::BadTask("this model answers `generate` or `transcribe` requests, not `task`".into()))
 }
 
-/// A loaded model as tasks see it: the planned graph and the files that came with it.
+/// A loaded model as tasks see it: the planned graph(s) and the files that came with it.
 pub struct Loaded {
     pub model: Model,
+    /// The task's other graphs, by file stem (speech recognition: `encoder_model`).
+    pub graphs: BTreeMap<String, Model>,
     /// File name → bytes, as named by the task's row.
     pub files: BTreeMap<String, Vec<u8>>,
     /// `tokenizer.json`, parsed on first use (text tasks).
@@ -71,7 +86,19 @@ pub struct Loaded {
 
 impl Loaded {
     pub fn new(model: Model) -> Self {
-        Loaded { model, files: BTreeMap::new(), tokenizer: std::cell::OnceCell::new() }
+        Loaded { model, graphs: BTreeMap::new(), files: BTreeMap::new(), tokenizer: std::cell::OnceCell::new() }
+    }
+
+    /// The other graph `name`.
+    pub fn graph(&self, name: &str) -> Result<&Model> {
+        self.graphs
+            .get(name)
+            .ok_or_else(|| WickError::BadTask(format!("the model was loaded without its {name} graph: load it for this task")))
+    }
+
+    /// Bytes of weights held by all the graphs.
+    pub fn weight_bytes(&self) -> u64 {
+        self.model.weight_bytes() + self.graphs.values().map(Model::weight_bytes).sum::<u64>()
     }
 
     /// The file `name`, parsed as JSON into `T`.
@@ -107,6 +134,15 @@ pub fn run(model: &Loaded, input: TaskInput) -> Result<Outcome> {
 /// The files a load for `task` fetches beside the model.
 pub fn files_for(task: TaskKind) -> Result<&'static [&'static str]> {
     Ok(def(task)?.files)
+}
+
+/// The graphs (file stems) a load for `task` reads from a folder: the main one first.
+pub fn graphs_for(task: Option<TaskKind>) -> Result<&'static [&'static str]> {
+    let graphs = match task {
+        Some(task) => def(task)?.graphs,
+        None => &[],
+    };
+    Ok(if graphs.is_empty() { &["model"] } else { graphs })
 }
 
 /// Probabilities from a model's scores: kept if they already are a distribution, else soft-maxed.

@@ -16,6 +16,20 @@
 //! ends at `eos_token_id` (not returned) or when the tokens reach `max_target_positions`. The
 //! caller drives the steps, so the worker can post words and take a `cancel` between them.
 //!
+//! **Timestamps** ([`Transcriber::start_with`] with `timestamps`): the prompt drops
+//! `no_timestamps_token_id`, and each step applies Whisper's timestamp rules as CTranslate2's
+//! `ApplyTimestampRules` does (OpenAI's `ApplyTimestampRules`, transformers'
+//! `WhisperTimeStampLogitsProcessor` are near copies): the ids after `<|notimestamps|>` are
+//! `<|0.00|>`, `<|0.02|>`… to the vocabulary's end; `<|notimestamps|>` is suppressed; the first
+//! token is a timestamp ≤ `max_initial_timestamp_index` (generation_config; 50 = 1.00 s when
+//! absent, as CTranslate2 and OpenAI's transcribe); after a timestamp that follows a timestamp
+//! (or opens the window) comes text, after one that follows text a timestamp or the EOS;
+//! timestamps never decrease (an equal one may follow); and when the timestamps' summed
+//! probability (log-sum-exp) beats every text token's, only timestamps are allowed (the masks
+//! and suppressions before it count). [`Transcriber::segments`] cuts such tokens into
+//! [`Segment`]s (start, end, trimmed text, seconds from the window's start); text whose closing
+//! timestamp the window cut off ends `None`.
+//!
 //! This module takes FEATURES; the audio front end (PCM → log-mel) is `audio.rs`.
 
 use std::collections::HashMap;
@@ -30,6 +44,13 @@ use crate::error::{Result, WickError};
 
 /// The files a speech-recognition load reads beside the models.
 pub const FILES: &[&str] = &["tokenizer.json", "config.json", "generation_config.json"];
+
+/// The graphs a load reads from the folder's `onnx/`: the decoder is the loaded model, the
+/// encoder one of its [`Loaded::graphs`].
+pub const GRAPHS: &[&str] = &["decoder_model_merged", "encoder_model"];
+
+/// The encoder's stem in [`GRAPHS`].
+const ENCODER: &str = "encoder_model";
 
 /// Mel bins and frames of one 30 s window, when the encoder does not declare them.
 const MELS: usize = 80;
@@ -64,6 +85,7 @@ struct GenerationConfig {
     suppress_tokens: Option<Vec<u32>>,
     begin_suppress_tokens: Option<Vec<u32>>,
     max_length: Option<u64>,
+    max_initial_timestamp_index: Option<u32>,
 }
 
 /// A past input of the decoder and the output that refills it.
@@ -75,11 +97,11 @@ struct CacheSlot {
     empty: Vec<usize>,
 }
 
-/// A loaded Whisper: the encoder, the decoder with its companion files, and the decoding rules
-/// read from them.
-pub struct Transcriber {
-    encoder: Model,
-    decoder: Loaded,
+/// A loaded Whisper — the encoder, the decoder with its companion files — and the decoding
+/// rules read from them. Cheap to make: it borrows the graphs.
+pub struct Transcriber<'a> {
+    encoder: &'a Model,
+    decoder: &'a Loaded,
     encoder_input: String,
     encoder_dtype: DType,
     mels: usize,
@@ -90,6 +112,8 @@ pub struct Transcriber {
     suppress: Vec<u32>,
     begin_suppress: Vec<u32>,
     max_tokens: usize,
+    /// Where the timestamp tokens are; `None` without `no_timestamps_token_id`.
+    timestamps: Option<Timestamps>,
 }
 
 /// `eos_token_id` as configs write it: a number or a list of numbers.
@@ -101,9 +125,11 @@ fn ids(v: Option<&Value>) -> Vec<u32> {
     }
 }
 
-impl Transcriber {
-    /// Check the two graphs and read the decoding rules; `decoder.files` holds [`FILES`].
-    pub fn new(encoder: Model, decoder: Loaded) -> Result<Self> {
+impl<'a> Transcriber<'a> {
+    /// Check the two graphs and read the decoding rules: `loaded` is the decoder, with the
+    /// encoder among its graphs and [`FILES`] among its files.
+    pub fn new(loaded: &'a Loaded) -> Result<Self> {
+        let (encoder, decoder) = (loaded.graph(ENCODER)?, loaded);
         let config: Config = decoder.json("config.json")?;
         let generation: GenerationConfig = decoder.json("generation_config.json")?;
 
@@ -185,6 +211,10 @@ impl Transcriber {
             suppress: generation.suppress_tokens.unwrap_or_default(),
             begin_suppress: generation.begin_suppress_tokens.unwrap_or_default(),
             max_tokens,
+            timestamps: generation.no_timestamps_token_id.map(|no_timestamps| Timestamps {
+                no_timestamps,
+                max_initial: generation.max_initial_timestamp_index.unwrap_or(MAX_INITIAL_TIMESTAMP_INDEX),
+            }),
         })
     }
 
@@ -195,12 +225,27 @@ impl Transcriber {
 
     /// The decoder with its companion files (tokenizer, configs).
     pub fn decoder(&self) -> &Loaded {
-        &self.decoder
+        self.decoder
     }
 
     /// Run the encoder on one window's log-mel features (`[mels, frames]`, row-major) and get
-    /// ready to decode; nothing is decoded yet.
-    pub fn start(&self, features: &[f32]) -> Result<Decoding<'_>> {
+    /// ready to decode without timestamps; nothing is decoded yet.
+    pub fn start(&self, features: &[f32]) -> Result<Decoding<'_, 'a>> {
+        self.start_with(features, false)
+    }
+
+    /// [`Transcriber::start`], with timestamp tokens predicted when `timestamps` (the module
+    /// doc's rules; [`Transcriber::segments`] reads them).
+    pub fn start_with(&self, features: &[f32], timestamps: bool) -> Result<Decoding<'_, 'a>> {
+        let rules = match (timestamps, self.timestamps) {
+            (false, _) => None,
+            (true, Some(rules)) => Some(rules),
+            (true, None) => return Err(bad("generation_config.json has no no_timestamps_token_id: this model cannot predict timestamps")),
+        };
+        let prompt: Vec<u32> = match rules {
+            Some(r) => self.prompt.iter().copied().filter(|&id| id != r.no_timestamps).collect(),
+            None => self.prompt.clone(),
+        };
         if features.len() != self.mels * self.frames {
             return Err(WickError::BadInput(format!(
                 "expected {}×{} log-mel features, got {} values",
@@ -219,7 +264,7 @@ impl Transcriber {
             .iter()
             .map(|c| Tensor::zeros(c.empty.as_slice(), c.dtype, &Device::Cpu).map_err(engine))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Decoding { t: self, hidden, past, tokens: self.prompt.clone(), finished: false })
+        Ok(Decoding { t: self, hidden, past, begin: prompt.len(), tokens: prompt, timestamps: rules, finished: false })
     }
 
     /// Greedy-decode one window: the generated token ids, without the prompt and the EOS.
@@ -229,30 +274,158 @@ impl Transcriber {
         Ok(d.generated().to_vec())
     }
 
-    /// The text of `tokens`, special tokens skipped, surrounding spaces trimmed.
+    /// The text of `tokens`, special and timestamp tokens skipped, surrounding spaces trimmed.
     pub fn text(&self, tokens: &[u32]) -> Result<String> {
-        let tok = super::feature_extraction::tokenizer(&self.decoder)?;
-        let text = tok.decode(tokens, true).map_err(|e| bad(format!("decoding tokens: {e}")))?;
+        let tok = super::feature_extraction::tokenizer(self.decoder)?;
+        // Timestamp ids may be plain added tokens (`<|1.23|>`) in a tokenizer.json: drop them here.
+        let first = self.timestamps.map_or(u32::MAX, |t| t.first());
+        let text: Vec<u32> = tokens.iter().copied().filter(|&id| id < first).collect();
+        let text = tok.decode(&text, true).map_err(|e| bad(format!("decoding tokens: {e}")))?;
         Ok(text.trim().to_string())
+    }
+
+    /// Cut a window's tokens, decoded with timestamps, into segments: a timestamp opens a
+    /// segment, the next one closes it (two in a row close one and open the next), the text
+    /// tokens between are its [`Transcriber::text`]. A closing timestamp with no text before it
+    /// opens the segment instead; text with no opening timestamp starts where the last segment
+    /// ended (0 at first); text still open at the end has `end: None`; a timestamp still open
+    /// with no text after it gives no segment.
+    pub fn segments(&self, tokens: &[u32]) -> Result<Vec<Segment>> {
+        let t = self.timestamps.ok_or_else(|| bad("generation_config.json has no no_timestamps_token_id: no timestamps"))?;
+        let mut segments = Vec::new();
+        let (mut start, mut text, mut last_end) = (None, Vec::new(), 0.0);
+        for &id in tokens {
+            let Some(time) = t.seconds(id) else {
+                start.get_or_insert(last_end);
+                text.push(id);
+                continue;
+            };
+            match start {
+                Some(start) if !text.is_empty() => {
+                    segments.push(Segment { start, end: Some(time), text: self.text(&text)? });
+                    text.clear();
+                    last_end = time;
+                }
+                _ => {
+                    start = Some(time);
+                    continue;
+                }
+            }
+            start = None;
+        }
+        if let (Some(start), false) = (start, text.is_empty()) {
+            segments.push(Segment { start, end: None, text: self.text(&text)? });
+        }
+        Ok(segments)
     }
 }
 
+/// `max_initial_timestamp_index` when generation_config.json has none: 1.00 s, CTranslate2's
+/// and OpenAI's default.
+const MAX_INITIAL_TIMESTAMP_INDEX: u32 = 50;
+
+/// Timestamp tokens per second (each one 0.02 s after the one before).
+const TIMESTAMPS_PER_SECOND: f32 = 50.0;
+
+/// Where Whisper's timestamp tokens are and how the first may be placed.
+#[derive(Clone, Copy)]
+struct Timestamps {
+    /// `<|notimestamps|>`; `<|0.00|>` is the id after it, the others follow to the vocabulary's end.
+    no_timestamps: u32,
+    /// The first generated timestamp is at most `<|0.00|>` + this.
+    max_initial: u32,
+}
+
+impl Timestamps {
+    /// `<|0.00|>`.
+    fn first(self) -> u32 {
+        self.no_timestamps + 1
+    }
+
+    /// Seconds from the window's start of a timestamp token; `None` for any other token.
+    fn seconds(self, id: u32) -> Option<f32> {
+        id.checked_sub(self.first()).map(|n| n as f32 / TIMESTAMPS_PER_SECOND)
+    }
+
+    /// Mask `logits` (suppressions already applied) by the timestamp rules, given the tokens
+    /// generated so far (see the module doc; CTranslate2's `ApplyTimestampRules`).
+    fn apply(self, logits: &mut [f32], generated: &[u32], eot: u32) -> Result<()> {
+        let first = self.first() as usize;
+        if first >= logits.len() {
+            return Err(bad(format!("the vocabulary ({} ids) has no timestamp tokens after <|notimestamps|> {}", logits.len(), self.no_timestamps)));
+        }
+        let mask = |logits: &mut [f32], range: std::ops::Range<usize>| {
+            let end = range.end.min(logits.len());
+            logits[range.start.min(end)..end].fill(f32::NEG_INFINITY);
+        };
+        mask(logits, self.no_timestamps as usize..self.no_timestamps as usize + 1);
+        let is_timestamp = |id: u32| id as usize >= first;
+        let Some((&last, before)) = generated.split_last() else {
+            // The first token: a timestamp, at most max_initial.
+            mask(logits, 0..first);
+            mask(logits, first + self.max_initial as usize + 1..logits.len());
+            return Ok(());
+        };
+        let mut weigh = true;
+        if is_timestamp(last) {
+            if before.last().is_none_or(|&p| is_timestamp(p)) {
+                // A segment has just opened: text comes next.
+                mask(logits, first..logits.len());
+                weigh = false;
+            } else {
+                // A segment has just closed: a timestamp (the next one's start) or the end.
+                mask(logits, 0..eot as usize);
+            }
+        }
+        if let Some(&latest) = generated.iter().rev().find(|&&id| is_timestamp(id)) {
+            mask(logits, first..latest as usize);
+        }
+        if weigh {
+            let (text, stamps) = logits.split_at(first);
+            let max_text = text.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+            let max_stamp = stamps.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+            if max_stamp > f64::NEG_INFINITY {
+                let sum: f64 = stamps.iter().map(|&v| (v as f64 - max_stamp).exp()).sum();
+                if max_stamp + sum.ln() > max_text {
+                    mask(logits, 0..first);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A stretch of speech between two timestamp tokens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    /// Seconds from the window's start.
+    pub start: f32,
+    /// `None` when the window ended before the segment's closing timestamp.
+    pub end: Option<f32>,
+    /// The segment's text, special tokens skipped, trimmed.
+    pub text: String,
+}
+
 /// One window being decoded.
-pub struct Decoding<'a> {
-    t: &'a Transcriber,
+pub struct Decoding<'t, 'a> {
+    t: &'t Transcriber<'a>,
     /// The encoder's output, `[1, positions, d_model]`.
     hidden: Tensor,
     /// The decoder's pasts, in the order of `t.cache`.
     past: Vec<Tensor>,
     /// Prompt and generated tokens so far (never the EOS).
     tokens: Vec<u32>,
+    /// The prompt's length: where the generated tokens begin.
+    begin: usize,
+    /// The timestamp rules, when predicting timestamps.
+    timestamps: Option<Timestamps>,
     finished: bool,
 }
 
-impl Decoding<'_> {
+impl Decoding<'_, '_> {
     /// The generated token ids so far.
     pub fn generated(&self) -> &[u32] {
-        &self.tokens[self.t.prompt.len()..]
+        &self.tokens[self.begin..]
     }
 
     /// Decode the next token; `None` once the window has ended (EOS, or no position left).
@@ -261,12 +434,15 @@ impl Decoding<'_> {
             self.finished = true;
             return Ok(None);
         }
-        let first = self.tokens.len() == self.t.prompt.len();
+        let first = self.tokens.len() == self.begin;
         let mut logits = self.forward(first)?;
         for &id in self.t.suppress.iter().chain(if first { &self.t.begin_suppress[..] } else { &[] }) {
             if let Some(l) = logits.get_mut(id as usize) {
                 *l = f32::NEG_INFINITY;
             }
+        }
+        if let Some(rules) = self.timestamps {
+            rules.apply(&mut logits, &self.tokens[self.begin..], self.t.eos[0])?;
         }
         // The first largest, as numpy's argmax.
         let (best, _) = logits.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b });

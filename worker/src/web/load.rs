@@ -250,9 +250,10 @@ pub async fn load(id: u32, spec: LoadSpec, signal: &AbortSignal) -> Result<(Rc<L
 
 async fn load_with(files: &Files<'_>, spec: &LoadSpec) -> Result<(Rc<Loaded>, String)> {
     let resolve = |url: &str, base: Option<&str>| fetch::resolve(url, base);
+    let (main, others) = tasks::graphs_for(spec.task)?.split_first().ok_or_else(|| WickError::invalid("a task without graphs"))?;
     let sources = match (&spec.url, &spec.manifest) {
         (Some(url), None) => {
-            Sources::from_url(url, spec.variant.as_deref(), spec.sha256.as_deref(), &spec.external_data, &resolve)?
+            Sources::from_url(url, main, spec.variant.as_deref(), spec.sha256.as_deref(), &spec.external_data, &resolve)?
         }
         (None, Some(manifest_url)) => {
             let manifest_url = resolve(manifest_url, None)?;
@@ -267,6 +268,23 @@ async fn load_with(files: &Files<'_>, spec: &LoadSpec) -> Result<(Rc<Loaded>, St
             return Err(WickError::BadRequest("a load names its model by exactly one of `url` and `manifest`".into()))
         }
     };
+    let mut loaded = Loaded::new(load_graph(files, &sources).await?);
+    for graph in others {
+        let other = sources.other_graph(graph, spec.variant.as_deref(), &resolve)?;
+        loaded.graphs.insert(graph.to_string(), load_graph(files, &other).await?);
+    }
+    for name in spec.task.map(tasks::files_for).transpose()?.unwrap_or_default() {
+        let url = sources.companion_url(name, &resolve)?;
+        let bytes = files.read_all(&url, sources.expected(&url)).await?;
+        loaded.files.insert(name.to_string(), bytes);
+    }
+    Ok((Rc::new(loaded), sources.key))
+}
+
+/// Fetch and parse the graph `sources` names, stream its external data into its tensors, and
+/// build it.
+async fn load_graph(files: &Files<'_>, sources: &Sources) -> Result<Model> {
+    let resolve = |url: &str, base: Option<&str>| fetch::resolve(url, base);
     let model_url = sources.model_url.clone();
     let bytes = files.read_all(&model_url, sources.expected(&model_url)).await?;
     let proto = parse_model(&bytes).map_err(|e| with_file(e, &model_url))?;
@@ -294,14 +312,7 @@ async fn load_with(files: &Files<'_>, spec: &LoadSpec) -> Result<(Rc<Loaded>, St
         }
     };
     try_join_all((0..LANES).map(|_| Box::pin(lane()) as Lane).collect()).await?;
-    let tensors = tensors.into_inner();
-    let mut loaded = Loaded::new(Model::build(proto, tensors).map_err(|e| with_file(e, &model_url))?);
-    for name in spec.task.map(tasks::files_for).transpose()?.unwrap_or_default() {
-        let url = sources.companion_url(name, &resolve)?;
-        let bytes = files.read_all(&url, sources.expected(&url)).await?;
-        loaded.files.insert(name.to_string(), bytes);
-    }
-    Ok((Rc::new(loaded), sources.key))
+    Model::build(proto, tensors.into_inner()).map_err(|e| with_file(e, &model_url))
 }
 
 /// One lane of downloads, or any future that only succeeds or fails.

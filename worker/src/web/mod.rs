@@ -186,7 +186,7 @@ async fn load(id: u32, name: String, spec: LoadSpec) -> Result<Event> {
         backend: Backend::Cpu,
         inputs: model.inputs().to_vec(),
         outputs: model.outputs().to_vec(),
-        weight_bytes: model.weight_bytes(),
+        weight_bytes: loaded.weight_bytes(),
         load_ms: now_ms() - started,
         cache,
     })
@@ -300,7 +300,7 @@ fn stats() -> Event {
             .models
             .iter()
             .filter_map(|(name, slot)| match slot {
-                Slot::Ready(m) => Some(ModelStats { model: name.clone(), backend: Backend::Cpu, weight_bytes: m.model.weight_bytes() }),
+                Slot::Ready(m) => Some(ModelStats { model: name.clone(), backend: Backend::Cpu, weight_bytes: m.weight_bytes() }),
                 Slot::Loading(_) => None,
             })
             .collect();
