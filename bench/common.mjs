@@ -1,5 +1,5 @@
-// What the Node drivers of `cargo xtask bench` (latency.mjs, generation.mjs, load.mjs) share:
-// the browser, its flags, logging, medians and time limits.
+// What the Node drivers of `cargo xtask bench` (latency.mjs, generation.mjs, load.mjs, asr.mjs)
+// share: the browser, its flags, logging, medians, time limits and word error rates.
 import { createRequire } from 'node:module';
 
 // playwright-core is a dependency of the browser tests; use their copy.
@@ -32,4 +32,25 @@ export function withTimeout(promise, what, seconds) {
     timer = setTimeout(() => reject(new Error(`${what}: no answer after ${seconds} s`)), seconds * 1000);
   });
   return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
+}
+
+/** The words of `text` as word error rates count them: lower case, hyphens split words, other
+ * punctuation dropped (scripts/make_asr_models.py's `normalize_words`). */
+export function words(text) {
+  return text.toLowerCase().replaceAll('-', ' ').replace(/[^a-z0-9' ]+/g, ' ').split(' ').filter(Boolean);
+}
+
+/** Word error rate of `hypothesis` against `reference`: the word-level Levenshtein distance
+ * (substitutions, insertions, deletions) over the reference's word count. */
+export function wordErrorRate(hypothesis, reference) {
+  const [h, r] = [words(hypothesis), words(reference)];
+  let prev = Array.from({ length: r.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= h.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= r.length; j++) {
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (h[i - 1] === r[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return r.length ? prev[r.length] / r.length : h.length ? 1 : 0;
 }

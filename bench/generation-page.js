@@ -3,14 +3,7 @@
 // greedily from the same chat prompt with the same converted model folder. Both are timed inside
 // their worker: prefill = the prompt's pass to the first token, decode tokens/s = the tokens
 // after the first over the time they took. bench/generation.mjs drives it through `window.bench`.
-
-function call(worker, message) {
-  return new Promise((resolve, reject) => {
-    worker.onmessage = ({ data }) => (data.ok ? resolve(data) : reject(new Error(data.error)));
-    worker.onerror = (e) => reject(new Error(e.message || 'worker error'));
-    worker.postMessage(message);
-  });
-}
+import { call } from './worker-call.js';
 
 const RUNTIMES = {
   async 'wick-cpu'() {

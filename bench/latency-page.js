@@ -4,13 +4,20 @@
 // same way for both runtimes; each runtime also reports the time its run took inside the worker
 // (Wick's `stats.runMs`, performance.now() around onnxruntime-web's `session.run`).
 import { parseTensor } from './tensor-proto.js';
+import { call } from './worker-call.js';
 
+const TYPED = { float32: Float32Array, int32: Int32Array, int64: BigInt64Array };
+
+/** The spec's inputs: each a TensorProto file's URL, or {name, dtype, dims, url} of raw
+ * little-endian values. */
 async function inputsOf(spec) {
   const tensors = [];
-  for (const url of spec.inputs) {
+  for (const input of spec.inputs) {
+    const url = typeof input === 'string' ? input : input.url;
     const response = await fetch(url);
     if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
-    tensors.push(parseTensor(await response.arrayBuffer()));
+    const bytes = await response.arrayBuffer();
+    tensors.push(typeof input === 'string' ? parseTensor(bytes) : { name: input.name, dtype: input.dtype, dims: input.dims, data: new TYPED[input.dtype](bytes) });
   }
   return tensors;
 }
@@ -44,14 +51,6 @@ async function timed(warmups, { runs, minMs }, once, inner) {
     inside.push(inner(last));
   }
   return { times, inside, last };
-}
-
-function ortCall(worker, message) {
-  return new Promise((resolve, reject) => {
-    worker.onmessage = ({ data }) => (data.ok ? resolve(data) : reject(new Error(data.error)));
-    worker.onerror = (e) => reject(new Error(e.message || 'worker error'));
-    worker.postMessage(message);
-  });
 }
 
 const RUNTIMES = {
@@ -99,7 +98,7 @@ const RUNTIMES = {
 async function ortRuntime(threads) {
   const worker = new Worker('/bench/ort-latency-worker.js', { type: 'module' });
   const started = performance.now();
-  await ortCall(worker, { type: 'init', threads });
+  await call(worker, { type: 'init', threads });
   const spawnMs = performance.now() - started;
   return {
     threads,
@@ -109,12 +108,12 @@ async function ortRuntime(threads) {
       const t0 = performance.now();
       const base = new URL(spec.model, location.href);
       const externalData = spec.externalData.map((path) => ({ path, data: new URL(path, base).href }));
-      await ortCall(worker, { type: 'load', model: base.href, externalData });
+      await call(worker, { type: 'load', model: base.href, externalData });
       return performance.now() - t0;
     },
     async measure(spec, warmups, budget) {
       const tensors = await inputsOf(spec);
-      const { times, inside, last } = await timed(warmups, budget, () => ortCall(worker, { type: 'run', tensors }), (r) => r.runMs);
+      const { times, inside, last } = await timed(warmups, budget, () => call(worker, { type: 'run', tensors }), (r) => r.runMs);
       return { times, inside, output: encode(last.data) };
     },
   };

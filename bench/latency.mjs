@@ -4,7 +4,8 @@
 //
 //   node bench/latency.mjs --base URL --models FILE --runtimes a,b --warmups 2 --runs 10 --out FILE
 //
-// FILE (models) is a JSON array of specs: {name, model, externalData, inputs} for raw runs, or
+// FILE (models) is a JSON array of specs: {name, model, externalData, inputs} for raw runs (each
+// input a TensorProto file's URL, or {name, dtype, dims, url} of raw values), or
 // {name, task, folder, image} for a pipeline end to end (Wick only). The out file gets one JSON
 // object per line: `{row: "meta", chromium}`, `{row: "runtime", runtime, threads, spawn_ms,
 // cold_ms, cold_model}` (cold: spawn, then the first model's load),

@@ -29,8 +29,8 @@ const MIB: f64 = (1u64 << 20) as f64;
 /// Where the model's folder is served.
 const MODEL_PREFIX: &str = "/big/";
 
-/// `bench [load | latency | generation] [options]`; plain `bench` runs `latency`, then
-/// `generation`, then `load` (each with its defaults; `--json` applies to all).
+/// `bench [load | latency | generation | asr] [options]`; plain `bench` runs `latency`, then
+/// `generation`, then `asr`, then `load` (each with its defaults; `--json` applies to all).
 pub fn bench(args: &mut Args) -> Result<()> {
     match args.0.front().map(String::as_str) {
         Some("load") => {
@@ -43,6 +43,10 @@ pub fn bench(args: &mut Args) -> Result<()> {
         Some("generation") => {
             args.0.pop_front();
             return crate::bench_generation::generation(args);
+        }
+        Some("asr") => {
+            args.0.pop_front();
+            return crate::bench_asr::asr(args);
         }
         Some(other) if !other.starts_with("--") => {
             bail!("unknown bench `{other}`; see `cargo xtask help`")
@@ -61,6 +65,8 @@ pub fn bench(args: &mut Args) -> Result<()> {
             crate::bench_latency::latency(&mut latency)?;
             let mut generation = Args(if json { vec!["--json".to_string()] } else { vec![] }.into());
             crate::bench_generation::generation(&mut generation)?;
+            let mut asr = Args(if json { vec!["--json".to_string()] } else { vec![] }.into());
+            crate::bench_asr::asr(&mut asr)?;
             let options = LoadOptions {
                 json,
                 smoke: false,
@@ -633,6 +639,18 @@ pub(crate) fn runs_arg(args: &mut Args, default: u32) -> Result<u32> {
         Some(n) => n.parse().ok().filter(|&n: &u32| n > 0).with_context(|| format!("bad --runs `{n}`")),
         None => Ok(default),
     }
+}
+
+/// The benchmarks' peers (`bench/package.json`: transformers.js and its onnxruntime-web) in
+/// `bench/node_modules`, installed when missing (`npm ci --ignore-scripts`: the Node-only native
+/// parts are never built).
+pub(crate) fn install_peers() -> Result<()> {
+    let root = project_root();
+    if !root.join("bench/node_modules/@huggingface/transformers/dist/transformers.js").is_file() {
+        eprintln!("xtask: installing the benchmark's peers (bench/package.json: @huggingface/transformers)");
+        run(Command::new("npm").current_dir(root.join("bench")).args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"]))?;
+    }
+    Ok(())
 }
 
 /// The build tools, then the site (wasm bundle) the benchmark pages load.

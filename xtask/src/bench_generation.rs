@@ -41,11 +41,7 @@ pub fn generation(args: &mut Args) -> Result<()> {
     let textgen = models::textgen_models()?;
     let runtimes = if smoke { "wick-cpu" } else { "wick-cpu,transformers-js-wasm" };
     if !smoke {
-        let peers = root.join("bench/node_modules/@huggingface/transformers/dist/transformers.js");
-        if !peers.is_file() {
-            eprintln!("xtask: installing the benchmark's peers (bench/package.json: @huggingface/transformers)");
-            run(Command::new("npm").current_dir(root.join("bench")).args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"]))?;
-        }
+        crate::bench::install_peers()?;
     }
     let specs: Vec<Value> = MODELS
         .iter()

@@ -6,7 +6,8 @@
 //! → result out, Wick only), the worker's wasm size (raw and gzip) and its cold start.
 //!
 //! Models: the MNIST CNN (tests/fixtures/digits), EfficientNet-Lite0 and MiniLM (4 sentences)
-//! and ddddocr's YOLOX detector (`target/real-models/`, inputs from their `test_data_set_0`), and
+//! and ddddocr's YOLOX detector (`target/real-models/`, inputs from their `test_data_set_0`), the
+//! Whisper tiny.en encoder (`target/asr-models/`, fp32, on one clip's log-mel features), and
 //! whatever pipelines `target/vision-models/` holds. `bench/latency.mjs` drives the browsers.
 
 use crate::{
@@ -70,6 +71,18 @@ pub fn latency(args: &mut Args) -> Result<()> {
             "inputs": inputs.iter().map(|f| format!("{prefix}test_data_set_0/{f}")).collect::<Vec<_>>(),
         }));
     }
+    // Whisper tiny.en's encoder (fp32, its external data beside it) on one real window of
+    // features: fox.wav's log-mel, [1, 80, 3000] float32, read raw.
+    let asr = if smoke { None } else { Some(models::asr_models()?) };
+    if asr.is_some() {
+        let folder = "/asr-models/whisper-tiny.en/";
+        specs.push(json!({
+            "name": "whisper-tiny.en encoder (fp32, one 30 s window)",
+            "model": format!("{folder}onnx/encoder_model.onnx"),
+            "externalData": ["encoder_model.onnx_data"],
+            "inputs": [{"name": "input_features", "dtype": "float32", "dims": [1, 80, 3000], "url": format!("{folder}audio/fox.mel.f32.bin")}],
+        }));
+    }
     // The vision pipelines end to end: the photo's file bytes in, labels or boxes out.
     let pipelines = [
         ("image-classification (EfficientNet-Lite0), chelsea.png → top 5", "image-classification", "efficientnet-lite0", "chelsea.png"),
@@ -93,7 +106,7 @@ pub fn latency(args: &mut Args) -> Result<()> {
     fs::write(&specs_file, serde_json::to_string_pretty(&specs)?)?;
     let rows_file = work.join("rows.jsonl");
     let _ = fs::remove_file(&rows_file);
-    let mounts = vec![
+    let mut mounts = vec![
         serve::Mount::new("/", dist::site_dir()),
         serve::Mount::new("/bench/", root.join("bench")),
         serve::Mount::new("/ort/", ort.clone()),
@@ -101,6 +114,9 @@ pub fn latency(args: &mut Args) -> Result<()> {
         serve::Mount::new("/real-models/", real),
         serve::Mount::new("/vision-models/", vision),
     ];
+    if let Some(asr) = asr {
+        mounts.push(serve::Mount::new("/asr-models/", asr));
+    }
     let (addr, server) = serve::serve("127.0.0.1:0", mounts)?;
     let chromium = crate::util::chromium();
     let driven = run(Command::new("node")

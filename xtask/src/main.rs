@@ -6,6 +6,7 @@
 //! browser. Run `cargo xtask help`.
 
 mod bench;
+mod bench_asr;
 mod bench_generation;
 mod bench_latency;
 mod conformance;
@@ -44,9 +45,9 @@ Commands:
               [--list-failures FILE] [--write-md FILE] [--rel R] [--abs A] [--wheel FILE]
                         the ONNX backend test suite (default: node) from the onnx wheel,
                         fetched into target/onnx-tests/ by pip (or from --wheel); see CONFORMANCE.md
-  bench [latency | generation | load] [--json] [options]
+  bench [latency | generation | asr | load] [--json] [options]
                         measurements in headless Chromium, written to BENCHMARKS.md; plain
-                        `bench` runs latency, then generation, then load
+                        `bench` runs latency, then generation, then asr, then load
            latency [--runs N] [--smoke]
                         each model through Wick and onnxruntime-web (wasm, 1 thread and every
                         core), in dedicated workers: median/min of N runs (default 10) after 2
@@ -59,6 +60,12 @@ Commands:
                         and decode tokens/s, medians of N runs (default 3) after a warm-up, and
                         whether the answers agree. --json: one object per row; --smoke: Wick on
                         the tiny model, once, BENCHMARKS.md untouched
+           asr [--runs N] [--smoke]
+                        Whisper tiny.en (fp32 and q4) through Wick and transformers.js on the
+                        espeak-ng clips of target/asr-models/: ms from call to text, real-time
+                        factor, word error rate; the median of N runs (default 1) after a
+                        warm-up. --json: one object per row; --smoke: Wick, q4, the shortest
+                        clip, once, must give text; BENCHMARKS.md untouched
            load [--size-gb X] [--shards N] [--runs N] [--configs LIST] [--smoke]
                         stream a generated model (X GiB of float32 external data, default 2.5,
                         in N shard files, default 5) into the worker; the same files read
