@@ -237,3 +237,26 @@ fn markdown(rows: &[Value], command: &str) -> String {
     }
     md
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every row of the table, measured or failed, has the header's cells.
+    #[test]
+    fn table_rows_have_the_header_cells() {
+        let rows = [
+            json!({"runtime": "wick-cpu", "variant": "q4", "clip": "fox", "audio_s": 3.9, "runs": 1, "ms": 900.0, "rtf": 0.23, "wer": 0.0,
+                   "text": "The quick | brown fox.", "stats": {"encoderMs": 500.0, "decoderMs": 400.0, "tokens": 10, "windows": 1}, "load_ms": 300.0}),
+            json!({"runtime": "transformers.js", "variant": "q4", "clip": "fox", "audio_s": 3.9, "runs": 1, "ms": 1800.0, "rtf": 0.46, "wer": 0.0, "text": "The quick brown fox."}),
+            json!({"runtime": "transformers.js", "variant": "fp32", "clip": "fox", "audio_s": 3.9, "error": "not available: a | b"}),
+        ];
+        let md = markdown(&rows, "cargo xtask bench asr");
+        let cells = |line: &str| line.replace("\\|", "").matches('|').count();
+        let table: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+        assert_eq!(table.len(), 5, "{md}");
+        assert!(table.iter().all(|l| cells(l) == cells(table[0])), "{md}");
+        assert!(md.contains("| 0.50× |"), "{md}");
+        assert!(md.contains("wick-cpu q4 300 ms"), "{md}");
+    }
+}
