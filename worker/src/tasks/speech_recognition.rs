@@ -491,3 +491,52 @@ impl Decoding<'_, '_> {
             .map_err(engine)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Timestamps;
+
+    const EOT: u32 = 2;
+    /// Ids 0..2 text, 2 EOT, 3 `<|notimestamps|>`, 4.. timestamps (0.00, 0.02, …, 0.10).
+    const RULES: Timestamps = Timestamps { no_timestamps: 3, max_initial: 2 };
+
+    /// The ids left allowed after the rules, given these logits and tokens so far.
+    fn allowed(logits: &[f32], generated: &[u32]) -> Vec<usize> {
+        let mut l = logits.to_vec();
+        RULES.apply(&mut l, generated, EOT).unwrap();
+        l.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, _)| i).collect()
+    }
+
+    #[test]
+    fn timestamp_rules() {
+        let flat = [0.0f32; 10];
+        // First token: a timestamp ≤ max_initial (4, 5, 6).
+        assert_eq!(allowed(&flat, &[]), [4, 5, 6]);
+        // After the opening timestamp: text (or EOT and the prompt's specials), never a timestamp
+        // nor <|notimestamps|>.
+        assert_eq!(allowed(&flat, &[5]), [0, 1, 2]);
+        // After text, timestamps (not below the last one) compete with text; flat logits: the
+        // timestamps' summed probability wins.
+        assert_eq!(allowed(&flat, &[5, 0]), [5, 6, 7, 8, 9]);
+        // … unless one text token is likelier than all timestamps together.
+        let mut text_wins = flat;
+        text_wins[1] = 3.0;
+        assert_eq!(allowed(&text_wins, &[5, 0]), [0, 1, 2, 5, 6, 7, 8, 9]);
+        // After text then a timestamp: a timestamp (the next segment's start, ≥ it) or the EOT,
+        // which here is likelier than the timestamps together.
+        let mut eot_wins = flat;
+        eot_wins[EOT as usize] = 3.0;
+        assert_eq!(allowed(&eot_wins, &[5, 0, 7]), [2, 7, 8, 9]);
+        assert_eq!(allowed(&flat, &[5, 0, 7]), [7, 8, 9]);
+        // After two timestamps in a row: text.
+        assert_eq!(allowed(&flat, &[5, 0, 7, 7]), [0, 1, 2]);
+    }
+
+    #[test]
+    fn timestamp_seconds() {
+        assert_eq!(RULES.seconds(3), None);
+        assert_eq!(RULES.seconds(4), Some(0.0));
+        assert_eq!(RULES.seconds(4 + 1500), Some(30.0));
+        assert_eq!(RULES.seconds(4 + 176), Some(3.52));
+    }
+}
