@@ -114,12 +114,15 @@ impl<'a> Vad<'a> {
                 ("state".to_string(), state),
                 ("sr".to_string(), sr.clone()),
             ]);
-            let mut out = self
-                .model
-                .run(feeds, Some(&self.wanted))?
-                .outputs
-                .into_iter();
-            let (Some((_, p)), Some((_, next))) = (out.next(), out.next()) else {
+            let (mut p, mut next) = (None, None);
+            for (name, t) in self.model.run(feeds, Some(&self.wanted))?.outputs {
+                if name == self.wanted[0] {
+                    p = Some(t);
+                } else if name == self.wanted[1] {
+                    next = Some(t);
+                }
+            }
+            let (Some(p), Some(next)) = (p, next) else {
                 return Err(bad("the model did not produce output and stateN"));
             };
             let p = p
