@@ -55,7 +55,7 @@ impl State {
 pub type TokenHook = Rc<dyn Fn(String)>;
 
 /// The callbacks of a request that came from the page.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Hooks {
     pub on_progress: Option<Function>,
     pub on_token: Option<TokenHook>,
@@ -394,7 +394,7 @@ impl Client {
     }
 
     /// The hot path: an answer carrying data (`output`, `result`, `ready`, `stats`, `cached`,
-    /// `generated`) that its request expects is already in the shape the Promise resolves with —
+    /// `generated`, `transcribed`) that its request expects is already in the shape the Promise resolves with —
     /// the worker made its typed arrays — so it is handed over as it is, not decoded into Rust
     /// and encoded back. Returns false for every other message, which takes the checked path.
     fn answer_raw(&self, data: &JsValue) -> bool {
@@ -404,7 +404,7 @@ impl Client {
         let body = get(data, "body");
         let kind = get(&body, "type").as_string().unwrap_or_default();
         let expected = self.requests.borrow().get(id).map(|p| p.expect);
-        if !matches!(kind.as_str(), "output" | "result" | "ready" | "stats" | "cached" | "generated")
+        if !matches!(kind.as_str(), "output" | "result" | "ready" | "stats" | "cached" | "generated" | "transcribed")
             || expected.map(Expect::event) != Some(kind.as_str())
         {
             return false;

@@ -86,6 +86,12 @@ pub struct Options {
     pub task: Option<TaskKind>,
     /// `generate`'s options (`topK` is the field above); their ranges are the worker's to check.
     pub generate: GenerateOptions,
+    /// `transcribe`: the rate of a Float32Array of samples (default 16000).
+    pub sample_rate: Option<u32>,
+    /// `transcribe`: chunks timed by the model's timestamp tokens.
+    pub timestamps: Option<bool>,
+    /// A pipeline's voice-activity model URL; `Wick.transcribe`'s voice-activity model name.
+    pub vad: Option<String>,
 }
 
 impl Options {
@@ -150,6 +156,14 @@ impl Options {
             let pooling = serde_wasm_bindgen::from_value::<Pooling>(pooling)
                 .map_err(|_| bad_request("options.pooling must be \"mean\", \"cls\" or \"none\""))?;
             parsed.pooling = Some(pooling);
+        }
+        parsed.sample_rate = number("sampleRate", "a whole number of Hz ≥ 1", |n| n >= 1.0 && n.fract() == 0.0 && n <= u32::MAX as f64)?
+            .map(|n| n as u32);
+        if let Some(timestamps) = present(get(&options, "timestamps")) {
+            parsed.timestamps = Some(timestamps.as_bool().ok_or_else(|| bad_request("options.timestamps must be a boolean"))?);
+        }
+        if let Some(vad) = present(get(&options, "vad")) {
+            parsed.vad = Some(url_string(&vad, "options.vad")?);
         }
         if let Some(normalize) = present(get(&options, "normalize")) {
             parsed.normalize = Some(normalize.as_bool().ok_or_else(|| bad_request("options.normalize must be a boolean"))?);
@@ -385,11 +399,16 @@ pub fn reply_raw(kind: &str, body: &JsValue) -> Result<JsValue, WickError> {
 
 /// What a request's Promise resolves with, from its (already settled) final event:
 /// `ready` → the ready info, `output` → `{outputs, stats}`, `result` → the task's fields plus
-/// `stats` (`{digit, probabilities, stats}`), `generated` → `{text, finish, stats}`, anything
+/// `stats` (`{digit, probabilities, stats}`), `generated` → `{text, finish, stats}`,
+/// `transcribed` → `{text, chunks, stats}`, anything
 /// else → undefined.
 pub fn reply(event: &Event) -> Result<JsValue, WickError> {
     match event {
-        Event::Ready { .. } | Event::Output { .. } | Event::Stats { .. } | Event::Generated { .. } => {
+        Event::Ready { .. }
+        | Event::Output { .. }
+        | Event::Stats { .. }
+        | Event::Generated { .. }
+        | Event::Transcribed { .. } => {
             let object = to_object(event)?;
             let _ = Reflect::delete_property(object.unchecked_ref::<Object>(), &"type".into());
             Ok(object)

@@ -9,8 +9,9 @@
 //! Code map: `requests` (ids and what a final event means, plain Rust), `inputs` (checks on
 //! tensors and images, plain Rust), `error` (what a rejection carries); on wasm32 only: `client`
 //! (the Worker, its handlers, requests in flight), `convert` (JS values in and out), `wick` (the
-//! `Wick` class), `pipeline`, `generate` (a text generation: async iterator of its pieces, and
-//! its result), `vision` (images for the vision pipelines, from whatever the page has), `types`
+//! `Wick` class), `pipeline`, `stream` (a text generation or a transcription: async iterator of
+//! its pieces, and its result), `audio` (audio for speech recognition, from whatever the page
+//! has), `vision` (images for the vision pipelines, from whatever the page has), `types`
 //! (TypeScript declarations). Natively the crate is just the plain-Rust parts, so their tests
 //! run with `cargo test`.
 
@@ -19,13 +20,15 @@ mod inputs;
 mod requests;
 
 #[cfg(target_arch = "wasm32")]
+mod audio;
+#[cfg(target_arch = "wasm32")]
 mod client;
 #[cfg(target_arch = "wasm32")]
 mod convert;
 #[cfg(target_arch = "wasm32")]
-mod generate;
-#[cfg(target_arch = "wasm32")]
 mod pipeline;
+#[cfg(target_arch = "wasm32")]
+mod stream;
 #[cfg(target_arch = "wasm32")]
 mod types;
 #[cfg(target_arch = "wasm32")]
@@ -38,7 +41,7 @@ pub use inputs::{image, tensor};
 pub use requests::{event_type, settle, Expect, Requests, WORKER_ID};
 
 #[cfg(target_arch = "wasm32")]
-pub use generate::Generation;
+pub use stream::{Generation, Transcription};
 #[cfg(target_arch = "wasm32")]
 pub use pipeline::{pipeline, Pipeline};
 #[cfg(target_arch = "wasm32")]

@@ -16,7 +16,7 @@ use wick_shared::{ErrorCode, Request, TaskInput, TaskKind};
 
 use crate::client::{Client, Hooks};
 use crate::convert::{self, Options};
-use crate::generate::{self, Generation};
+use crate::stream::{self, Generation, Transcription};
 use crate::vision;
 use crate::wick::{self, rejected, Wick};
 use crate::WickError;
@@ -78,15 +78,30 @@ pub(crate) async fn create(
         signal: options.signal.clone(),
         ..Hooks::default()
     };
+    // Speech recognition with voice-activity detection: its model is loaded beside, under the
+    // pipeline's name, and unloaded with it.
+    let vad = match (task, &options.vad) {
+        (TaskKind::AutomaticSpeechRecognition, Some(url)) => Some((format!("{model}/vad"), url.clone())),
+        _ => None,
+    };
+    let cache = options.cache;
     let body = convert::load_request(model.clone(), model_url, options, Some(task))?;
-    let info = JsFuture::from(client.request(body, hooks)).await?;
-    Ok(Pipeline {
-        client,
+    let info = JsFuture::from(client.request(body, hooks.clone())).await?;
+    let pipeline = Pipeline {
+        client: client.clone(),
         task,
         model,
+        vad: vad.as_ref().map(|(name, _)| name.clone()),
         info,
         disposed: Cell::new(false),
-    })
+    };
+    if let Some((name, url)) = vad {
+        let vad_options = Options { cache, ..Options::default() };
+        let body = convert::load_request(name, &JsValue::from_str(&url), vad_options, Some(TaskKind::VoiceActivityDetection))?;
+        // A failed load drops `pipeline`, which unloads the model loaded above.
+        JsFuture::from(client.request(body, hooks)).await?;
+    }
+    Ok(pipeline)
 }
 
 fn task_name(task: TaskKind) -> String {
@@ -124,6 +139,8 @@ pub struct Pipeline {
     client: Rc<Client>,
     task: TaskKind,
     model: String,
+    /// The voice-activity model loaded with a speech-recognition pipeline.
+    vad: Option<String>,
     info: JsValue,
     disposed: Cell<bool>,
 }
@@ -137,7 +154,8 @@ impl Pipeline {
     /// - "object-detection": an image → `{objects: [{label, score, box: {xmin, ymin, xmax,
     ///   ymax}}], stats}` in the image's pixels, options `threshold` and `iou`;
     /// - "feature-extraction": a text or texts → `{embeddings: Tensor [texts, dims], stats}`,
-    ///   options `pooling` ("mean" default, "cls", "none") and `normalize` (default true).
+    ///   options `pooling` ("mean" default, "cls", "none") and `normalize` (default true);
+    /// - "automatic-speech-recognition": audio → `{text, chunks, stats}` (see `transcribe`).
     #[wasm_bindgen(unchecked_return_type = "Promise<TaskResult>")]
     pub fn run(
         &self,
@@ -156,6 +174,7 @@ impl Pipeline {
                 ErrorCode::BadTask,
                 "a text-generation pipeline generates: call generate(prompt, options)",
             )),
+            TaskKind::AutomaticSpeechRecognition => self.transcribe(input, options).result(),
             kind => {
                 let (client, model) = (self.client.clone(), self.model.clone());
                 future_to_promise(async move {
@@ -210,7 +229,33 @@ impl Pipeline {
         } else {
             Ok(self.model.clone())
         };
-        generate::start(&self.client, model, &prompt, options)
+        stream::generate(&self.client, model, &prompt, options)
+    }
+
+    /// "automatic-speech-recognition": transcribe `audio` — a Float32Array of mono samples (at
+    /// `options.sampleRate`, default 16000), an AudioBuffer, or a file (URL, Blob/File, bytes:
+    /// WAV, or any format the browser decodes). The Transcription is an async iterator of the
+    /// pieces of text as they are decoded, and its `result` the Promise of `{text, chunks:
+    /// [{timestamp: [start, end], text}], stats}`. Options `timestamps` (chunks timed by the
+    /// model's timestamp tokens instead of by its 30 s windows), `maxNewTokens` (per window),
+    /// `signal`. With the pipeline's `vad` model, silence is skipped and long audio is cut in
+    /// its pauses.
+    pub fn transcribe(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "AudioSource")] audio: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "TranscribeOptions")] options: Option<JsValue>,
+    ) -> Transcription {
+        let model = if self.disposed.get() {
+            Err(WickError::wire(ErrorCode::UnknownModel, format!("the pipeline `{}` was disposed", self.model)))
+        } else if self.task != TaskKind::AutomaticSpeechRecognition {
+            Err(WickError::wire(
+                ErrorCode::BadTask,
+                format!("transcribe() is for automatic-speech-recognition pipelines, not {}", task_name(self.task)),
+            ))
+        } else {
+            Ok(self.model.clone())
+        };
+        crate::audio::transcribe(&self.client, model, self.vad.clone(), audio, options)
     }
 
     /// Unload the model. The pipeline cannot run afterwards.
@@ -218,6 +263,9 @@ impl Pipeline {
     pub fn dispose(&self) -> Promise {
         if self.disposed.replace(true) {
             return Promise::resolve(&JsValue::UNDEFINED);
+        }
+        if let Some(vad) = &self.vad {
+            self.client.post(Request::Unload { model: vad.clone() });
         }
         self.client.request(
             Request::Unload {
@@ -260,9 +308,9 @@ impl Pipeline {
 impl Drop for Pipeline {
     fn drop(&mut self) {
         if !self.disposed.replace(true) {
-            self.client.post(Request::Unload {
-                model: self.model.clone(),
-            });
+            for model in std::iter::once(&self.model).chain(&self.vad) {
+                self.client.post(Request::Unload { model: model.clone() });
+            }
         }
     }
 }

@@ -18,6 +18,7 @@ pub enum Expect {
     Output,
     Result,
     Generated,
+    Transcribed,
     Stats,
     Cached,
     Done,
@@ -31,6 +32,7 @@ impl Expect {
             Request::Run { .. } => Expect::Output,
             Request::Task { .. } => Expect::Result,
             Request::Generate { .. } => Expect::Generated,
+            Request::Transcribe { .. } => Expect::Transcribed,
             Request::Stats {} => Expect::Stats,
             Request::CacheList {} => Expect::Cached,
             Request::Cancel { .. } | Request::Unload { .. } | Request::CacheDelete { .. } => {
@@ -47,6 +49,7 @@ impl Expect {
             Expect::Output => "output",
             Expect::Result => "result",
             Expect::Generated => "generated",
+            Expect::Transcribed => "transcribed",
             Expect::Stats => "stats",
             Expect::Cached => "cached",
             Expect::Done => "done",
@@ -64,6 +67,7 @@ pub fn event_type(event: &Event) -> &'static str {
         Event::Result { .. } => "result",
         Event::Token { .. } => "token",
         Event::Generated { .. } => "generated",
+        Event::Transcribed { .. } => "transcribed",
         Event::Stats { .. } => "stats",
         Event::Cached { .. } => "cached",
         Event::Done {} => "done",
@@ -90,6 +94,7 @@ pub fn settle(expect: Expect, event: Event) -> Result<Event, WickError> {
         | (Expect::Output, event @ Event::Output { .. })
         | (Expect::Result, event @ Event::Result { .. })
         | (Expect::Generated, event @ Event::Generated { .. })
+        | (Expect::Transcribed, event @ Event::Transcribed { .. })
         | (Expect::Stats, event @ Event::Stats { .. })
         | (Expect::Cached, event @ Event::Cached { .. })
         | (Expect::Done, event @ Event::Done {}) => Ok(event),

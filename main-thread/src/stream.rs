@@ -1,16 +1,18 @@
-//! `generate(prompt, options)`: one `generate` request as the page sees it, a [`Generation`].
+//! Streamed requests as the page sees them: `generate(prompt)` → a [`Generation`],
+//! `transcribe(audio)` → a [`Transcription`]; both are an [`Streamed`] request under a name.
 //!
-//! A `Generation` is an async iterator of the pieces of text the worker streams (`for await
-//! (const piece of generation)`; `wick.js` gives the class its `Symbol.asyncIterator`) and holds
-//! `result`, the Promise of the final `{text, finish, stats}`. Each `token` event reaches the
+//! Each is an async iterator of the pieces of text the worker streams (`for await (const piece
+//! of generation)`; `wick.js` gives the classes their `Symbol.asyncIterator`) and holds
+//! `result`, the Promise of the final event (`{text, finish, stats}`, `{text, chunks, stats}`). Each `token` event reaches the
 //! iterator through the request's token hook as it arrives; the final event settles `result`,
 //! which ends the iteration. Cancelling — the options' AbortSignal, or `return()`, which a `for
 //! await` calls when the loop is left early — posts `cancel`: no piece is yielded after it, the
 //! iteration ends quietly and `result` rejects with the AbortError (code `cancelled`). Any other failure rejects `result`
 //! and is thrown by `next()` once the pieces that came before it were taken.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::future::Future;
 use std::rc::Rc;
 
 use js_sys::{Function, Object, Promise, Reflect};
@@ -108,65 +110,64 @@ fn finish(stream: &RefCell<Stream>, error: Option<JsValue>) {
 }
 
 /// Post a `generate` request for `model` (or fail at once, as the returned Generation says).
-pub(crate) fn start(
+pub(crate) fn generate(
     client: &Rc<Client>,
     model: Result<String, WickError>,
     prompt: &JsValue,
     options: Option<JsValue>,
 ) -> Generation {
-    let stream = Rc::new(RefCell::new(Stream::default()));
-    let request = || -> Result<_, WickError> {
+    let request = (|| {
         let model = model?;
         let options = Options::parse(&options.unwrap_or(JsValue::UNDEFINED))?;
         let prompt = convert::prompt(prompt)?;
-        let body = Request::Generate { model, prompt, options: options.generate };
-        stream.borrow_mut().signal = options.signal.clone();
-        let tokens = stream.clone();
-        let hooks = Hooks {
-            on_token: Some(Rc::new(move |piece| push(&tokens, piece))),
-            signal: options.signal,
-            ..Hooks::default()
-        };
-        Ok((body, hooks))
-    };
-    let (result, id) = match request() {
-        Ok((body, hooks)) => client.request_with_id(body, hooks),
-        Err(error) => (Promise::reject(&error.to_js()), None),
-    };
-    // Awaiting `result` here also marks its rejection handled: a page that only iterates gets
-    // no "unhandled rejection" for a cancelled generation.
-    let (ending, settled) = (stream.clone(), result.clone());
-    spawn_local(async move {
-        let error = JsFuture::from(settled).await.err();
-        finish(&ending, error);
-    });
-    Generation { stream, result, client: client.clone(), id }
+        Ok((Request::Generate { model, prompt, options: options.generate }, options.signal))
+    })();
+    Generation(Streamed::start(client, async move { request }))
 }
 
-/// A text generation in progress: an async iterator of the pieces of text as they are
-/// generated, and `result`, the Promise of the whole answer.
-#[wasm_bindgen]
-pub struct Generation {
+/// A request whose `token` events stream text: the machinery behind [`Generation`] and
+/// [`Transcription`].
+pub(crate) struct Streamed {
     stream: Rc<RefCell<Stream>>,
     result: Promise,
     client: Rc<Client>,
-    /// The request's id; `None` if it was refused before being posted.
-    id: Option<u32>,
+    /// The request's id once posted; `None` before, or if it was refused before being posted.
+    id: Rc<Cell<Option<u32>>>,
 }
 
-#[wasm_bindgen]
-impl Generation {
-    /// `{text, finish, stats}` once the answer is complete; rejects with the request's error
-    /// (an AbortError, code `cancelled`, when it was cancelled).
-    #[wasm_bindgen(getter, unchecked_return_type = "Promise<GenerateResult>")]
-    pub fn result(&self) -> Promise {
-        self.result.clone()
+impl Streamed {
+    /// Post the request `build` makes once it is ready (it may await, e.g. to read a file),
+    /// unless the iteration was closed meanwhile.
+    pub(crate) fn start(
+        client: &Rc<Client>,
+        build: impl Future<Output = Result<(Request, Option<AbortSignal>), WickError>> + 'static,
+    ) -> Streamed {
+        let stream = Rc::new(RefCell::new(Stream::default()));
+        let id = Rc::new(Cell::new(None));
+        let (posting, tokens, posted) = (client.clone(), stream.clone(), id.clone());
+        let result = wasm_bindgen_futures::future_to_promise(async move {
+            let (body, signal) = build.await.map_err(|e| e.to_js())?;
+            if tokens.borrow().end.is_some() {
+                return Err(WickError::Cancelled.to_js());
+            }
+            tokens.borrow_mut().signal = signal.clone();
+            let pieces = tokens.clone();
+            let hooks = Hooks { on_token: Some(Rc::new(move |piece| push(&pieces, piece))), signal, ..Hooks::default() };
+            let (promise, sent) = posting.request_with_id(body, hooks);
+            posted.set(sent);
+            JsFuture::from(promise).await
+        });
+        // Awaiting `result` here also marks its rejection handled: a page that only iterates
+        // gets no "unhandled rejection" for a cancelled request.
+        let (ending, settled) = (stream.clone(), result.clone());
+        spawn_local(async move {
+            let error = JsFuture::from(settled).await.err();
+            finish(&ending, error);
+        });
+        Streamed { stream, result, client: client.clone(), id }
     }
 
-    /// The next piece of text, `{value: piece, done: false}`, as soon as it is generated;
-    /// `{done: true}` after the last one or a cancellation; rejects with any other error.
-    #[wasm_bindgen(unchecked_return_type = "Promise<IteratorResult<string, undefined>>")]
-    pub fn next(&self) -> Promise {
+    fn next(&self) -> Promise {
         let mut s = self.stream.borrow_mut();
         if let Some(piece) = s.pieces.pop_front() {
             return Promise::resolve(&step(&piece.into(), false));
@@ -191,10 +192,7 @@ impl Generation {
         }
     }
 
-    /// Stop iterating (a `for await` calls this when the loop is left early): if the answer is
-    /// still being generated, cancel it — `result` then rejects with an AbortError.
-    #[wasm_bindgen(js_name = "return", unchecked_return_type = "Promise<IteratorResult<string, undefined>>")]
-    pub fn close(&self, value: Option<JsValue>) -> Promise {
+    fn close(&self, value: Option<JsValue>) -> Promise {
         let (running, waiting) = {
             let mut s = self.stream.borrow_mut();
             s.pieces.clear();
@@ -205,9 +203,58 @@ impl Generation {
         for (resolve, _) in waiting {
             let _ = resolve.call1(&JsValue::NULL, &step(&JsValue::UNDEFINED, true));
         }
-        if let (true, Some(id)) = (running, self.id) {
+        if let (true, Some(id)) = (running, self.id.get()) {
             self.client.cancel(id);
         }
         Promise::resolve(&step(&value.unwrap_or(JsValue::UNDEFINED), true))
     }
 }
+
+/// A class over [`Streamed`]: `result`, `next()` and `return()`.
+macro_rules! streamed_class {
+    ($(#[$doc:meta])* $name:ident, $result:literal, $what:literal) => {
+        $(#[$doc])*
+        #[wasm_bindgen]
+        pub struct $name(pub(crate) Streamed);
+
+        #[wasm_bindgen]
+        impl $name {
+            #[doc = concat!("`", $what, "` once complete; rejects with the request's error (an")]
+            /// AbortError, code `cancelled`, when it was cancelled).
+            #[wasm_bindgen(getter, unchecked_return_type = $result)]
+            pub fn result(&self) -> Promise {
+                self.0.result.clone()
+            }
+
+            /// The next piece of text, `{value: piece, done: false}`, as soon as it is decoded;
+            /// `{done: true}` after the last one or a cancellation; rejects with any other error.
+            #[wasm_bindgen(unchecked_return_type = "Promise<IteratorResult<string, undefined>>")]
+            pub fn next(&self) -> Promise {
+                self.0.next()
+            }
+
+            /// Stop iterating (a `for await` calls this when the loop is left early): if the
+            /// request is still running, cancel it — `result` then rejects with an AbortError.
+            #[wasm_bindgen(js_name = "return", unchecked_return_type = "Promise<IteratorResult<string, undefined>>")]
+            pub fn close(&self, value: Option<JsValue>) -> Promise {
+                self.0.close(value)
+            }
+        }
+    };
+}
+
+streamed_class!(
+    /// A text generation in progress: an async iterator of the pieces of text as they are
+    /// generated, and `result`, the Promise of the whole answer.
+    Generation,
+    "Promise<GenerateResult>",
+    "{text, finish, stats}"
+);
+
+streamed_class!(
+    /// A transcription in progress: an async iterator of the pieces of text as they are
+    /// decoded, and `result`, the Promise of the whole transcript with its timed chunks.
+    Transcription,
+    "Promise<TranscribeResult>",
+    "{text, chunks, stats}"
+);

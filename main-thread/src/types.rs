@@ -17,7 +17,8 @@ export type TensorData =
 export interface Tensor { dtype: DType; dims: number[]; data: TensorData | ArrayBuffer | ArrayBufferView }
 export type Backend = "cpu";
 export type Task =
-  | "digits" | "image-classification" | "object-detection" | "feature-extraction" | "text-generation";
+  | "digits" | "image-classification" | "object-detection" | "feature-extraction" | "text-generation"
+  | "automatic-speech-recognition" | "voice-activity-detection";
 /** Wire error codes (PROTOCOL.md), plus "cancelled" for requests the caller aborted. */
 export type ErrorCode =
   | "protocol_mismatch" | "bad_request" | "unknown_model" | "model_exists" | "fetch_failed"
@@ -63,6 +64,9 @@ export interface RunOptions extends RequestOptions {
 export interface PipelineOptions extends LoadOptions {
   /** The worker script; default: worker/wick-worker.js next to wick.js. */
   workerUrl?: string | URL;
+  /** automatic-speech-recognition: the URL of a silero VAD `.onnx`, loaded beside the model:
+   * silence is then skipped, and audio longer than 30 s is cut in its pauses. */
+  vad?: string | URL;
 }
 /** Name, dtype and shape of a graph input or output; null dims are symbolic. */
 export interface ValueInfo { name: string; dtype: DType | null; dims: (number | null)[] }
@@ -131,7 +135,8 @@ export interface Detection {
 export interface ObjectDetectionResult { objects: Detection[]; stats: RunStats }
 /** `embeddings.data` holds `dims[0]` vectors of `dims[1]` floats, one per text. */
 export interface FeatureExtractionResult { embeddings: Tensor & { data: Float32Array }; stats: RunStats }
-export type TaskResult = DigitsResult | ImageClassificationResult | ObjectDetectionResult | FeatureExtractionResult;
+export type TaskResult =
+  | DigitsResult | ImageClassificationResult | ObjectDetectionResult | FeatureExtractionResult | TranscribeResult;
 /** One chat turn. */
 export interface ChatMessage { role: "system" | "user" | "assistant" | (string & {}); content: string }
 /** A text, fed to the model as it is, or chat messages, rendered with the model's chat template
@@ -168,6 +173,41 @@ export interface GenerationStats {
 export interface GenerateResult { text: string; finish: FinishReason; stats: GenerationStats }
 /** A Generation is an async iterator of the pieces of text as they are generated. */
 export interface Generation { [Symbol.asyncIterator](): Generation }
+/** Audio for speech recognition: mono samples (Float32Array, at `sampleRate`), an AudioBuffer,
+ * or a file — WAV, or any format the browser decodes — as a Blob, bytes or a URL. */
+export type AudioSource = Float32Array | AudioBuffer | Blob | ArrayBuffer | ArrayBufferView | string | URL;
+export interface TranscribeOptions extends RequestOptions {
+  /** The rate of a Float32Array of samples (default 16000). */
+  sampleRate?: number;
+  /** Chunks timed by the model's timestamp tokens (segments of a few seconds) instead of by
+   * its windows of up to 30 s. */
+  timestamps?: boolean;
+  /** Most tokens to decode per 30 s window. */
+  maxNewTokens?: number;
+  /** `Wick.transcribe` only: the name of a model loaded for "voice-activity-detection". */
+  vad?: string;
+}
+/** A piece of the transcript and its time in the audio, in seconds; `end` is null when the
+ * model left the segment open. */
+export interface TranscriptChunk { timestamp: [number, number | null]; text: string }
+export interface TranscriptionStats {
+  audioSeconds: number;
+  /** Audio transcribed, after voice-activity detection dropped silence. */
+  speechSeconds: number;
+  /** Windows of at most 30 s. */
+  windows: number;
+  tokens: number;
+  audioMs: number;
+  vadMs: number;
+  encoderMs: number;
+  decoderMs: number;
+  totalMs: number;
+  /** totalMs / audio length: below 1 is faster than real time. */
+  realTimeFactor: number;
+}
+export interface TranscribeResult { text: string; chunks: TranscriptChunk[]; stats: TranscriptionStats }
+/** A Transcription is an async iterator of the pieces of text as they are decoded. */
+export interface Transcription { [Symbol.asyncIterator](): Transcription }
 export interface Capabilities {
   backends: Backend[];
   tasks: Task[];

@@ -16,17 +16,17 @@ fn bad_input(message: impl Into<String>) -> WickError {
     WickError::wire(ErrorCode::BadInput, message)
 }
 
-fn js_error(what: &str, e: JsValue) -> WickError {
+pub(crate) fn js_error(what: &str, e: JsValue) -> WickError {
     let message = Reflect::get(&e, &"message".into()).ok().and_then(|m| m.as_string());
     bad_input(format!("{what}: {}", message.unwrap_or_else(|| format!("{e:?}"))))
 }
 
-async fn wait(promise: JsValue, what: &str) -> Result<JsValue, WickError> {
+pub(crate) async fn wait(promise: JsValue, what: &str) -> Result<JsValue, WickError> {
     let promise: Promise = promise.dyn_into().map_err(|_| bad_input(format!("{what}: not a promise")))?;
     JsFuture::from(promise).await.map_err(|e| js_error(what, e))
 }
 
-fn call(target: &JsValue, method: &str, args: &[JsValue]) -> Result<JsValue, WickError> {
+pub(crate) fn call(target: &JsValue, method: &str, args: &[JsValue]) -> Result<JsValue, WickError> {
     let f: Function = Reflect::get(target, &method.into())
         .ok()
         .and_then(|f| f.dyn_into().ok())
@@ -35,24 +35,31 @@ fn call(target: &JsValue, method: &str, args: &[JsValue]) -> Result<JsValue, Wic
     f.apply(target, &args).map_err(|e| js_error(method, e))
 }
 
-/// The image the page passed, ready for the wire.
-pub async fn image(value: &JsValue) -> Result<ImageInput, WickError> {
+/// The bytes of a file the page named: a URL (fetched), a Blob/File, an ArrayBuffer or a typed
+/// array; None for anything else. `what` names it in errors ("the image").
+pub(crate) async fn file_bytes(value: &JsValue, what: &str) -> Result<Option<Vec<u8>>, WickError> {
     if let Some(url) = value.as_string().or_else(|| value.dyn_ref::<web_sys::Url>().map(|u| u.href())) {
-        let response = wait(call(&js_sys::global(), "fetch", &[convert::absolute(&url).into()])?, "fetching the image").await?;
+        let response = wait(call(&js_sys::global(), "fetch", &[convert::absolute(&url).into()])?, &format!("fetching {what}")).await?;
         if !get(&response, "ok").as_bool().unwrap_or(false) {
-            return Err(WickError::wire(ErrorCode::FetchFailed, format!("fetching the image {url}: HTTP {}", get(&response, "status").as_f64().unwrap_or(0.0))));
+            return Err(WickError::wire(ErrorCode::FetchFailed, format!("fetching {what} {url}: HTTP {}", get(&response, "status").as_f64().unwrap_or(0.0))));
         }
-        let buffer = wait(call(&response, "arrayBuffer", &[])?, "reading the image").await?;
-        return Ok(ImageInput::Encoded { bytes: Uint8Array::new(&buffer).to_vec() });
+        let buffer = wait(call(&response, "arrayBuffer", &[])?, &format!("reading {what}")).await?;
+        return Ok(Some(Uint8Array::new(&buffer).to_vec()));
     }
     if value.is_instance_of::<web_sys::Blob>() {
-        let buffer = wait(call(value, "arrayBuffer", &[])?, "reading the image file").await?;
-        return Ok(ImageInput::Encoded { bytes: Uint8Array::new(&buffer).to_vec() });
+        let buffer = wait(call(value, "arrayBuffer", &[])?, &format!("reading {what} file")).await?;
+        return Ok(Some(Uint8Array::new(&buffer).to_vec()));
     }
     if value.is_instance_of::<ArrayBuffer>() || ArrayBuffer::is_view(value) {
-        if let Some(bytes) = convert::bytes_of(value) {
-            return Ok(ImageInput::Encoded { bytes });
-        }
+        return Ok(convert::bytes_of(value));
+    }
+    Ok(None)
+}
+
+/// The image the page passed, ready for the wire.
+pub async fn image(value: &JsValue) -> Result<ImageInput, WickError> {
+    if let Some(bytes) = file_bytes(value, "the image").await? {
+        return Ok(ImageInput::Encoded { bytes });
     }
     // An ImageData, or anything shaped like one.
     if get(value, "data").is_object() && get(value, "width").as_f64().is_some() {

@@ -9,7 +9,7 @@ use wick_shared::{ErrorCode, Request, TaskInput};
 
 use crate::client::{Client, Hooks};
 use crate::convert::{self, Options};
-use crate::generate::{self, Generation};
+use crate::stream::{self, Generation, Transcription};
 use crate::pipeline;
 use crate::WickError;
 
@@ -149,7 +149,18 @@ impl Wick {
         #[wasm_bindgen(unchecked_param_type = "Prompt")] prompt: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "GenerateOptions")] options: Option<JsValue>,
     ) -> Generation {
-        generate::start(&self.client, Ok(model), &prompt, options)
+        stream::generate(&self.client, Ok(model), &prompt, options)
+    }
+
+    /// Transcribe `audio` with `model` (loaded with `task: "automatic-speech-recognition"`):
+    /// see `Pipeline.transcribe` for the audio and options it takes.
+    pub fn transcribe(
+        &self,
+        model: String,
+        #[wasm_bindgen(unchecked_param_type = "AudioSource")] audio: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "TranscribeOptions")] options: Option<JsValue>,
+    ) -> Transcription {
+        crate::audio::transcribe(&self.client, Ok(model), None, audio, options)
     }
 
     /// Drop the model `model` and free its memory.

@@ -15,10 +15,11 @@ pub mod js;
 
 pub use error::{ErrorCode, WireError};
 pub use message::{
-    Backend, BoundingBox, CacheReport, CachedFile, CachedModel, Capabilities, ChatMessage,
+    AudioInput, Backend, BoundingBox, CacheReport, CachedFile, CachedModel, Capabilities, ChatMessage,
     Detection, Envelope, Event, ExternalFile, FinishReason, GenerateOptions, GenerationStats,
     Image, ImageInput, Manifest, ManifestFile, MemoryStats, ModelStats, Pooling, Prompt, Request,
-    RunStats, ScoredLabel, TaskInput, TaskKind, TaskOutput, ValueInfo,
+    RunStats, ScoredLabel, TaskInput, TaskKind, TaskOutput, TranscribeOptions, TranscriptChunk,
+    TranscriptionStats, ValueInfo,
 };
 pub use tensor::{DType, Tensor};
 

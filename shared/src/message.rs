@@ -74,6 +74,15 @@ pub enum Request {
         #[serde(default)]
         options: GenerateOptions,
     },
+    /// Transcribe speech with a model loaded for `automatic-speech-recognition`: answered by one
+    /// `token` event per piece of text as it is decoded, then `transcribed` (or `cancelled`: a
+    /// `cancel` stops decoding before the next token).
+    Transcribe {
+        model: String,
+        audio: AudioInput,
+        #[serde(default)]
+        options: TranscribeOptions,
+    },
     /// Stop request `target`: it ends with `cancelled` (or its own final event if it was
     /// already done); the cancel request itself ends with `done`.
     Cancel { target: u32 },
@@ -168,6 +177,76 @@ pub struct GenerateOptions {
     pub stop: Vec<String>,
 }
 
+/// Audio a task reads: mono PCM samples (a Float32Array, values in [-1, 1]) at `sampleRate`
+/// Hz, resampled to the model's rate in the worker; or a WAV file's bytes (`{bytes}`: 8-, 16-,
+/// 24- or 32-bit integer or float samples; channels are averaged).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AudioInput {
+    Pcm {
+        /// float32 little-endian samples (in JS, any typed array over them: a Float32Array).
+        #[serde(with = "serde_bytes")]
+        samples: Vec<u8>,
+        #[serde(rename = "sampleRate")]
+        sample_rate: u32,
+    },
+    Encoded {
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+}
+
+/// How to transcribe.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TranscribeOptions {
+    /// Chunks timed by the model's timestamp tokens (segments of a few seconds). Without
+    /// (default), one chunk per window, timed by the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamps: Option<bool>,
+    /// The name of a model loaded for `voice-activity-detection` (silero VAD): only the speech
+    /// it finds is transcribed, and audio longer than a window is cut in its pauses. Without
+    /// one, long audio is cut at its quietest moments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vad: Option<String>,
+    /// Most tokens to decode per window (default: as many as the model allows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_new_tokens: Option<u32>,
+}
+
+/// A piece of a transcript with its time in the audio, in seconds: `[start, end]`; `end` is
+/// null when the model did not close the segment (the window ended mid-sentence).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranscriptChunk {
+    pub timestamp: (f64, Option<f64>),
+    pub text: String,
+}
+
+/// Timings of one transcription.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TranscriptionStats {
+    /// Length of the audio.
+    pub audio_seconds: f64,
+    /// Audio transcribed (after voice-activity detection dropped silence).
+    pub speech_seconds: f64,
+    /// Windows (of at most 30 s) the audio was cut into.
+    pub windows: u32,
+    /// Tokens decoded (timestamps included, end-of-text excluded).
+    pub tokens: u32,
+    /// Decoding the audio and resampling it.
+    pub audio_ms: f64,
+    /// Voice-activity detection.
+    pub vad_ms: f64,
+    /// Log-mel features and the encoder, all windows.
+    pub encoder_ms: f64,
+    /// The decoder's steps, all windows.
+    pub decoder_ms: f64,
+    pub total_ms: f64,
+    /// total_ms / audio length: below 1 is faster than real time.
+    pub real_time_factor: f64,
+}
+
 /// Why generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -253,6 +332,8 @@ pub enum TaskKind {
     /// Loaded for `transcribe` requests (not `task`): from a folder with
     /// `onnx/encoder_model.onnx` and `onnx/decoder_model_merged.onnx` (Whisper).
     AutomaticSpeechRecognition,
+    /// Speech segments in audio (silero VAD); also what `transcribe`'s `vad` option names.
+    VoiceActivityDetection,
 }
 
 /// Task results.
@@ -346,12 +427,14 @@ pub enum Event {
     Output { outputs: BTreeMap<String, Tensor>, stats: RunStats },
     /// Answer to `task`.
     Result { result: TaskOutput, stats: RunStats },
-    /// A piece of generated text (valid UTF-8, possibly several tokens' worth or part of a
-    /// word), posted as soon as it is decoded; not final.
+    /// A piece of generated or transcribed text (valid UTF-8, possibly several tokens' worth or
+    /// part of a word), posted as soon as it is decoded; not final.
     Token { text: String },
     /// Answer to `generate`: the whole answer (without the prompt, the EOS token or the stop
     /// text), why it ended, and timings.
     Generated { text: String, finish: FinishReason, stats: GenerationStats },
+    /// Answer to `transcribe`: the whole transcript and its timed chunks.
+    Transcribed { text: String, chunks: Vec<TranscriptChunk>, stats: TranscriptionStats },
     /// Answer to `stats`.
     Stats { models: Vec<ModelStats>, memory: MemoryStats },
     /// Answer to `cache_list`.

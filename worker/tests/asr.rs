@@ -225,3 +225,125 @@ fn wav_to_text_in_rust_has_a_low_word_error_rate() {
     eprintln!("WER over all words {:.1}%; tokens equal to onnxruntime's on the reference features in {same_tokens} of {}", 100.0 * wer, cases.len());
     assert!(wer <= 0.10, "word error rate {:.1}% > 10%", 100.0 * wer);
 }
+
+/// One whole transcription, as the worker runs it: the pieces streamed, the transcript, chunks.
+fn transcribe(
+    t: &Transcriber,
+    pcm: Vec<f32>,
+    windows: Vec<wick_worker::tasks::transcription::Window>,
+    timestamps: bool,
+) -> (Vec<String>, String, Vec<wick_shared::TranscriptChunk>, wick_shared::TranscriptionStats) {
+    use wick_worker::tasks::transcription::{Settings, Step, Transcription};
+    let clock = Instant::now();
+    let now = move || clock.elapsed().as_secs_f64() * 1000.0;
+    let mut job = Transcription::new(t, pcm, windows, Settings { timestamps, max_new_tokens: None }).unwrap();
+    let mut pieces = Vec::new();
+    while let Step::Piece(piece) = job.step(&now).unwrap() {
+        if !piece.is_empty() {
+            pieces.push(piece);
+        }
+    }
+    (pieces, job.text().to_string(), job.chunks().to_vec(), job.stats())
+}
+
+fn pcm16k_of(dir: &std::path::Path, wav: &str) -> Vec<f32> {
+    use wick_worker::tasks::audio;
+    let (pcm, rate) = audio::decode_wav(&std::fs::read(dir.join(wav)).unwrap()).unwrap();
+    audio::resample(&pcm, rate, 16_000).unwrap()
+}
+
+/// Audio longer than a window without voice-activity detection: cut at its quietest moments,
+/// every window transcribed, the streamed pieces add up to the transcript, and the whole
+/// 46 s paragraph comes out with a low word error rate.
+#[test]
+#[ignore = "needs the ASR models: python3 scripts/make_asr_models.py --out DIR, then WICK_ASR_MODELS=DIR"]
+fn long_audio_is_windowed_and_streamed() {
+    use wick_worker::tasks::transcription::windows;
+    let dir = folder();
+    let reference: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    let case = reference["cases"].as_array().unwrap().iter().find(|c| c["wav"] == "audio/paragraph.wav").unwrap();
+    let loaded = load_asr_folder(&dir, None).unwrap();
+    let t = Transcriber::new(&loaded).unwrap();
+    let pcm = pcm16k_of(&dir, "audio/paragraph.wav");
+    let cuts = windows(&pcm, None);
+    assert_eq!(cuts.len(), 2, "46 s is two windows: {cuts:?}");
+    let (pieces, text, chunks, stats) = transcribe(&t, pcm.clone(), cuts.clone(), false);
+    assert_eq!(pieces.concat(), text, "the streamed pieces are the transcript");
+    assert_eq!(chunks.len(), 2);
+    for (chunk, cut) in chunks.iter().zip(&cuts) {
+        let piece = &cut.pieces[0];
+        assert_eq!(chunk.timestamp, (piece.start as f64 / 16000.0, Some(piece.end as f64 / 16000.0)));
+    }
+    assert_eq!(stats.windows, 2);
+    assert!((stats.audio_seconds - pcm.len() as f64 / 16000.0).abs() < 1e-9);
+    let sentence = words(case["sentence"].as_str().unwrap());
+    let wer = edits(&words(&text), &sentence) as f64 / sentence.len() as f64;
+    eprintln!("paragraph, {} windows, WER {:.1}%: {text}", cuts.len(), 100.0 * wer);
+    assert!(wer <= 0.10, "word error rate {:.1}% > 10%", 100.0 * wer);
+
+    // With timestamps: segments in order, inside the audio, their texts the transcript.
+    let (_, timed_text, timed, _) = transcribe(&t, pcm.clone(), cuts, true);
+    assert!(timed.len() > 2, "segments of a few seconds: {timed:?}");
+    let mut last = 0.0;
+    for c in &timed {
+        let end = c.timestamp.1.unwrap();
+        assert!(c.timestamp.0 >= last - 1e-9 && end >= c.timestamp.0 && end <= stats.audio_seconds + 1e-9, "{timed:?}");
+        last = c.timestamp.0;
+    }
+    let joined: Vec<String> = timed.iter().flat_map(|c| words(&c.text)).collect();
+    assert_eq!(joined, words(&timed_text));
+    let wer = edits(&words(&timed_text), &sentence) as f64 / sentence.len() as f64;
+    eprintln!("paragraph with timestamps, {} segments, WER {:.1}%", timed.len(), 100.0 * wer);
+    assert!(wer <= 0.10, "word error rate {:.1}% > 10%", 100.0 * wer);
+}
+
+/// Speech between long silences, with silero VAD: only the speech is transcribed (the silence
+/// is skipped), each chunk lies on the clips' known audible intervals, and the words are the
+/// spoken sentences'.
+#[test]
+#[ignore = "needs the ASR models: python3 scripts/make_asr_models.py --out DIR, then WICK_ASR_MODELS=DIR"]
+fn voice_activity_detection_skips_silence() {
+    use wick_worker::tasks::transcription::{vad_options, windows, Speech};
+    use wick_worker::tasks::vad::{speech_segments, Vad, FRAME};
+    let dir = folder();
+    let vad_dir = dir.parent().unwrap().join("silero-vad");
+    let vad_ref: Value = serde_json::from_str(&std::fs::read_to_string(vad_dir.join("reference.json")).unwrap()).unwrap();
+    let asr_ref: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    let composed = &vad_ref["composed"];
+    let bytes = std::fs::read(vad_dir.join(composed["pcm"].as_str().unwrap())).unwrap();
+    let pcm: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    let vad_model = wick_worker::native::load_model(&vad_dir.join("onnx/model.onnx")).unwrap();
+    let probabilities = Vad::new(&vad_model).unwrap().probabilities(&pcm).unwrap();
+    let speech = speech_segments(&probabilities, pcm.len(), &vad_options());
+    let cuts = windows(&pcm, Some(Speech { segments: &speech, probabilities: &probabilities, frame: FRAME }));
+
+    let loaded = load_asr_folder(&dir, None).unwrap();
+    let t = Transcriber::new(&loaded).unwrap();
+    let (pieces, text, chunks, stats) = transcribe(&t, pcm.clone(), cuts.clone(), true);
+    assert_eq!(pieces.concat(), text);
+    let truth: Vec<(f64, f64)> = composed["speech"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["start"].as_f64().unwrap() / 16000.0, s["end"].as_f64().unwrap() / 16000.0))
+        .collect();
+    let silence = stats.audio_seconds - truth.iter().map(|(a, b)| b - a).sum::<f64>();
+    eprintln!("{} windows {cuts:?}; {:.1} s of {:.1} s transcribed ({silence:.1} s silent)", cuts.len(), stats.speech_seconds, stats.audio_seconds);
+    // 45.8 s of audio, 29 s of it speech (with its padding): two windows, not three.
+    assert_eq!(cuts.len(), 2, "{cuts:?}");
+    assert!(stats.speech_seconds < stats.audio_seconds - silence * 0.7, "most of the silence is skipped");
+    // Every chunk overlaps spoken audio, and starts and ends within half a second of it.
+    let near = |x: f64| truth.iter().any(|&(a, b)| x >= a - 0.5 && x <= b + 0.5);
+    for c in &chunks {
+        let end = c.timestamp.1.unwrap();
+        assert!(near(c.timestamp.0) && near(end), "chunk {c:?} is not on speech {truth:?}");
+    }
+    let sentence_of = |clip: &str| {
+        let case = asr_ref["cases"].as_array().unwrap().iter().find(|c| c["wav"] == format!("audio/{clip}.wav")).unwrap();
+        case["sentence"].as_str().unwrap().to_string()
+    };
+    let spoken: Vec<String> = composed["clips"].as_array().unwrap().iter().flat_map(|c| words(&sentence_of(c.as_str().unwrap()))).collect();
+    let wer = edits(&words(&text), &spoken) as f64 / spoken.len() as f64;
+    eprintln!("composed: {} chunks, WER {:.1}%: {text}", chunks.len(), 100.0 * wer);
+    assert!(wer <= 0.10, "word error rate {:.1}% > 10%", 100.0 * wer);
+}

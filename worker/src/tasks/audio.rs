@@ -133,6 +133,27 @@ fn gcd(mut a: usize, mut b: usize) -> usize {
     a
 }
 
+/// A task's audio as 16 kHz mono PCM: float32 samples at any rate, or a WAV file.
+pub fn pcm16k(audio: &wick_shared::AudioInput) -> Result<Vec<f32>> {
+    let (pcm, rate) = match audio {
+        wick_shared::AudioInput::Pcm { samples, sample_rate } => {
+            if samples.len() % 4 != 0 {
+                return Err(WickError::BadInput(format!("audio samples must be float32: {} bytes is not a multiple of 4", samples.len())));
+            }
+            let pcm: Vec<f32> = samples.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            (pcm, *sample_rate)
+        }
+        wick_shared::AudioInput::Encoded { bytes } => decode_wav(bytes)?,
+    };
+    if pcm.is_empty() {
+        return Err(WickError::BadInput("the audio has no samples".into()));
+    }
+    if pcm.iter().any(|x| !x.is_finite()) {
+        return Err(WickError::BadInput("the audio has samples that are not finite numbers".into()));
+    }
+    resample(&pcm, rate, SAMPLE_RATE)
+}
+
 /// Whisper's log-mel spectrogram of 16 kHz `pcm`, padded with zeros (or cut) to 30 s:
 /// ([`N_MELS`] × [`N_FRAMES`] values, bin-major, [`N_FRAMES`]).
 pub fn log_mel(pcm: &[f32]) -> (Vec<f32>, usize) {

@@ -14,6 +14,7 @@ pub mod object_detection;
 mod resample;
 pub mod speech_recognition;
 pub mod text_generation;
+pub mod transcription;
 pub mod vad;
 pub mod yolox;
 
@@ -65,6 +66,7 @@ pub static TASKS: &[TaskDef] = &[
         graphs: speech_recognition::GRAPHS,
         run: streamed,
     },
+    TaskDef { kind: TaskKind::VoiceActivityDetection, files: &[], graphs: &[], run: streamed },
 ];
 
 /// Generation and transcription are requests of their own (`generate`, `transcribe`: streamed),

@@ -17,12 +17,15 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::{AbortController, DedicatedWorkerGlobalScope, MessageEvent};
 use wick_shared::{
     js::{from_js, to_js},
-    Backend, Capabilities, Envelope, Event, GenerateOptions, MemoryStats, ModelStats, Prompt, Request,
-    RunStats, TaskInput, Tensor, PROTOCOL_VERSION,
+    AudioInput, Backend, Capabilities, Envelope, Event, GenerateOptions, MemoryStats, ModelStats, Prompt, Request,
+    RunStats, TaskInput, Tensor, TranscribeOptions, PROTOCOL_VERSION,
 };
 
 use crate::engine::tensor;
+use crate::tasks::speech_recognition::Transcriber;
 use crate::tasks::text_generation::{Generation, Step};
+use crate::tasks::transcription::{self, Speech, Transcription};
+use crate::tasks::vad::{self, Vad};
 use crate::tasks::Loaded;
 use crate::error::{Result, WickError};
 use load::LoadSpec;
@@ -110,6 +113,7 @@ async fn handle(env: Envelope<Request>) {
         Request::Run { model, inputs, outputs } => run(&model, inputs, outputs),
         Request::Task { model, input } => task(&model, input),
         Request::Generate { model, prompt, options } => generate(id, &model, prompt, options).await,
+        Request::Transcribe { model, audio, options } => transcribe(id, &model, audio, options).await,
         Request::Cancel { target } => Ok(cancel(target)),
         Request::Unload { model } => unload(&model),
         Request::Stats {} => Ok(stats()),
@@ -223,13 +227,64 @@ fn task(name: &str, input: TaskInput) -> Result<Event> {
     })
 }
 
-/// The generation loop: one `token` event per step that completed some text, and a yield to
-/// the event loop between steps, so that a `cancel` (or any other request) is handled within
-/// one token.
+/// The generation loop: one `token` event per step that completed some text.
 async fn generate(id: u32, name: &str, prompt: Prompt, options: GenerateOptions) -> Result<Event> {
     let loaded = model(name)?;
     let seed = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
     let mut generation = Generation::new(&loaded, &prompt, &options, seed)?;
+    let mut finish = None;
+    stream(id, || match generation.step(&now_ms)? {
+        Step::Token { text, .. } => Ok((text, false)),
+        Step::Finished { reason, text } => {
+            finish = Some(reason);
+            Ok((text, true))
+        }
+    })
+    .await?;
+    let finish = finish.ok_or_else(|| WickError::Internal("generation ended without a reason".into()))?;
+    Ok(Event::Generated { text: generation.text().to_string(), finish, stats: generation.stats() })
+}
+
+/// The transcription loop: the audio to 16 kHz PCM, voice-activity detection when asked, then
+/// one `token` event per step that decoded some text.
+async fn transcribe(id: u32, name: &str, audio: AudioInput, options: TranscribeOptions) -> Result<Event> {
+    let started = now_ms();
+    let loaded = model(name)?;
+    let transcriber = Transcriber::new(&loaded)?;
+    let pcm = crate::tasks::audio::pcm16k(&audio)?;
+    let audio_ms = now_ms() - started;
+    let windows = match &options.vad {
+        Some(name) => {
+            let vad_model = model(name)?;
+            let probabilities = Vad::new(&vad_model.model)?.probabilities(&pcm)?;
+            let speech = vad::speech_segments(&probabilities, pcm.len(), &transcription::vad_options());
+            transcription::windows(&pcm, Some(Speech { segments: &speech, probabilities: &probabilities, frame: vad::FRAME }))
+        }
+        None => transcription::windows(&pcm, None),
+    };
+    let vad_ms = now_ms() - started - audio_ms;
+    let settings = transcription::Settings {
+        timestamps: options.timestamps.unwrap_or(false),
+        max_new_tokens: options.max_new_tokens.map(|n| n as usize),
+    };
+    let mut job = Transcription::new(&transcriber, pcm, windows, settings)?;
+    stream(id, || match job.step(&now_ms)? {
+        transcription::Step::Piece(text) => Ok((text, false)),
+        transcription::Step::Finished => Ok((String::new(), true)),
+    })
+    .await?;
+    let mut stats = job.stats();
+    stats.audio_ms = audio_ms;
+    stats.vad_ms = vad_ms;
+    stats.total_ms = now_ms() - started;
+    stats.real_time_factor = if stats.audio_seconds > 0.0 { stats.total_ms / 1000.0 / stats.audio_seconds } else { 0.0 };
+    Ok(Event::Transcribed { text: job.text().to_string(), chunks: job.chunks().to_vec(), stats })
+}
+
+/// Drive a streamed request: `step` until it says it is done, posting each non-empty piece of
+/// text as a `token` event, with a yield to the event loop between steps so that a `cancel`
+/// (or any other request) is handled within one step.
+async fn stream(id: u32, mut step: impl FnMut() -> Result<(String, bool)>) -> Result<()> {
     let controller = AbortController::new().map_err(|e| WickError::Internal(format!("{e:?}")))?;
     STATE.with(|s| s.borrow_mut().inflight.insert(id, controller.clone()));
     let result = async {
@@ -237,26 +292,19 @@ async fn generate(id: u32, name: &str, prompt: Prompt, options: GenerateOptions)
             if controller.signal().aborted() {
                 return Err(WickError::Cancelled);
             }
-            match generation.step(&now_ms)? {
-                Step::Token { text, .. } => {
-                    if !text.is_empty() {
-                        post(id, Event::Token { text });
-                    }
-                }
-                Step::Finished { reason, text } => {
-                    if !text.is_empty() {
-                        post(id, Event::Token { text });
-                    }
-                    return Ok(reason);
-                }
+            let (text, done) = step()?;
+            if !text.is_empty() {
+                post(id, Event::Token { text });
+            }
+            if done {
+                return Ok(());
             }
             yield_now().await;
         }
     }
     .await;
     STATE.with(|s| s.borrow_mut().inflight.remove(&id));
-    let finish = result?;
-    Ok(Event::Generated { text: generation.text().to_string(), finish, stats: generation.stats() })
+    result
 }
 
 /// Let the event loop run (queued messages included) before continuing: a message through a
