@@ -89,15 +89,16 @@ const ARGS = [
 ];
 
 /**
- * Launches Chromium (one per test file; close it in `after`) and opens a page whose console
+ * Launches Chromium (one per test file; close it in `after`), with `extraArgs` besides the
+ * usual flags, and opens a page whose console
  * errors and warnings and uncaught errors, its workers' included, are printed into the test
  * output.
  */
-export async function openBrowser(label) {
+export async function openBrowser(label, extraArgs = []) {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
-    args: ARGS,
+    args: [...ARGS, ...extraArgs],
   });
   const page = await browser.newPage();
   // Chromium reports the console of the page's workers here too, and their uncaught errors

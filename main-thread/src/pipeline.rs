@@ -155,11 +155,13 @@ impl Pipeline {
     ///   ymax}}], stats}` in the image's pixels, options `threshold` and `iou`;
     /// - "feature-extraction": a text or texts → `{embeddings: Tensor [texts, dims], stats}`,
     ///   options `pooling` ("mean" default, "cls", "none") and `normalize` (default true);
-    /// - "automatic-speech-recognition": audio → `{text, chunks, stats}` (see `transcribe`).
+    /// - "automatic-speech-recognition": audio → `{text, chunks, stats}` (see `transcribe`);
+    /// - "voice-activity-detection": audio (as for `transcribe`) → `{segments: [{start, end}],
+    ///   stats}` in seconds, option `threshold` (default 0.5).
     #[wasm_bindgen(unchecked_return_type = "Promise<TaskResult>")]
     pub fn run(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "ImageSource | string | string[]")] input: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "ImageSource | AudioSource | string | string[]")] input: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "TaskOptions")] options: Option<JsValue>,
     ) -> Promise {
         if self.disposed.get() {
@@ -185,6 +187,10 @@ impl Pipeline {
                                 texts: convert::texts(&input)?,
                                 pooling: options.pooling,
                                 normalize: options.normalize,
+                            },
+                            TaskKind::VoiceActivityDetection => TaskInput::VoiceActivityDetection {
+                                audio: crate::audio::input(&input, options.sample_rate).await?,
+                                threshold: options.threshold,
                             },
                             TaskKind::ObjectDetection => TaskInput::ObjectDetection {
                                 image: vision::image(&input).await?,

@@ -115,7 +115,8 @@ export type ImageSource =
 export interface TaskOptions extends RequestOptions {
   /** image-classification: how many labels (default 5). */
   topK?: number;
-  /** object-detection: the lowest score kept (default from the model's config). */
+  /** object-detection: the lowest score kept (default from the model's config);
+   * voice-activity-detection: the speech probability that starts speech (default 0.5). */
   threshold?: number;
   /** object-detection: boxes overlapping more than this (IoU) are merged (default from the model's config). */
   iou?: number;
@@ -123,6 +124,8 @@ export interface TaskOptions extends RequestOptions {
   pooling?: "mean" | "cls" | "none";
   /** feature-extraction: L2-normalise each embedding (default true), so a dot product is the cosine. */
   normalize?: boolean;
+  /** voice-activity-detection: the rate of a Float32Array of samples (default 16000). */
+  sampleRate?: number;
 }
 export interface ScoredLabel { label: string; score: number }
 export interface ImageClassificationResult { labels: ScoredLabel[]; stats: RunStats }
@@ -135,8 +138,11 @@ export interface Detection {
 export interface ObjectDetectionResult { objects: Detection[]; stats: RunStats }
 /** `embeddings.data` holds `dims[0]` vectors of `dims[1]` floats, one per text. */
 export interface FeatureExtractionResult { embeddings: Tensor & { data: Float32Array }; stats: RunStats }
+/** Where speech is, in seconds. */
+export interface VoiceActivityResult { segments: { start: number; end: number }[]; stats: RunStats }
 export type TaskResult =
-  | DigitsResult | ImageClassificationResult | ObjectDetectionResult | FeatureExtractionResult | TranscribeResult;
+  | DigitsResult | ImageClassificationResult | ObjectDetectionResult | FeatureExtractionResult | TranscribeResult
+  | VoiceActivityResult;
 /** One chat turn. */
 export interface ChatMessage { role: "system" | "user" | "assistant" | (string & {}); content: string }
 /** A text, fed to the model as it is, or chat messages, rendered with the model's chat template

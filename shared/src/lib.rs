@@ -18,7 +18,7 @@ pub use message::{
     AudioInput, Backend, BoundingBox, CacheReport, CachedFile, CachedModel, Capabilities, ChatMessage,
     Detection, Envelope, Event, ExternalFile, FinishReason, GenerateOptions, GenerationStats,
     Image, ImageInput, Manifest, ManifestFile, MemoryStats, ModelStats, Pooling, Prompt, Request,
-    RunStats, ScoredLabel, TaskInput, TaskKind, TaskOutput, TranscribeOptions, TranscriptChunk,
+    RunStats, ScoredLabel, SpeechSegment, TaskInput, TaskKind, TaskOutput, TranscribeOptions, TranscriptChunk,
     TranscriptionStats, ValueInfo,
 };
 pub use tensor::{DType, Tensor};

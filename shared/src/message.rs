@@ -305,6 +305,13 @@ pub enum TaskInput {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         normalize: Option<bool>,
     },
+    /// Where speech is in audio: segments of at least 250 ms, split at pauses of 100 ms or
+    /// more (silero's `get_speech_timestamps` rules; `threshold` default 0.5).
+    VoiceActivityDetection {
+        audio: AudioInput,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        threshold: Option<f32>,
+    },
 }
 
 /// How token embeddings become one embedding per text.
@@ -347,6 +354,15 @@ pub enum TaskOutput {
     ObjectDetection { objects: Vec<Detection> },
     /// `[texts, dims]` float32 (`[texts, tokens, dims]` without pooling).
     FeatureExtraction { embeddings: Tensor },
+    /// Speech segments in order, in seconds.
+    VoiceActivityDetection { segments: Vec<SpeechSegment> },
+}
+
+/// A stretch of speech, in seconds from the start of the audio.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SpeechSegment {
+    pub start: f64,
+    pub end: f64,
 }
 
 /// A label and its probability.

@@ -31,7 +31,7 @@ Commands:
   site                  dist, then target/site/ = www/ + the dist under wick/
   serve [--port N] [--root DIR]
                         serve target/site/ (or DIR), tests/fixtures/ at /fixtures/ and
-                        target/{vision,text,textgen}-models/ at /vision-models/, /text-models/, /textgen-models/ on 127.0.0.1:N
+                        target/{vision,text,textgen,asr}-models/ at /vision-models/, /text-models/, /textgen-models/, /asr-models/ on 127.0.0.1:N
                         (default 8080)
   demo [--port N]       tools + site + the vision and text models + serve, then open the
                         printed URL
@@ -145,6 +145,9 @@ fn run(args: Vec<String>) -> Result<()> {
             if let Err(err) = models::textgen_models() {
                 eprintln!("xtask: the text-generation models could not be made ({err:#}); the chat page will not load");
             }
+            if let Err(err) = models::asr_models() {
+                eprintln!("xtask: the speech-recognition models could not be made ({err:#}); the transcription page will not load");
+            }
             serve_forever(site, port)?;
         }
         "test" => {
@@ -176,6 +179,7 @@ fn serve_forever(root: PathBuf, port: u16) -> Result<()> {
         serve::Mount::new("/vision-models/", util::target_dir().join("vision-models")),
         serve::Mount::new("/text-models/", util::target_dir().join("text-models")),
         serve::Mount::new("/textgen-models/", util::target_dir().join("textgen-models")),
+        serve::Mount::new("/asr-models/", util::target_dir().join("asr-models")),
     ];
     let (addr, server) = serve::serve(("127.0.0.1", port), mounts)
         .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;

@@ -1,9 +1,9 @@
 //! `test`: the native tests (`cargo test --workspace`), then the browser tests: the site is built
 //! and served on a free port, and Node's test runner runs every `{tests,main-thread/tests}/**/*.test.mjs` against it
 //! (`WICK_BASE_URL`, `CHROMIUM`, and the folders of the models made here, `WICK_REAL_MODELS`,
-//! `WICK_SHARDED_MODEL`, `WICK_VISION_MODELS`, `WICK_TEXT_MODELS` and `WICK_TEXTGEN_MODELS` —
-//! served at `/vision-models/`, `/text-models/` and `/textgen-models/` — in its environment;
-//! the native tests also get `WICK_ASR_MODELS`, the speech-recognition folder). Both parts run
+//! `WICK_SHARDED_MODEL`, `WICK_VISION_MODELS`, `WICK_TEXT_MODELS`, `WICK_TEXTGEN_MODELS` and
+//! `WICK_ASR_MODELS` — served at `/vision-models/`, `/text-models/`, `/textgen-models/` and
+//! `/asr-models/` — in its environment; the native tests get the same folders). Both parts run
 //! even if the first fails; the
 //! summary at the end says which failed.
 
@@ -51,7 +51,7 @@ pub fn test(native: bool, browser: bool) -> Result<()> {
             browser_tests(),
         ));
         // The benchmarks never decide a test, but their harness must work: a short run of each.
-        for bench in ["latency", "generation", "load"] {
+        for bench in ["latency", "generation", "asr", "load"] {
             let mut cmd = cargo();
             cmd.args(["xtask", "bench", bench, "--smoke"]);
             results.push((format!("bench   ({})", describe(&cmd)), run(&mut cmd).map(|()| String::new())));
@@ -90,6 +90,7 @@ fn browser_tests() -> Result<String> {
     let vision = models::vision_models()?;
     let text = models::text_models()?;
     let textgen = models::textgen_models()?;
+    let asr = models::asr_models()?;
     let mounts = vec![
         serve::Mount::new("/", site),
         serve::Mount::new("/fixtures/", root.join("tests/fixtures")),
@@ -97,6 +98,7 @@ fn browser_tests() -> Result<String> {
         serve::Mount::new("/vision-models/", vision.clone()),
         serve::Mount::new("/text-models/", text.clone()),
         serve::Mount::new("/textgen-models/", textgen.clone()),
+        serve::Mount::new("/asr-models/", asr.clone()),
     ];
     let (addr, server) = serve::serve("127.0.0.1:0", mounts)?;
     let base = format!("http://{addr}");
@@ -112,6 +114,7 @@ fn browser_tests() -> Result<String> {
         .env("WICK_VISION_MODELS", &vision)
         .env("WICK_TEXT_MODELS", &text)
         .env("WICK_TEXTGEN_MODELS", &textgen)
+        .env("WICK_ASR_MODELS", &asr)
         .env("CHROMIUM", &chromium));
     server.stop();
     let plural = if files.len() == 1 { "" } else { "s" };

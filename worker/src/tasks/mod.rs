@@ -66,7 +66,7 @@ pub static TASKS: &[TaskDef] = &[
         graphs: speech_recognition::GRAPHS,
         run: streamed,
     },
-    TaskDef { kind: TaskKind::VoiceActivityDetection, files: &[], graphs: &[], run: streamed },
+    TaskDef { kind: TaskKind::VoiceActivityDetection, files: &[], graphs: &[], run: vad::run },
 ];
 
 /// Generation and transcription are requests of their own (`generate`, `transcribe`: streamed),
@@ -119,6 +119,7 @@ pub fn kind_of(input: &TaskInput) -> TaskKind {
         TaskInput::ImageClassification { .. } => TaskKind::ImageClassification,
         TaskInput::ObjectDetection { .. } => TaskKind::ObjectDetection,
         TaskInput::FeatureExtraction { .. } => TaskKind::FeatureExtraction,
+        TaskInput::VoiceActivityDetection { .. } => TaskKind::VoiceActivityDetection,
     }
 }
 

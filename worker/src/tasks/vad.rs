@@ -140,6 +140,28 @@ impl<'a> Vad<'a> {
     }
 }
 
+/// The `voice-activity-detection` task: audio → speech segments in seconds.
+pub fn run(loaded: &super::Loaded, input: wick_shared::TaskInput) -> Result<super::Outcome> {
+    let wick_shared::TaskInput::VoiceActivityDetection { audio, threshold } = input else {
+        return Err(bad("not a voice-activity-detection input"));
+    };
+    let mut options = VadOptions::default();
+    if let Some(t) = threshold {
+        if !(0.0..=1.0).contains(&t) {
+            return Err(WickError::BadInput(format!("threshold must be in [0, 1], not {t}")));
+        }
+        options.threshold = f64::from(t);
+    }
+    let pcm = super::audio::pcm16k(&audio)?;
+    let probabilities = Vad::new(&loaded.model)?.probabilities(&pcm)?;
+    let seconds = |s: usize| s as f64 / RATE as f64;
+    let segments = speech_segments(&probabilities, pcm.len(), &options)
+        .into_iter()
+        .map(|r| wick_shared::SpeechSegment { start: seconds(r.start), end: seconds(r.end) })
+        .collect();
+    Ok(super::Outcome { output: wick_shared::TaskOutput::VoiceActivityDetection { segments }, peak_intermediate_bytes: 0 })
+}
+
 /// How probabilities become segments; the defaults are `get_speech_timestamps`'.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VadOptions {
