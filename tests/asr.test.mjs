@@ -1,4 +1,4 @@
-// Speech recognition in the browser, with Whisper tiny.en (q4) and silero VAD from
+// Speech recognition in the browser, with Whisper tiny.en (q4, and fp32 for the long audio) and silero VAD from
 // scripts/make_asr_models.py and scripts/make_vad_reference.py (served at /asr-models/): espeak-ng
 // speech of known sentences goes in as WAV files, as Float32Array samples and through the demo
 // page (a dropped file, and Chromium's fake microphone); the transcripts are checked against the
@@ -30,12 +30,15 @@ after(async () => {
   await browser?.close();
 });
 
-/** Runs `body(transcriber, args)` in a blank page with a speech-recognition pipeline (q4, VAD). */
-async function withTranscriber(body, args = {}) {
+/** Runs `body(transcriber, args)` in a blank page with a speech-recognition pipeline (q4 by
+ * default; `fp32`: the full-precision weights) and VAD. */
+async function withTranscriber(body, args = {}, variant = 'q4') {
   await gotoBlank(page);
-  return page.evaluate(async ({ url, vad, body, args }) => {
+  return page.evaluate(async ({ url, vad, body, args, variant }) => {
     const { pipeline } = await import('/wick/wick.js');
-    const transcriber = await pipeline('automatic-speech-recognition', url, { variant: 'q4', vad, cache: false });
+    const transcriber = await pipeline('automatic-speech-recognition', url, {
+      variant: variant === 'fp32' ? undefined : variant, vad, cache: false,
+    });
     const f32 = async (path) => new Float32Array(await (await fetch(path)).arrayBuffer());
     try {
       // eslint-disable-next-line no-new-func
@@ -43,7 +46,7 @@ async function withTranscriber(body, args = {}) {
     } finally {
       await transcriber.dispose();
     }
-  }, { url: WHISPER, vad: VAD, body: body.toString(), args });
+  }, { url: WHISPER, vad: VAD, body: body.toString(), args, variant });
 }
 
 test('WAV files: the transcript streams piece by piece and reads the spoken sentences', { timeout: 4 * TIMEOUT }, async () => {
@@ -104,13 +107,13 @@ test('Float32Array samples give onnxruntime\'s transcript of the same audio', { 
   });
 });
 
-test('long audio: silence skipped by VAD, cut into windows, timed chunks in order', { timeout: 6 * TIMEOUT }, async () => {
+test('long audio (fp32): silence skipped by VAD, cut into windows, timed chunks in order', { timeout: 6 * TIMEOUT }, async () => {
   const vadRef = vadReference();
   const r = await withTranscriber(async (transcriber, { paragraph, composed }) => {
     const long = await transcriber.transcribe(await f32(paragraph), { sampleRate: 16000, timestamps: true }).result;
     const quiet = await transcriber.transcribe(composed, { timestamps: true }).result;
     return { long, quiet };
-  }, { paragraph: `${WHISPER}${clip('paragraph').pcm16k.file}`, composed: `/asr-models/silero-vad/${vadRef.composed.wav}` });
+  }, { paragraph: `${WHISPER}${clip('paragraph').pcm16k.file}`, composed: `/asr-models/silero-vad/${vadRef.composed.wav}` }, 'fp32');
 
   const { long, quiet } = r;
   const para = clip('paragraph');

@@ -5,7 +5,7 @@
 //! joined end to end while they fit in 30 s — the silence between them is never transcribed,
 //! and a window's times map back to the audio's through its pieces (a segment longer than a
 //! window is cut at its least speech-like frame); without, the audio is cut at its quietest
-//! 100 ms near the end of each 30 s. A [`Transcription`] is driven by its
+//! 320 ms near the end of each 30 s. A [`Transcription`] is driven by its
 //! caller one token at a time ([`Transcription::step`]), so the worker can post each piece
 //! and take a `cancel` between tokens. Per-window decoding is `speech_recognition.rs`'s.
 
@@ -25,8 +25,9 @@ const FILL: usize = 24 * SAMPLE_RATE as usize;
 /// A cut without voice-activity detection is searched for in the last this-many samples of a
 /// window (10 s): long enough to find a pause between sentences.
 const CUT_SEARCH: usize = 10 * SAMPLE_RATE as usize;
-/// The stretch whose energy decides the quietest place to cut (100 ms).
-const QUIET: usize = SAMPLE_RATE as usize / 10;
+/// The stretch whose energy (or speech probability) decides where to cut: 320 ms, longer
+/// than the gap between two words, so that the cut falls in a pause between sentences.
+const QUIET: usize = SAMPLE_RATE as usize * 32 / 100;
 
 /// The voice-activity settings for transcription: pauses shorter than half a second stay
 /// inside speech and each segment keeps 200 ms either side (silero's defaults, made for
@@ -136,13 +137,16 @@ fn quietest(pcm: &[f32], range: Range<usize>) -> usize {
     best.1
 }
 
-/// The start of the frame least likely to be speech within `range`.
+/// The middle of the [`QUIET`] stretch of `range` least likely to be speech (the lowest sum of
+/// its frames' probabilities).
 fn least_speech(probabilities: &[f32], frame: usize, range: Range<usize>) -> usize {
-    let frames = range.start / frame..range.end.div_ceil(frame).min(probabilities.len());
-    frames
-        .map(|f| (probabilities[f], f))
+    let span = (QUIET / frame).max(1);
+    let first = range.start.div_ceil(frame);
+    let last = (range.end / frame).min(probabilities.len());
+    (first..last.saturating_sub(span - 1))
+        .map(|f| (probabilities[f..f + span].iter().sum::<f32>(), f))
         .min_by(|a, b| a.0.total_cmp(&b.0))
-        .map_or(range.end, |(_, f)| (f * frame).clamp(range.start, range.end))
+        .map_or(range.end, |(_, f)| ((f + span / 2) * frame).clamp(range.start, range.end))
 }
 
 /// What a transcription decodes besides the audio.
@@ -358,15 +362,22 @@ mod tests {
     }
 
     #[test]
-    fn a_segment_longer_than_a_window_is_cut_where_speech_is_least_likely() {
+    fn a_segment_longer_than_a_window_is_cut_in_a_pause_not_between_two_words() {
         let frame = 512;
         let mut probabilities = vec![0.9f32; 80 * S / frame];
-        let (dip1, dip2) = (26 * S / frame, 48 * S / frame);
-        probabilities[dip1] = 0.3;
-        probabilities[dip2] = 0.2;
-        let w: Vec<Vec<Range<usize>>> = windows(&[], Some(Speech { segments: &[0..70 * S], probabilities: &probabilities, frame })).into_iter().map(|w| w.pieces).collect();
-        // 0–26 s is cut at the first dip; the second window (26–48 s, 22 s) cannot take the
-        // third piece (22 s) along.
-        assert_eq!(w, vec![vec![0..dip1 * frame], vec![dip1 * frame..dip2 * frame], vec![dip2 * frame..70 * S]]);
+        // Pauses of 12 frames (384 ms) at 26 s and 48 s; a lone frame at 0 (a gap between two
+        // words) at 24 s and 46 s.
+        let (pause1, pause2) = (26 * S / frame, 48 * S / frame);
+        for p in [pause1, pause2] {
+            probabilities[p..p + 12].fill(0.1);
+        }
+        probabilities[24 * S / frame] = 0.0;
+        probabilities[46 * S / frame] = 0.0;
+        let w: Vec<Vec<Range<usize>>> =
+            windows(&[], Some(Speech { segments: &[0..70 * S], probabilities: &probabilities, frame })).into_iter().map(|w| w.pieces).collect();
+        // Cut in the middle of the first 10 frames (320 ms) of each pause; 26–48 s (22 s) cannot
+        // take the last piece (22 s) along.
+        let (cut1, cut2) = ((pause1 + 5) * frame, (pause2 + 5) * frame);
+        assert_eq!(w, vec![vec![0..cut1], vec![cut1..cut2], vec![cut2..70 * S]]);
     }
 }
