@@ -222,19 +222,7 @@ impl Pipeline {
         #[wasm_bindgen(unchecked_param_type = "Prompt")] prompt: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "GenerateOptions")] options: Option<JsValue>,
     ) -> Generation {
-        let model = if self.disposed.get() {
-            Err(WickError::wire(
-                ErrorCode::UnknownModel,
-                format!("the pipeline `{}` was disposed", self.model),
-            ))
-        } else if self.task != TaskKind::TextGeneration {
-            Err(WickError::wire(
-                ErrorCode::BadTask,
-                format!("generate() is for text-generation pipelines, not {}", task_name(self.task)),
-            ))
-        } else {
-            Ok(self.model.clone())
-        };
+        let model = self.model_for(TaskKind::TextGeneration, "generate()");
         stream::generate(&self.client, model, &prompt, options)
     }
 
@@ -251,16 +239,7 @@ impl Pipeline {
         #[wasm_bindgen(unchecked_param_type = "AudioSource")] audio: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "TranscribeOptions")] options: Option<JsValue>,
     ) -> Transcription {
-        let model = if self.disposed.get() {
-            Err(WickError::wire(ErrorCode::UnknownModel, format!("the pipeline `{}` was disposed", self.model)))
-        } else if self.task != TaskKind::AutomaticSpeechRecognition {
-            Err(WickError::wire(
-                ErrorCode::BadTask,
-                format!("transcribe() is for automatic-speech-recognition pipelines, not {}", task_name(self.task)),
-            ))
-        } else {
-            Ok(self.model.clone())
-        };
+        let model = self.model_for(TaskKind::AutomaticSpeechRecognition, "transcribe()");
         crate::audio::transcribe(&self.client, model, self.vad.clone(), audio, options)
     }
 
@@ -308,6 +287,23 @@ impl Pipeline {
     #[wasm_bindgen(getter)]
     pub fn wick(&self) -> Wick {
         Wick::new(self.client.clone())
+    }
+}
+
+impl Pipeline {
+    /// The model's name for `method`, which only pipelines of `task` have; an error once
+    /// disposed or for another task.
+    fn model_for(&self, task: TaskKind, method: &str) -> Result<String, WickError> {
+        if self.disposed.get() {
+            return Err(WickError::wire(ErrorCode::UnknownModel, format!("the pipeline `{}` was disposed", self.model)));
+        }
+        if self.task != task {
+            return Err(WickError::wire(
+                ErrorCode::BadTask,
+                format!("{method} is for {} pipelines, not {}", task_name(task), task_name(self.task)),
+            ));
+        }
+        Ok(self.model.clone())
     }
 }
 
