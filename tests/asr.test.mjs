@@ -189,12 +189,19 @@ test('cancelling and bad audio are answered, and the pipeline transcribes on', {
   assert.ok(wordErrorRate(r.after, clip('fox').sentence) <= 0.1, r.after);
 });
 
-test('the page: a chosen WAV file\'s transcript streams in with its timed chunks', { timeout: 4 * TIMEOUT }, async () => {
+test('the page: a dropped WAV file\'s transcript streams in with its timed chunks', { timeout: 4 * TIMEOUT }, async () => {
   await page.goto(`${baseUrl()}/transcribe.html`);
   await page.waitForFunction(() => document.getElementById('status').textContent === 'ready', null, { timeout: 3 * TIMEOUT });
   const want = clip('stella');
-  await page.setInputFiles('#file', join(DIR, 'whisper-tiny.en', want.wav));
+  // A drop, as a user's: a DataTransfer holding the file, dropped on the drop zone.
+  await page.evaluate(async (url) => {
+    const bytes = await (await fetch(url)).arrayBuffer();
+    const data = new DataTransfer();
+    data.items.add(new File([bytes], 'stella.wav', { type: 'audio/wav' }));
+    document.getElementById('drop').dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
+  }, `${WHISPER}${want.wav}`);
   await page.waitForFunction(() => document.getElementById('transcript').dataset.done === 'true', null, { timeout: 2 * TIMEOUT });
+  assert.match(await page.evaluate(() => document.getElementById('source').textContent), /^stella\.wav \(\d+ kB\)$/);
   const shown = await page.evaluate(() => ({
     text: document.getElementById('transcript').textContent,
     pieces: Number(document.getElementById('transcript').dataset.pieces),
@@ -206,6 +213,13 @@ test('the page: a chosen WAV file\'s transcript streams in with its timed chunks
   assert.ok(shown.pieces >= 3, `streamed: ${shown.pieces} pieces`);
   assert.ok(shown.chunks.length >= 1 && /0:0\d\.\d → 0:0\d\.\d/.test(shown.chunks[0]), JSON.stringify(shown.chunks));
   assert.match(shown.stats, /real time/);
+
+  // The file chooser takes the same path.
+  await page.setInputFiles('#file', join(DIR, 'whisper-tiny.en', clip('fox').wav));
+  await page.waitForFunction(() => document.getElementById('source').textContent.startsWith('fox.wav')
+    && document.getElementById('transcript').dataset.done === 'true', null, { timeout: 2 * TIMEOUT });
+  const chosen = await page.evaluate(() => document.getElementById('transcript').textContent);
+  assert.ok(wordErrorRate(chosen, clip('fox').sentence) <= 0.1, chosen);
 });
 
 test('the page records the microphone (Chromium\'s fake capture plays a WAV) and transcribes it', { timeout: 4 * TIMEOUT }, async () => {

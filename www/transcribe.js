@@ -36,6 +36,7 @@ async function transcribe(audio, label, sampleRate) {
   $('source').textContent = label;
   $('transcript').textContent = '';
   $('transcript').dataset.pieces = '0';
+  $('transcript').dataset.done = 'false';
   $('chunks').replaceChildren();
   $('asr-stats').textContent = '';
   let text = '';
@@ -86,9 +87,11 @@ $('drop').addEventListener('drop', (e) => {
 $('stop').addEventListener('click', () => controller?.abort());
 
 async function startRecording() {
-  const stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1 } });
+  // The worklet first, so that no sample is lost between the microphone starting and the
+  // recorder listening.
   const context = new AudioContext();
   await context.audioWorklet.addModule('./recorder-worklet.js');
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1 } });
   const node = new AudioWorkletNode(context, 'wick-recorder');
   const blocks = [];
   node.port.onmessage = (e) => blocks.push(e.data);
