@@ -94,6 +94,12 @@ fn probabilities_equal_onnxruntime_and_segments_equal_silero() {
         let started = Instant::now();
         let got = vad.probabilities(&samples).unwrap();
         let took = started.elapsed().as_secs_f64();
+        // Given piece by piece (as the worker does, to take a cancel between pieces): the same.
+        let mut run = vad.start().unwrap();
+        for piece in samples.chunks(3 * 512) {
+            run.push(piece).unwrap();
+        }
+        assert_eq!(run.probabilities, got, "{name}: pieces of 3 frames");
         let want = floats(&case["probs"]);
         assert_eq!(got.len(), want.len(), "{name}: frames");
         let (at, diff) = got

@@ -95,48 +95,70 @@ impl<'a> Vad<'a> {
     /// the 64 samples before its frame (zeros before the first) and the state the run before
     /// left.
     pub fn probabilities(&self, pcm16k: &[f32]) -> Result<Vec<f32>> {
+        let mut run = self.start()?;
+        run.push(pcm16k)?;
+        Ok(run.probabilities)
+    }
+
+    /// A run over audio given piece by piece ([`Frames::push`]), so that a caller can stop
+    /// between pieces; the same probabilities as [`Vad::probabilities`] of the pieces joined.
+    pub fn start(&self) -> Result<Frames<'_, 'a>> {
         let cpu = &Device::Cpu;
-        let sr = Tensor::new(RATE as i64, cpu).map_err(engine)?;
-        let mut state =
-            Tensor::zeros(self.state_dims.as_slice(), DType::F32, cpu).map_err(engine)?;
-        // Context then frame; the context of the next run is this buffer's tail.
-        let mut window = [0f32; CONTEXT + FRAME];
-        let mut probs = Vec::with_capacity(pcm16k.len().div_ceil(FRAME));
+        Ok(Frames {
+            vad: self,
+            sr: Tensor::new(RATE as i64, cpu).map_err(engine)?,
+            state: Tensor::zeros(self.state_dims.as_slice(), DType::F32, cpu).map_err(engine)?,
+            window: [0f32; CONTEXT + FRAME],
+            probabilities: Vec::new(),
+        })
+    }
+}
+
+/// A voice-activity run in progress.
+pub struct Frames<'v, 'a> {
+    vad: &'v Vad<'a>,
+    sr: Tensor,
+    state: Tensor,
+    /// Context then frame; the context of the next run is this buffer's tail.
+    window: [f32; CONTEXT + FRAME],
+    /// One per frame so far.
+    pub probabilities: Vec<f32>,
+}
+
+impl Frames<'_, '_> {
+    /// The probabilities of the next frames of `pcm16k`; every piece but the last must be a
+    /// whole number of frames.
+    pub fn push(&mut self, pcm16k: &[f32]) -> Result<()> {
+        let cpu = &Device::Cpu;
+        let wanted = &self.vad.wanted;
+        self.probabilities.reserve(pcm16k.len().div_ceil(FRAME));
         for frame in pcm16k.chunks(FRAME) {
+            let window = &mut self.window;
             window.copy_within(FRAME.., 0);
             window[CONTEXT..CONTEXT + frame.len()].copy_from_slice(frame);
             window[CONTEXT + frame.len()..].fill(0.0);
+            let state = std::mem::replace(&mut self.state, self.sr.clone());
             let feeds = HashMap::from([
-                (
-                    "input".to_string(),
-                    Tensor::from_slice(&window, (1, CONTEXT + FRAME), cpu).map_err(engine)?,
-                ),
+                ("input".to_string(), Tensor::from_slice(&window[..], (1, CONTEXT + FRAME), cpu).map_err(engine)?),
                 ("state".to_string(), state),
-                ("sr".to_string(), sr.clone()),
+                ("sr".to_string(), self.sr.clone()),
             ]);
             let (mut p, mut next) = (None, None);
-            for (name, t) in self.model.run(feeds, Some(&self.wanted))?.outputs {
-                if name == self.wanted[0] {
+            for (name, t) in self.vad.model.run(feeds, Some(wanted))?.outputs {
+                if name == wanted[0] {
                     p = Some(t);
-                } else if name == self.wanted[1] {
+                } else if name == wanted[1] {
                     next = Some(t);
                 }
             }
             let (Some(p), Some(next)) = (p, next) else {
                 return Err(bad("the model did not produce output and stateN"));
             };
-            let p = p
-                .flatten_all()
-                .and_then(|p| p.to_dtype(DType::F32))
-                .and_then(|p| p.to_vec1::<f32>())
-                .map_err(engine)?;
-            probs.push(
-                *p.first()
-                    .ok_or_else(|| bad("the model's output is empty"))?,
-            );
-            state = next;
+            let p = p.flatten_all().and_then(|p| p.to_dtype(DType::F32)).and_then(|p| p.to_vec1::<f32>()).map_err(engine)?;
+            self.probabilities.push(*p.first().ok_or_else(|| bad("the model's output is empty"))?);
+            self.state = next;
         }
-        Ok(probs)
+        Ok(())
     }
 }
 

@@ -232,8 +232,9 @@ async fn generate(id: u32, name: &str, prompt: Prompt, options: GenerateOptions)
     let loaded = model(name)?;
     let seed = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
     let mut generation = Generation::new(&loaded, &prompt, &options, seed)?;
+    let inflight = Inflight::new(id)?;
     let mut finish = None;
-    stream(id, || match generation.step(&now_ms)? {
+    stream(id, &inflight, || match generation.step(&now_ms)? {
         Step::Token { text, .. } => Ok((text, false)),
         Step::Finished { reason, text } => {
             finish = Some(reason);
@@ -245,18 +246,30 @@ async fn generate(id: u32, name: &str, prompt: Prompt, options: GenerateOptions)
     Ok(Event::Generated { text: generation.text().to_string(), finish, stats: generation.stats() })
 }
 
-/// The transcription loop: the audio to 16 kHz PCM, voice-activity detection when asked, then
-/// one `token` event per step that decoded some text.
+/// Audio voice-activity detection reads between two checks for a `cancel` (10 s).
+const VAD_PIECE: usize = 10 * vad::RATE / vad::FRAME * vad::FRAME;
+
+/// The transcription loop: the audio to 16 kHz PCM, voice-activity detection when asked (in
+/// pieces, taking a `cancel` between them), then one `token` event per step that decoded some
+/// text.
 async fn transcribe(id: u32, name: &str, audio: AudioInput, options: TranscribeOptions) -> Result<Event> {
     let started = now_ms();
     let loaded = model(name)?;
     let transcriber = Transcriber::new(&loaded)?;
+    let inflight = Inflight::new(id)?;
     let pcm = crate::tasks::audio::pcm16k(&audio)?;
     let audio_ms = now_ms() - started;
     let windows = match &options.vad {
         Some(name) => {
             let vad_model = model(name)?;
-            let probabilities = Vad::new(&vad_model.model)?.probabilities(&pcm)?;
+            let vad = Vad::new(&vad_model.model)?;
+            let mut frames = vad.start()?;
+            for piece in pcm.chunks(VAD_PIECE) {
+                inflight.check()?;
+                frames.push(piece)?;
+                yield_now().await;
+            }
+            let probabilities = frames.probabilities;
             let speech = vad::speech_segments(&probabilities, pcm.len(), &transcription::vad_options());
             transcription::windows(&pcm, Some(Speech { segments: &speech, probabilities: &probabilities, frame: vad::FRAME }))
         }
@@ -268,7 +281,7 @@ async fn transcribe(id: u32, name: &str, audio: AudioInput, options: TranscribeO
         max_new_tokens: options.max_new_tokens.map(|n| n as usize),
     };
     let mut job = Transcription::new(&transcriber, pcm, windows, settings)?;
-    stream(id, || match job.step(&now_ms)? {
+    stream(id, &inflight, || match job.step(&now_ms)? {
         transcription::Step::Piece(text) => Ok((text, false)),
         transcription::Step::Finished => Ok((String::new(), true)),
     })
@@ -281,30 +294,47 @@ async fn transcribe(id: u32, name: &str, audio: AudioInput, options: TranscribeO
     Ok(Event::Transcribed { text: job.text().to_string(), chunks: job.chunks().to_vec(), stats })
 }
 
+/// A request that a `cancel` can stop while it runs: its abort handle is listed while this
+/// lives.
+struct Inflight {
+    id: u32,
+    controller: AbortController,
+}
+
+impl Inflight {
+    fn new(id: u32) -> Result<Self> {
+        let controller = AbortController::new().map_err(|e| WickError::Internal(format!("{e:?}")))?;
+        STATE.with(|s| s.borrow_mut().inflight.insert(id, controller.clone()));
+        Ok(Inflight { id, controller })
+    }
+
+    /// `Cancelled` once a `cancel` came for this request.
+    fn check(&self) -> Result<()> {
+        if self.controller.signal().aborted() { Err(WickError::Cancelled) } else { Ok(()) }
+    }
+}
+
+impl Drop for Inflight {
+    fn drop(&mut self) {
+        STATE.with(|s| s.borrow_mut().inflight.remove(&self.id));
+    }
+}
+
 /// Drive a streamed request: `step` until it says it is done, posting each non-empty piece of
 /// text as a `token` event, with a yield to the event loop between steps so that a `cancel`
 /// (or any other request) is handled within one step.
-async fn stream(id: u32, mut step: impl FnMut() -> Result<(String, bool)>) -> Result<()> {
-    let controller = AbortController::new().map_err(|e| WickError::Internal(format!("{e:?}")))?;
-    STATE.with(|s| s.borrow_mut().inflight.insert(id, controller.clone()));
-    let result = async {
-        loop {
-            if controller.signal().aborted() {
-                return Err(WickError::Cancelled);
-            }
-            let (text, done) = step()?;
-            if !text.is_empty() {
-                post(id, Event::Token { text });
-            }
-            if done {
-                return Ok(());
-            }
-            yield_now().await;
+async fn stream(id: u32, inflight: &Inflight, mut step: impl FnMut() -> Result<(String, bool)>) -> Result<()> {
+    loop {
+        inflight.check()?;
+        let (text, done) = step()?;
+        if !text.is_empty() {
+            post(id, Event::Token { text });
         }
+        if done {
+            return Ok(());
+        }
+        yield_now().await;
     }
-    .await;
-    STATE.with(|s| s.borrow_mut().inflight.remove(&id));
-    result
 }
 
 /// Let the event loop run (queued messages included) before continuing: a message through a
