@@ -166,8 +166,8 @@ fn markdown(rows: &[Value], command: &str) -> String {
          many times; the median). `ms`: from the call in the page to the text; RTF = ms / audio \
          ms (below 1: faster than real time); WER: word error rate against the sentence spoken \
          (lower case, punctuation dropped). `Wick / peer`: Wick's ms over transformers.js's on that \
-         clip and variant. Wick's stats: time in the encoder and in the decoder, tokens, 30 s \
-         windows.\n\n",
+         clip and variant. Wick's stats: time in the encoder and in the decoder, tokens decoded, \
+         windows (of at most 30 s) the audio was cut into.\n\n",
         today(),
         revision(),
         machine()
@@ -200,12 +200,13 @@ fn markdown(rows: &[Value], command: &str) -> String {
                 };
                 let stats = &row["stats"];
                 let stats = if stats.is_object() {
+                    let windows = stats["windows"].as_u64().unwrap_or(0);
                     format!(
-                        "enc {} ms, dec {} ms, {} tokens, {} windows",
+                        "enc {} ms, dec {} ms, {} tokens, {windows} window{}",
                         num(&stats["encoderMs"], 0),
                         num(&stats["decoderMs"], 0),
                         stats["tokens"],
-                        stats["windows"]
+                        if windows == 1 { "" } else { "s" }
                     )
                 } else {
                     "—".into()
