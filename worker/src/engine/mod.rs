@@ -8,6 +8,8 @@
 //! - `ops` — the op registry and one file per op family.
 
 mod fuse;
+#[cfg(test)]
+mod latency_probe;
 pub mod lowbit;
 pub mod ops;
 mod plan;

@@ -7,7 +7,9 @@
 //! padded, phase-split planes, each tap one long vector axpy) and, for every other group shape,
 //! one [`sgemm_packed`] per image and group whose right operand is the im2col matrix packed
 //! panel by panel straight from the input ([`Columns`]), the bias and a fused activation
-//! ([`Act`], from a `ConvAct` node) applied in the register tile.
+//! ([`Act`], from a `ConvAct` node) applied in the register tile. Stride-1 convolutions over
+//! small planes skip the packing: the input is zero-padded once per image and each im2col row
+//! read in place ([`Padded`], [`sgemm_gather`]).
 //! Everything else goes through [`conv_nd`]: candle's conv1d/conv2d when strides and dilations
 //! are uniform; otherwise the kernel is dilated with zeros and the stride-1 result subsampled.
 //! 3-D is a sum over kernel depth of 2-D convs with the depth folded into the batch.
@@ -15,7 +17,7 @@
 
 use candle_core::Tensor;
 
-use super::gemm::{sgemm_packed, Act, Bias, Mat, PackB, NR};
+use super::gemm::{sgemm_gather, sgemm_packed, Act, Bias, Mat, PackB, NR};
 use super::{fast, input, Kernel, NodeCtx};
 use crate::error::Result;
 
@@ -342,6 +344,64 @@ impl Geometry {
     }
 }
 
+/// Input planes (of one image and group) up to this many floats, padded, take the direct path.
+const DIRECT_MAX: usize = 16 * 1024;
+
+/// The direct path of a stride-1 convolution over small planes: the input is zero-padded once
+/// per image, and then row `(c, ky, kx)` of the im2col matrix, for one output row, is a run of
+/// the padded plane at a fixed offset, which [`sgemm_gather`] reads in place: nothing is packed.
+struct Padded<'a> {
+    geo: &'a Geometry,
+    /// Padded rows and columns.
+    rows: usize,
+    cols: usize,
+    /// The padded planes, then [`NR`] floats of slack (a ragged tile reads a full NR).
+    buf: Vec<f32>,
+    /// Each im2col row's offset into `buf`, for output row 0.
+    offs: Vec<usize>,
+}
+
+impl<'a> Padded<'a> {
+    /// `None` unless the convolution has unit strides and its `channels` padded planes are small.
+    fn new(geo: &'a Geometry, channels: usize) -> Option<Self> {
+        let ([h, w], [kh, kw], [dh, dw], [pt, pl]) = (geo.input, geo.kernel, geo.dilation, geo.pad);
+        // The end pads: what the output size needs past the input (at least none).
+        let rows = (geo.out[0] + (kh - 1) * dh).max(h + pt);
+        let cols = (geo.out[1] + (kw - 1) * dw).max(w + pl);
+        if geo.stride != [1, 1] || geo.is_pointwise() || channels * rows * cols > DIRECT_MAX {
+            return None;
+        }
+        let mut offs = Vec::with_capacity(channels * kh * kw);
+        for ch in 0..channels {
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    offs.push((ch * rows + ky * dh) * cols + kx * dw);
+                }
+            }
+        }
+        Some(Padded { geo, rows, cols, buf: vec![0f32; channels * rows * cols + NR], offs })
+    }
+
+    /// Copy one image's `channels` planes in (the pad stays zero: only the interior is written).
+    fn fill(&mut self, src: &[f32]) {
+        let ([h, w], [pt, pl]) = (self.geo.input, self.geo.pad);
+        for (plane, dst) in src.chunks_exact(h * w).zip(self.buf.chunks_exact_mut(self.rows * self.cols)) {
+            for (row, d) in plane.chunks_exact(w).zip(dst[pt * self.cols..].chunks_exact_mut(self.cols)) {
+                d[pl..pl + w].copy_from_slice(row);
+            }
+        }
+    }
+
+    /// `dst` [m, oh·ow] = `a` [m, C·kh·kw] · im2col + `bias` per row, then `act`.
+    fn conv(&self, m: usize, a: Mat, bias: &[f32], act: Act, dst: &mut [f32]) {
+        let [oh, ow] = self.geo.out;
+        for oy in 0..oh {
+            let b = &self.buf[oy * self.cols..];
+            sgemm_gather(m, ow, a, b, &self.offs, Bias::Rows(bias), act, &mut dst[oy * ow..], oh * ow);
+        }
+    }
+}
+
 /// The im2col matrix of one image's channels (`C·kh·kw` rows, one column per output position)
 /// never stored whole: sgemm packs it panel by panel straight from the input.
 struct Columns<'a> {
@@ -451,10 +511,20 @@ impl ConvAttrs {
                 zeros
             }
         };
+        let padded = Padded::new(&geo, cg);
         let out = fast::with_f32(x, |xs| {
             fast::with_f32(w, |ws| {
                 fast::with_f32(&bias, |bs| {
                     let mut out = vec![0f32; n * m * p];
+                    if let Some(mut padded) = padded {
+                        for (plane, dst) in out.chunks_exact_mut(mg * p).enumerate() {
+                            let (img, grp) = (plane / g, plane % g);
+                            padded.fill(&xs[(img * c + grp * cg) * h * wd..][..cg * h * wd]);
+                            let a = Mat { data: &ws[grp * mg * depth..][..mg * depth], rs: depth, cs: 1 };
+                            padded.conv(mg, a, &bs[grp * mg..][..mg], act, dst);
+                        }
+                        return out;
+                    }
                     for (plane, dst) in out.chunks_exact_mut(mg * p).enumerate() {
                         let (img, grp) = (plane / g, plane % g);
                         let src = &xs[(img * c + grp * cg) * h * wd..][..cg * h * wd];
@@ -621,6 +691,12 @@ mod tests {
             (2, 3, 1, 12, 7, [1, 1], [1, 1], [1, 1], [0, 0, 0, 0]),
             (2, 4, 1, 8, 8, [1, 1], [2, 2], [1, 1], [0, 0, 0, 0]),
             (3, 2, 1, 9, 20, [3, 2], [1, 2], [2, 1], [2, 0, 1, 1]),
+            // Unit strides over small planes: the direct path (padded once, read in place),
+            // with the MNIST CNN's shapes, dilations, asymmetric pads and groups.
+            (1, 8, 1, 28, 28, [5, 5], [1, 1], [1, 1], [2, 2, 2, 2]),
+            (8, 16, 1, 14, 14, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1]),
+            (4, 6, 2, 10, 13, [3, 2], [1, 1], [2, 2], [2, 0, 1, 3]),
+            (3, 5, 1, 6, 5, [2, 4], [1, 1], [1, 1], [0, 0, 0, 0]),
         ];
         for &(c, m, g, h, w, k, s, d, p) in cases {
             let x = t(&[2, c, h, w], &(0..2 * c * h * w).map(|v| ((v * 37) % 23) as f32 - 11.).collect::<Vec<_>>());

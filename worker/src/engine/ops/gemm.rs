@@ -6,7 +6,10 @@
 //! [`NR`] = 8 are packed into a small contiguous buffer (zero-padded at the right edge), and
 //! every [`MR`]-row strip of A runs the register tile against it: `MR × 8` sums in `2·MR`
 //! vectors, each step one broadcast value of A per row times two vectors of B. The first block
-//! starts the sums from the bias (or zero), later ones from C.
+//! starts the sums from the bias (or zero), later ones from C. A constant B (a layer's weight)
+//! is packed once, at load ([`Packed`]), and its panels read in place; [`sgemm_gather`] reads
+//! B's rows in place wherever they lie in one buffer (a stride-1 convolution's padded input),
+//! packing nothing.
 //!
 //! Why not candle's matmul (the `gemm` crate): it has a simd128 kernel too, but it wants
 //! contiguous operands (so MatMul copied every transposed input), packs both sides on every
@@ -84,6 +87,49 @@ pub trait PackB {
     /// Rows `kb..kb+kc`, columns `j0..j0+cols` into `panel` as `kc` rows of [`NR`], zero past
     /// `cols`.
     fn pack(&self, kb: usize, kc: usize, j0: usize, cols: usize, panel: &mut [f32]);
+
+    /// The panel of rows `kb..` and columns `j0..j0+NR` when it is stored packed already
+    /// ([`Packed`]): then sgemm reads it in place instead of calling [`PackB::pack`].
+    fn packed(&self, _kb: usize, _j0: usize) -> Option<&[f32]> {
+        None
+    }
+}
+
+/// A right-hand operand packed once (a constant weight, at load): for each panel of [`NR`]
+/// columns, all `k` rows of NR values (zero past `n`), so any K block of it is a ready panel.
+pub struct Packed {
+    k: usize,
+    n: usize,
+    data: Vec<f32>,
+}
+
+impl Packed {
+    /// `b` (`k × n`, any strides) packed panel by panel; `None` when `b` is too short.
+    pub fn new(k: usize, n: usize, b: Mat) -> Option<Self> {
+        if !b.holds(k, n) {
+            return None;
+        }
+        let mut data = vec![0f32; n.div_ceil(NR) * k * NR];
+        for (j0, dst) in (0..n).step_by(NR).zip(data.chunks_exact_mut((k * NR).max(1))) {
+            b.pack(0, k, j0, NR.min(n - j0), dst);
+        }
+        Some(Packed { k, n, data })
+    }
+
+    /// Rows (depth) and columns of the packed matrix.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.k, self.n)
+    }
+}
+
+impl PackB for Packed {
+    fn pack(&self, kb: usize, kc: usize, j0: usize, _cols: usize, panel: &mut [f32]) {
+        panel[..kc * NR].copy_from_slice(&self.data[(j0 / NR * self.k + kb) * NR..][..kc * NR]);
+    }
+
+    fn packed(&self, kb: usize, j0: usize) -> Option<&[f32]> {
+        Some(&self.data[(j0 / NR * self.k + kb) * NR..])
+    }
 }
 
 impl PackB for Mat<'_> {
@@ -136,13 +182,22 @@ pub fn sgemm_packed(m: usize, n: usize, k: usize, a: Mat, b: &impl PackB, bias: 
         }
         return;
     }
-    let mut panel = vec![0f32; KC.min(k) * NR];
+    let mut panel = vec![0f32; if b.packed(0, 0).is_some() { 0 } else { KC.min(k) * NR }];
     let mut edge = [0f32; NR];
     for kb in (0..k).step_by(KC) {
         let kc = KC.min(k - kb);
         for j0 in (0..n).step_by(NR) {
             let cols = NR.min(n - j0);
-            b.pack(kb, kc, j0, cols, &mut panel);
+            let bp = match b.packed(kb, j0) {
+                Some(ready) => {
+                    assert!(ready.len() >= kc * NR, "sgemm: packed operand too short");
+                    ready.as_ptr()
+                }
+                None => {
+                    b.pack(kb, kc, j0, cols, &mut panel);
+                    panel.as_ptr()
+                }
+            };
             if let (0, Bias::Cols(bias)) = (kb, bias) {
                 edge = [0.0; NR];
                 edge[..cols].copy_from_slice(&bias[j0..j0 + cols]);
@@ -163,7 +218,7 @@ pub fn sgemm_packed(m: usize, n: usize, k: usize, a: Mat, b: &impl PackB, bias: 
                     let at = a.data.as_ptr().add(i0 * a.rs + kb * a.cs);
                     let ct = c.as_mut_ptr().add(i0 * ldc + j0);
                     let act = if kb + kc == k { act } else { Act::None };
-                    let t = Tile { kc, a: at, ars: a.rs, acs: a.cs, b: panel.as_ptr(), c: ct, ldc, cols, act };
+                    let t = Tile { kc, a: at, ars: a.rs, acs: a.cs, b: Panel(bp), c: ct, ldc, cols, act };
                     match rows {
                         4 => t.run::<4>(init),
                         3 => t.run::<3>(init),
@@ -173,6 +228,56 @@ pub fn sgemm_packed(m: usize, n: usize, k: usize, a: Mat, b: &impl PackB, bias: 
                 }
                 i0 += rows;
             }
+        }
+    }
+}
+
+/// `c[i·ldc + j] = Σ_p a(i, p) · b[offs[p] + j] (+ bias)`, then `act`, for an `m × n` result
+/// with depth `offs.len()`: B's rows lie anywhere in `b`, each contiguous, and are read in
+/// place (no packing). A stride-1 convolution's im2col matrix is this over its padded input.
+///
+/// # Panics
+/// If an operand is too short: `b` must hold `n` rounded up to [`NR`] values from every offset.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_gather(m: usize, n: usize, a: Mat, b: &[f32], offs: &[usize], bias: Bias, act: Act, c: &mut [f32], ldc: usize) {
+    let k = offs.len();
+    assert!(a.holds(m, k), "sgemm: operand too short");
+    assert!(m == 0 || n == 0 || (m - 1) * ldc + n <= c.len(), "sgemm: output too short");
+    assert!(n == 0 || offs.iter().all(|&o| o + n.next_multiple_of(NR) <= b.len()), "sgemm: operand too short");
+    match bias {
+        Bias::Cols(b) => assert_eq!(b.len(), n, "sgemm: bias length"),
+        Bias::Rows(b) => assert_eq!(b.len(), m, "sgemm: bias length"),
+        Bias::None => {}
+    }
+    let mut edge = [0f32; NR];
+    for j0 in (0..n).step_by(NR) {
+        let cols = NR.min(n - j0);
+        if let Bias::Cols(bias) = bias {
+            edge = [0.0; NR];
+            edge[..cols].copy_from_slice(&bias[j0..j0 + cols]);
+        }
+        let mut i0 = 0;
+        while i0 < m {
+            let rows = MR.min(m - i0);
+            let init = match bias {
+                Bias::Cols(_) => Init::Bias(&edge),
+                Bias::Rows(b) => Init::Rows(&b[i0..i0 + rows]),
+                Bias::None => Init::Zero,
+            };
+            // SAFETY: the asserts above bound every index: rows i0..i0+rows < m and depth < k
+            // of A, NR values from every offset + j0 (j0 + NR ≤ n rounded up) of B, and C's
+            // rows i0.. have `cols` ≤ n - j0 values from j0.
+            unsafe {
+                let g = Gather { base: b.as_ptr().add(j0), offs: offs.as_ptr() };
+                let t = Tile { kc: k, a: a.data.as_ptr().add(i0 * a.rs), ars: a.rs, acs: a.cs, b: g, c: c.as_mut_ptr().add(i0 * ldc + j0), ldc, cols, act };
+                match rows {
+                    4 => t.run::<4>(init),
+                    3 => t.run::<3>(init),
+                    2 => t.run::<2>(init),
+                    _ => t.run::<1>(init),
+                }
+            }
+            i0 += rows;
         }
     }
 }
@@ -187,13 +292,46 @@ enum Init<'a> {
     C,
 }
 
-/// One register tile: up to MR rows of A from `a`, the packed panel `b`, `cols` columns of C.
-struct Tile {
+/// Where a tile reads row `p` of its B block: [`NR`] contiguous values.
+trait BRows: Copy {
+    /// # Safety
+    /// `p` must be below the tile's depth, whose rows the caller made readable.
+    unsafe fn row(self, p: usize) -> *const f32;
+}
+
+/// A packed panel: row `p` at `p · NR`.
+#[derive(Clone, Copy)]
+struct Panel(*const f32);
+
+impl BRows for Panel {
+    #[inline(always)]
+    unsafe fn row(self, p: usize) -> *const f32 {
+        self.0.add(p * NR)
+    }
+}
+
+/// Rows anywhere in one buffer: row `p` at `base + offs[p]` (the im2col rows of a stride-1
+/// convolution, read from the padded input in place).
+#[derive(Clone, Copy)]
+struct Gather {
+    base: *const f32,
+    offs: *const usize,
+}
+
+impl BRows for Gather {
+    #[inline(always)]
+    unsafe fn row(self, p: usize) -> *const f32 {
+        self.base.add(*self.offs.add(p))
+    }
+}
+
+/// One register tile: up to MR rows of A from `a`, B's rows from `b`, `cols` columns of C.
+struct Tile<B: BRows> {
     kc: usize,
     a: *const f32,
     ars: usize,
     acs: usize,
-    b: *const f32,
+    b: B,
     c: *mut f32,
     ldc: usize,
     cols: usize,
@@ -201,9 +339,9 @@ struct Tile {
     act: Act,
 }
 
-impl Tile {
+impl<B: BRows> Tile<B> {
     /// # Safety
-    /// `a` must be readable at `r·ars + p·acs` for r < R, p < kc; `b` for kc·NR values; `c`
+    /// `a` must be readable at `r·ars + p·acs` for r < R, p < kc; `b`'s rows p < kc; `c`
     /// writable (and readable, for [`Init::C`]) at `r·ldc + j` for r < R, j < cols.
     #[inline(always)]
     unsafe fn run<const R: usize>(&self, init: Init) {
@@ -233,8 +371,9 @@ impl Tile {
                 }
             }
         }
-        let (mut a, mut b) = (self.a, self.b);
-        for _ in 0..self.kc {
+        let mut a = self.a;
+        for p in 0..self.kc {
+            let b = self.b.row(p);
             let (b0, b1) = (V4::load_ptr(b), V4::load_ptr(b.add(4)));
             for (r, acc) in acc.iter_mut().enumerate() {
                 let x = V4::splat(*a.add(r * self.ars));
@@ -242,7 +381,6 @@ impl Tile {
                 acc[1] = acc[1].add(x.mul(b1));
             }
             a = a.add(self.acs);
-            b = b.add(NR);
         }
         if self.act != Act::None {
             for acc in acc.iter_mut() {
@@ -318,6 +456,42 @@ mod tests {
         let want = naive(m, n, k, Mat::rows(&av, k), Mat::rows(&bv, n), None);
         for (i, (g, w)) in c.iter().zip(&want).enumerate() {
             assert!((g - (w + bias[i / n]).max(0.0)).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn packed_operand_matches_packing_on_each_call() {
+        for &(m, n, k) in &[(3, 17, 300), (8, 128, 784), (1, 5, 2)] {
+            let (av, bv, bias) = (values(m * k, 7), values(k * n, 8), values(n, 9));
+            // B transposed (a weight read with transB).
+            let b = Mat { data: &bv, rs: 1, cs: k };
+            let packed = Packed::new(k, n, b).unwrap();
+            let (mut got, mut want) = (vec![0f32; m * n], vec![0f32; m * n]);
+            sgemm_packed(m, n, k, Mat::rows(&av, k), &packed, Bias::Cols(&bias), Act::Relu, &mut got, n);
+            sgemm_packed(m, n, k, Mat::rows(&av, k), &b, Bias::Cols(&bias), Act::Relu, &mut want, n);
+            assert_eq!(got, want, "{m}×{n}×{k}");
+        }
+        assert!(Packed::new(4, 4, Mat::rows(&[0.0; 15], 4)).is_none(), "too short");
+    }
+
+    #[test]
+    fn gather_reads_rows_at_their_offsets() {
+        // B's row p is b[offs[p]..][..n]: rows overlap and come in any order.
+        let (m, n) = (7, 19);
+        let b = values(120, 10);
+        let offs = [5, 0, 60, 3, 44, 77, 12];
+        let k = offs.len();
+        let (av, bias) = (values(m * k, 11), values(m, 12));
+        let rows: Vec<f32> = offs.iter().flat_map(|&o| b[o..o + n].to_vec()).collect();
+        let want = naive(m, n, k, Mat::rows(&av, k), Mat::rows(&rows, n), None);
+        let mut c = vec![f32::NAN; m * (n + 3)];
+        sgemm_gather(m, n, Mat::rows(&av, k), &b, &offs, Bias::Rows(&bias), Act::None, &mut c, n + 3);
+        for i in 0..m {
+            for j in 0..n {
+                let (g, w) = (c[i * (n + 3) + j], want[i * n + j] + bias[i]);
+                assert!((g - w).abs() < 1e-5, "({i}, {j}): {g} vs {w}");
+            }
+            assert!(c[i * (n + 3) + n].is_nan(), "nothing written past n");
         }
     }
 

@@ -3,7 +3,8 @@
 //! output, repeated labels → diagonals, `...` broadcast), Det (11, batched).
 //!
 //! f32 MatMul and Gemm run on [`gemm::sgemm`] through the operands' strides (a transposed
-//! input is never copied; batches sharing one right-hand matrix are one product); other dtypes
+//! input is never copied; batches sharing one right-hand matrix are one product; Gemm's constant
+//! B is packed into sgemm's panels once, at load); other dtypes
 //! on candle's matmul. Einsum is lowered at run time to diagonals (a mask and a sum), sums over labels nothing
 //! later needs, and one batched matmul per pair of operands, folding left. Integer operands are
 //! contracted in f64. Det factors each matrix on the host (LU with partial pivoting, in f64).
@@ -149,10 +150,24 @@ pub fn gemm(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let beta = ctx.float("beta", 1.0) as f64;
     let trans_a = ctx.int("transA", 0) != 0;
     let trans_b = ctx.int("transB", 0) != 0;
+    // A constant f32 B (a layer's weight) is packed into sgemm's panels once, here.
+    let packed = ctx.constant_input(1).and_then(|b| {
+        let b = if trans_b { b.t().ok()? } else { b.clone() };
+        let (k, n) = b.dims2().ok()?;
+        let panels = strided(&b, |bd, b0, bst| gemm::Packed::new(k, n, Mat { data: &bd[b0..], rs: bst[0], cs: bst[1] }))??;
+        Some((b.id(), panels))
+    });
     Ok(Box::new(move |xs: &[Option<&Tensor>]| {
         let a = input(xs, 0)?;
         let b = input(xs, 1)?;
         let a = if trans_a { a.t()? } else { a.clone() };
+        if let (Some((id, panels)), 1.0, 1.0) = (&packed, alpha, beta) {
+            if b.id() == *id {
+                if let Some(y) = gemm_packed(&a, panels, xs.get(2).copied().flatten()) {
+                    return Ok(vec![y?]);
+                }
+            }
+        }
         let b = if trans_b { b.t()? } else { b.clone() };
         let c = xs.get(2).copied().flatten();
         // f32 with a bias along the columns: the product starts from it (transposes are read
@@ -178,6 +193,29 @@ pub fn gemm(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
         }
         Ok(vec![y])
     }))
+}
+
+/// `a [m, k] · B + c` with B packed at load; `c` one value per column or absent. `None` when
+/// the operands do not fit this path (then the general one runs).
+fn gemm_packed(a: &Tensor, b: &gemm::Packed, c: Option<&Tensor>) -> Option<R<Tensor>> {
+    let (k, n) = b.dims();
+    let (m, ka) = a.dims2().ok()?;
+    if ka != k {
+        return None;
+    }
+    let run = |bias: Option<&[f32]>| {
+        strided(a, |ad, a0, ast| {
+            let mut y = vec![0f32; m * n];
+            let bias = bias.map_or(gemm::Bias::None, gemm::Bias::Cols);
+            gemm::sgemm_packed(m, n, k, Mat { data: &ad[a0..], rs: ast[0], cs: ast[1] }, b, bias, gemm::Act::None, &mut y, n);
+            Tensor::from_vec(y, (m, n), &Device::Cpu)
+        })
+    };
+    match c {
+        None => run(None),
+        Some(c) if c.elem_count() == n && c.dims().last() == Some(&n) && c.rank() <= 2 => fast::with_f32(c, |bias| run(Some(bias))).flatten(),
+        Some(_) => None,
+    }
 }
 
 /// One Einsum label: a letter, or the `i`-th dim covered by `...` (counted over the widest
@@ -388,6 +426,32 @@ mod tests {
         let y = k.run(&[Some(&a), Some(&b), Some(&c)]).unwrap();
         // A·B' = [1, 2, 3]; ·2 = [2, 4, 6]; + 0.5
         assert_close(&values(&y[0]), &[2.5, 4.5, 6.5], 1e-6);
+    }
+
+    #[test]
+    fn gemm_with_a_constant_weight_packs_it_once_and_matches() {
+        use std::collections::HashMap;
+        // fc-layer shapes: ragged panels (n = 13), K over one block (300), transB.
+        let (m, k, n) = (5, 300, 13);
+        let a = t(&[m, k], &(0..m * k).map(|v| ((v * 37) % 23) as f32 / 11.0 - 1.0).collect::<Vec<_>>());
+        let w = t(&[n, k], &(0..n * k).map(|v| ((v * 11) % 7) as f32 / 3.0 - 1.0).collect::<Vec<_>>());
+        let b = t(&[n], &(0..n).map(|v| v as f32 * 0.25).collect::<Vec<_>>());
+        let want = a.matmul(&w.t().unwrap()).unwrap().broadcast_add(&b).unwrap();
+        let n_ = node("Gemm", 3, vec![int("transB", 1)]);
+        let constants = HashMap::from([("x1".to_string(), w.clone())]);
+        let opsets = HashMap::from([(String::new(), 13)]);
+        let ctx = super::NodeCtx { node: &n_, opset: 13, opsets: &opsets, constants: &constants, types: &HashMap::new() };
+        let kernel = super::gemm(&ctx).unwrap();
+        for bias in [Some(&b), None] {
+            let y = kernel.run(&[Some(&a), Some(&w), bias]).unwrap().remove(0);
+            let want = if bias.is_some() { want.clone() } else { a.matmul(&w.t().unwrap()).unwrap() };
+            assert_close(&values(&y), &values(&want), 1e-4);
+        }
+        // Another tensor in the weight's place (not the constant): the general path.
+        let w2 = (&w * 2.0).unwrap();
+        let y = kernel.run(&[Some(&a), Some(&w2), Some(&b)]).unwrap().remove(0);
+        let want = a.matmul(&w2.t().unwrap()).unwrap().broadcast_add(&b).unwrap();
+        assert_close(&values(&y), &values(&want), 1e-4);
     }
 
     #[test]
