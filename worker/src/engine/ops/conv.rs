@@ -392,8 +392,9 @@ impl<'a> Padded<'a> {
         }
     }
 
-    /// `dst` [m, oh·ow] = `a` [m, C·kh·kw] · im2col + `bias` per row, then `act`.
-    fn conv(&self, m: usize, a: Mat, bias: &[f32], act: Act, dst: &mut [f32]) {
+    /// `dst` [m, oh·ow] = `a` [m, C·kh·kw] · im2col + `bias` per row, then `act`: every value
+    /// of `dst` is written.
+    fn conv(&self, m: usize, a: Mat, bias: &[f32], act: Act, dst: &mut [std::mem::MaybeUninit<f32>]) {
         let [oh, ow] = self.geo.out;
         for oy in 0..oh {
             let b = &self.buf[oy * self.cols..];
@@ -515,16 +516,21 @@ impl ConvAttrs {
         let out = fast::with_f32(x, |xs| {
             fast::with_f32(w, |ws| {
                 fast::with_f32(&bias, |bs| {
-                    let mut out = vec![0f32; n * m * p];
                     if let Some(mut padded) = padded {
-                        for (plane, dst) in out.chunks_exact_mut(mg * p).enumerate() {
+                        // Not zero-filled first: the direct path writes every output value.
+                        let mut out = Vec::with_capacity(n * m * p);
+                        for (plane, dst) in out.spare_capacity_mut()[..n * m * p].chunks_exact_mut(mg * p).enumerate() {
                             let (img, grp) = (plane / g, plane % g);
                             padded.fill(&xs[(img * c + grp * cg) * h * wd..][..cg * h * wd]);
                             let a = Mat { data: &ws[grp * mg * depth..][..mg * depth], rs: depth, cs: 1 };
                             padded.conv(mg, a, &bs[grp * mg..][..mg], act, dst);
                         }
+                        // SAFETY: each plane's `conv` wrote all its mg·oh·ow values (every output
+                        // row of every channel), and the planes tile the n·m·p values.
+                        unsafe { out.set_len(n * m * p) };
                         return out;
                     }
+                    let mut out = vec![0f32; n * m * p];
                     for (plane, dst) in out.chunks_exact_mut(mg * p).enumerate() {
                         let (img, grp) = (plane / g, plane % g);
                         let src = &xs[(img * c + grp * cg) * h * wd..][..cg * h * wd];

@@ -15,6 +15,8 @@
 //! contiguous operands (so MatMul copied every transposed input), packs both sides on every
 //! call, cannot start from a bias, and measured slower on MiniLM's shapes in V8.
 
+use std::mem::MaybeUninit;
+
 use super::simd::V4;
 
 /// Rows of A per register tile.
@@ -219,12 +221,7 @@ pub fn sgemm_packed(m: usize, n: usize, k: usize, a: Mat, b: &impl PackB, bias: 
                     let ct = c.as_mut_ptr().add(i0 * ldc + j0);
                     let act = if kb + kc == k { act } else { Act::None };
                     let t = Tile { kc, a: at, ars: a.rs, acs: a.cs, b: Panel(bp), c: ct, ldc, cols, act };
-                    match rows {
-                        4 => t.run::<4>(init),
-                        3 => t.run::<3>(init),
-                        2 => t.run::<2>(init),
-                        _ => t.run::<1>(init),
-                    }
+                    run_tile(&t, rows, init);
                 }
                 i0 += rows;
             }
@@ -235,11 +232,13 @@ pub fn sgemm_packed(m: usize, n: usize, k: usize, a: Mat, b: &impl PackB, bias: 
 /// `c[i·ldc + j] = Σ_p a(i, p) · b[offs[p] + j] (+ bias)`, then `act`, for an `m × n` result
 /// with depth `offs.len()`: B's rows lie anywhere in `b`, each contiguous, and are read in
 /// place (no packing). A stride-1 convolution's im2col matrix is this over its padded input.
+/// C may start uninitialised: every `c[i·ldc + j]` (i < m, j < n) is written, nothing else
+/// touched, nothing read.
 ///
 /// # Panics
 /// If an operand is too short: `b` must hold `n` rounded up to [`NR`] values from every offset.
 #[allow(clippy::too_many_arguments)]
-pub fn sgemm_gather(m: usize, n: usize, a: Mat, b: &[f32], offs: &[usize], bias: Bias, act: Act, c: &mut [f32], ldc: usize) {
+pub fn sgemm_gather(m: usize, n: usize, a: Mat, b: &[f32], offs: &[usize], bias: Bias, act: Act, c: &mut [MaybeUninit<f32>], ldc: usize) {
     let k = offs.len();
     assert!(a.holds(m, k), "sgemm: operand too short");
     assert!(m == 0 || n == 0 || (m - 1) * ldc + n <= c.len(), "sgemm: output too short");
@@ -266,19 +265,35 @@ pub fn sgemm_gather(m: usize, n: usize, a: Mat, b: &[f32], offs: &[usize], bias:
             };
             // SAFETY: the asserts above bound every index: rows i0..i0+rows < m and depth < k
             // of A, NR values from every offset + j0 (j0 + NR ≤ n rounded up) of B, and C's
-            // rows i0.. have `cols` ≤ n - j0 values from j0.
+            // rows i0.. have `cols` ≤ n - j0 values from j0 (only written: the init is never
+            // `Init::C`, and stores go through raw pointers).
             unsafe {
                 let g = Gather { base: b.as_ptr().add(j0), offs: offs.as_ptr() };
-                let t = Tile { kc: k, a: a.data.as_ptr().add(i0 * a.rs), ars: a.rs, acs: a.cs, b: g, c: c.as_mut_ptr().add(i0 * ldc + j0), ldc, cols, act };
-                match rows {
-                    4 => t.run::<4>(init),
-                    3 => t.run::<3>(init),
-                    2 => t.run::<2>(init),
-                    _ => t.run::<1>(init),
-                }
+                let ct = c.as_mut_ptr().add(i0 * ldc + j0).cast::<f32>();
+                let t = Tile { kc: k, a: a.data.as_ptr().add(i0 * a.rs), ars: a.rs, acs: a.cs, b: g, c: ct, ldc, cols, act };
+                run_tile(&t, rows, init);
             }
             i0 += rows;
         }
+    }
+}
+
+/// Runs tile `t` of `rows` rows; a tile of at most 4 columns (a ragged right edge) computes
+/// one vector per row instead of two.
+///
+/// # Safety
+/// As [`Tile::run`].
+#[inline(always)]
+unsafe fn run_tile<B: BRows>(t: &Tile<B>, rows: usize, init: Init) {
+    match (rows, t.cols <= 4) {
+        (4, false) => t.run::<4>(init),
+        (3, false) => t.run::<3>(init),
+        (2, false) => t.run::<2>(init),
+        (_, false) => t.run::<1>(init),
+        (4, true) => t.run_half::<4>(init),
+        (3, true) => t.run_half::<3>(init),
+        (2, true) => t.run_half::<2>(init),
+        (_, true) => t.run_half::<1>(init),
     }
 }
 
@@ -340,6 +355,51 @@ struct Tile<B: BRows> {
 }
 
 impl<B: BRows> Tile<B> {
+    /// [`Tile::run`] for `cols` ≤ 4: the first vector of each row only (the same sums, in the
+    /// same order, lane for lane).
+    ///
+    /// # Safety
+    /// As [`Tile::run`]; B's rows need only 4 readable values.
+    #[inline(always)]
+    unsafe fn run_half<const R: usize>(&self, init: Init) {
+        let mut acc = [V4::splat(0.0); R];
+        let mut edge = [0f32; 4];
+        match init {
+            Init::Zero => {}
+            Init::Bias(bias) => acc = [V4::load(&bias[..4]); R],
+            Init::Rows(rows) => {
+                for (acc, &v) in acc.iter_mut().zip(rows) {
+                    *acc = V4::splat(v);
+                }
+            }
+            Init::C => {
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let row = self.c.add(r * self.ldc);
+                    edge[..self.cols].copy_from_slice(std::slice::from_raw_parts(row, self.cols));
+                    *acc = V4::load(&edge);
+                }
+            }
+        }
+        let mut a = self.a;
+        for p in 0..self.kc {
+            let b0 = V4::load_ptr(self.b.row(p));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                *acc = acc.add(V4::splat(*a.add(r * self.ars)).mul(b0));
+            }
+            a = a.add(self.acs);
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            let row = self.c.add(r * self.ldc);
+            let v = self.act.apply(*acc);
+            if self.cols == 4 {
+                v.store_ptr(row);
+            } else {
+                v.store(&mut edge);
+                std::ptr::copy_nonoverlapping(edge.as_ptr(), row, self.cols);
+            }
+        }
+    }
+
     /// # Safety
     /// `a` must be readable at `r·ars + p·acs` for r < R, p < kc; `b`'s rows p < kc; `c`
     /// writable (and readable, for [`Init::C`]) at `r·ldc + j` for r < R, j < cols.
@@ -395,7 +455,7 @@ impl<B: BRows> Tile<B> {
             } else {
                 acc[0].store(&mut edge[..4]);
                 acc[1].store(&mut edge[4..]);
-                std::slice::from_raw_parts_mut(row, self.cols).copy_from_slice(&edge[..self.cols]);
+                std::ptr::copy_nonoverlapping(edge.as_ptr(), row, self.cols);
             }
         }
     }
@@ -484,8 +544,10 @@ mod tests {
         let (av, bias) = (values(m * k, 11), values(m, 12));
         let rows: Vec<f32> = offs.iter().flat_map(|&o| b[o..o + n].to_vec()).collect();
         let want = naive(m, n, k, Mat::rows(&av, k), Mat::rows(&rows, n), None);
-        let mut c = vec![f32::NAN; m * (n + 3)];
+        let mut c = vec![MaybeUninit::new(f32::NAN); m * (n + 3)];
         sgemm_gather(m, n, Mat::rows(&av, k), &b, &offs, Bias::Rows(&bias), Act::None, &mut c, n + 3);
+        // SAFETY: every element was initialised above (NaN) and the written ones are f32s.
+        let c: Vec<f32> = c.into_iter().map(|v| unsafe { v.assume_init() }).collect();
         for i in 0..m {
             for j in 0..n {
                 let (g, w) = (c[i * (n + 3) + j], want[i * n + j] + bias[i]);
