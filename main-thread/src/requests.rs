@@ -264,6 +264,7 @@ mod tests {
                 ops: vec![],
                 simd: false,
                 threads: 1,
+                gpu: None,
             },
         };
         assert!(settle(Expect::Hello, hello(PROTOCOL_VERSION)).is_ok());

@@ -220,6 +220,20 @@ export interface Capabilities {
   ops: string[];
   simd: boolean;
   threads: number;
+  /** The WebGPU adapter the worker's `navigator.gpu` offers; absent without one. */
+  gpu?: GpuAdapter;
+}
+export interface GpuAdapter {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  /** A software or otherwise limited adapter (SwiftShader is one). */
+  isFallbackAdapter: boolean;
+  /** Optional features, e.g. "shader-f16", sorted. */
+  features: string[];
+  /** Limits by WebGPU name, e.g. maxStorageBufferBindingSize. */
+  limits: Record<string, number>;
 }
 /** Anything shaped like an ImageData: RGBA bytes, row by row. */
 export interface ImageLike { width: number; height: number; data: Uint8ClampedArray | Uint8Array }

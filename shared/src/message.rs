@@ -479,6 +479,27 @@ pub struct Capabilities {
     pub ops: Vec<String>,
     pub simd: bool,
     pub threads: u32,
+    /// The WebGPU adapter this worker's `navigator.gpu` offers; absent when there is none
+    /// (no WebGPU, or `requestAdapter()` gave null). Models run on the CPU in this version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<GpuAdapter>,
+}
+
+/// A WebGPU adapter as the worker sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GpuAdapter {
+    /// `GPUAdapterInfo`'s fields (empty strings where the browser hides them).
+    pub vendor: String,
+    pub architecture: String,
+    pub device: String,
+    pub description: String,
+    /// A software or otherwise limited adapter (SwiftShader is one).
+    pub is_fallback_adapter: bool,
+    /// The optional features it supports (`shader-f16`, `timestamp-query`, …), sorted.
+    pub features: Vec<String>,
+    /// Its limits by WebGPU name (`maxStorageBufferBindingSize`, `maxBufferSize`, …).
+    pub limits: BTreeMap<String, f64>,
 }
 
 /// Where a model's tensors live and its ops run.

@@ -5,6 +5,7 @@
 mod alloc;
 mod cache;
 mod fetch;
+mod gpu;
 mod load;
 
 use std::cell::RefCell;
@@ -105,7 +106,7 @@ fn on_message(data: JsValue) {
 async fn handle(env: Envelope<Request>) {
     let id = env.id;
     let result = match env.body {
-        Request::Hello { protocol } => hello(protocol),
+        Request::Hello { protocol } => hello(protocol).await,
         Request::Load { model, url, manifest, variant, external_data, sha256, cache, task } => {
             let spec = LoadSpec { url, manifest, variant, external_data, sha256, cache: cache.unwrap_or(true), task };
             load(id, model, spec).await
@@ -128,7 +129,7 @@ async fn handle(env: Envelope<Request>) {
     post(id, event);
 }
 
-fn hello(protocol: u32) -> Result<Event> {
+async fn hello(protocol: u32) -> Result<Event> {
     if protocol != PROTOCOL_VERSION {
         return Err(WickError::ProtocolMismatch { requested: protocol, spoken: PROTOCOL_VERSION });
     }
@@ -141,6 +142,7 @@ fn hello(protocol: u32) -> Result<Event> {
             ops: crate::engine::ops::op_names(),
             simd: cfg!(target_feature = "simd128"),
             threads: 1,
+            gpu: gpu::adapter().await,
         },
     })
 }
