@@ -9,7 +9,7 @@
 
 use crate::{
     dist, models, serve,
-    tools::{self, PROTOC},
+    tools::{self, LAVAPIPE, PROTOC},
     util::{cargo, describe, project_root, run},
 };
 use anyhow::{bail, Result};
@@ -23,7 +23,7 @@ pub fn test(native: bool, browser: bool) -> Result<()> {
     if browser {
         tools::for_test()?;
     } else {
-        tools::debian(&[PROTOC])?;
+        tools::debian(&[PROTOC, LAVAPIPE])?;
     }
     let mut results = Vec::new();
     if native {

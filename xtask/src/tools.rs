@@ -1,6 +1,7 @@
 //! The tools the build and the tests need, checked and installed when missing: the wasm32 rustup
 //! target, the wasm-bindgen CLI at the version Cargo.lock pins, Debian packages (`protoc` to build
-//! candle-onnx, `chromium` for the browser tests) and the npm packages of `tests/`.
+//! candle-onnx, `chromium` for the browser tests, lavapipe for wick-gpu's native tests) and the
+//! npm packages of `tests/`.
 //!
 //! Every check is silent when the tool is already there; every install says what it installs.
 
@@ -16,28 +17,54 @@ use std::{
 
 pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
-/// A program that comes from a Debian package.
+/// A program (or a driver file) that comes from a Debian package.
 #[derive(Clone, Copy)]
 pub struct DebTool {
     pub program: &'static str,
     pub package: &'static str,
+    /// Not a program but a file: present when `dir` holds a file whose name starts with `program`.
+    pub file_in: Option<&'static str>,
+}
+
+impl DebTool {
+    fn present(&self) -> bool {
+        match self.file_in {
+            None => find_in_path(self.program).is_some(),
+            Some(dir) => fs::read_dir(dir).is_ok_and(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with(self.program))
+            }),
+        }
+    }
 }
 
 /// Builds candle-onnx (its build script compiles onnx.proto).
 pub const PROTOC: DebTool = DebTool {
     program: "protoc",
     package: "protobuf-compiler",
+    file_in: None,
 };
 /// Runs the browser tests, headless.
 pub const CHROMIUM: DebTool = DebTool {
     program: "chromium",
     package: "chromium",
+    file_in: None,
 };
 
 /// Speaks the speech-recognition tests' sentences (scripts/make_asr_models.py).
 pub const ESPEAK: DebTool = DebTool {
     program: "espeak-ng",
     package: "espeak-ng",
+    file_in: None,
+};
+
+/// lavapipe, Mesa's software Vulkan driver: the adapter of wick-gpu's native tests (its Vulkan
+/// ICD file, `lvp_icd.<arch>.json`, is what the Vulkan loader looks for).
+pub const LAVAPIPE: DebTool = DebTool {
+    program: "lvp_icd",
+    package: "mesa-vulkan-drivers",
+    file_in: Some("/usr/share/vulkan/icd.d"),
 };
 
 /// Everything `dist` needs. Returns the wasm-bindgen program to run.
@@ -50,7 +77,7 @@ pub fn for_build() -> Result<PathBuf> {
 /// Everything `test` needs (build, native tests and browser tests).
 pub fn for_test() -> Result<PathBuf> {
     wasm_target()?;
-    debian(&[PROTOC, CHROMIUM])?;
+    debian(&[PROTOC, LAVAPIPE, CHROMIUM])?;
     let bindgen = wasm_bindgen()?;
     npm_deps()?;
     Ok(bindgen)
@@ -153,11 +180,7 @@ fn cargo_bin_dir() -> PathBuf {
 
 /// Debian packages providing `tools`, installed with apt-get when running as root.
 pub fn debian(tools: &[DebTool]) -> Result<()> {
-    let missing: Vec<DebTool> = tools
-        .iter()
-        .copied()
-        .filter(|t| find_in_path(t.program).is_none())
-        .collect();
+    let missing: Vec<DebTool> = tools.iter().copied().filter(|t| !t.present()).collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -187,9 +210,9 @@ pub fn debian(tools: &[DebTool]) -> Result<()> {
         .args(["install", "-y", "-q"])
         .args(&packages))?;
     for tool in &missing {
-        if find_in_path(tool.program).is_none() {
+        if !tool.present() {
             bail!(
-                "installed {} but `{}` is still not on PATH",
+                "installed {} but `{}` is still not there",
                 tool.package,
                 tool.program
             );
@@ -255,7 +278,7 @@ fn mtime(path: &Path) -> Option<SystemTime> {
 
 #[cfg(test)]
 mod tests {
-    use super::lock_version;
+    use super::{lock_version, DebTool};
 
     const LOCK: &str = r#"
 [[package]]
@@ -282,5 +305,21 @@ version = "0.2.131"
         assert!(lock_version(LOCK, "serde").is_err());
         let twice = format!("{LOCK}\n[[package]]\nname = \"wasm-bindgen\"\nversion = \"0.2.99\"\n");
         assert!(lock_version(&twice, "wasm-bindgen").is_err());
+    }
+
+    #[test]
+    fn a_driver_file_is_found_by_its_name_prefix() {
+        let dir = std::env::temp_dir().join(format!("wick-xtask-icd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dir_str: &'static str = Box::leak(dir.to_string_lossy().into_owned().into_boxed_str());
+        let tool = DebTool {
+            program: "lvp_icd",
+            package: "mesa-vulkan-drivers",
+            file_in: Some(dir_str),
+        };
+        assert!(!tool.present());
+        std::fs::write(dir.join("lvp_icd.x86_64.json"), "{}").unwrap();
+        assert!(tool.present());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

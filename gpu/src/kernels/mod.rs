@@ -1,0 +1,98 @@
+//! One compute pipeline per kernel, its WGSL beside it (`matmul.rs` + `matmul.wgsl`, …).
+//! [`Kernels`] holds the pipelines, built once when the [`Gpu`](crate::Gpu) opens.
+
+pub mod binary;
+pub mod matmul;
+
+use crate::GpuError;
+
+pub(crate) struct Kernels {
+    pub(crate) matmul: wgpu::ComputePipeline,
+    pub(crate) binary: wgpu::ComputePipeline,
+}
+
+impl Kernels {
+    pub(crate) fn new(device: &wgpu::Device) -> Kernels {
+        Kernels {
+            matmul: pipeline(device, "matmul", &matmul::source()),
+            binary: pipeline(device, "binary", &binary::source()),
+        }
+    }
+}
+
+/// A pipeline with the layout wgpu derives from the shader (group 0 only).
+fn pipeline(device: &wgpu::Device, label: &str, wgsl: &str) -> wgpu::ComputePipeline {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(wgsl.into()),
+    });
+    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(label),
+        layout: None,
+        module: &module,
+        entry_point: Some("main"),
+        compilation_options: Default::default(),
+        cache: None,
+    })
+}
+
+/// Binds `buffers` to group 0 in order, records one dispatch and submits it.
+pub(crate) fn dispatch(
+    gpu: &crate::Gpu,
+    pipeline: &wgpu::ComputePipeline,
+    buffers: &[&wgpu::Buffer],
+    workgroups: (u32, u32),
+) {
+    let layout = pipeline.get_bind_group_layout(0);
+    let entries: Vec<wgpu::BindGroupEntry> = buffers
+        .iter()
+        .enumerate()
+        .map(|(i, buffer)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: buffer.as_entire_binding(),
+        })
+        .collect();
+    let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout: &layout,
+        entries: &entries,
+    });
+    let mut encoder = gpu
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+    {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(workgroups.0, workgroups.1, 1);
+    }
+    gpu.queue.submit([encoder.finish()]);
+}
+
+/// Workgroup counts must fit the device's per-dimension limit.
+pub(crate) fn check_groups(
+    gpu: &crate::Gpu,
+    op: &'static str,
+    groups: u64,
+) -> Result<u32, GpuError> {
+    let limit = gpu.device.limits().max_compute_workgroups_per_dimension;
+    if groups > u64::from(limit) {
+        return Err(GpuError::TooLarge {
+            op,
+            workgroups: groups,
+            limit,
+        });
+    }
+    Ok(groups as u32)
+}
+
+/// A small uniform buffer holding `params`.
+pub(crate) fn uniform<T: bytemuck::Pod>(gpu: &crate::Gpu, params: &T) -> wgpu::Buffer {
+    use wgpu::util::DeviceExt;
+    gpu.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: bytemuck::bytes_of(params),
+            usage: wgpu::BufferUsages::UNIFORM,
+        })
+}

@@ -1,0 +1,170 @@
+//! [`GpuTensor`]: an f32 storage buffer and its dims; upload from a slice, read back with
+//! `map_async` (a future that the browser resolves; natively a poll drives it).
+
+use crate::{Gpu, GpuError};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
+use wgpu::util::DeviceExt;
+
+pub struct GpuTensor {
+    pub(crate) buffer: wgpu::Buffer,
+    dims: Vec<usize>,
+}
+
+impl GpuTensor {
+    pub fn dims(&self) -> &[usize] {
+        &self.dims
+    }
+
+    pub fn len(&self) -> usize {
+        self.dims.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copies `data` (row-major, `dims`) into a new storage buffer.
+    pub async fn upload(gpu: &Gpu, dims: &[usize], data: &[f32]) -> Result<GpuTensor, GpuError> {
+        let len: usize = dims.iter().product();
+        if data.len() != len {
+            return Err(GpuError::shape(
+                "upload",
+                format!("{} values for dims {dims:?} ({len})", data.len()),
+            ));
+        }
+        // A binding may not be empty: an empty tensor still owns one f32.
+        let contents: &[f32] = if data.is_empty() { &[0.0] } else { data };
+        let buffer = gpu
+            .scoped("upload", || {
+                gpu.device
+                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some("wick tensor"),
+                        contents: bytemuck::cast_slice(contents),
+                        usage: wgpu::BufferUsages::STORAGE
+                            | wgpu::BufferUsages::COPY_SRC
+                            | wgpu::BufferUsages::COPY_DST,
+                    })
+            })
+            .await?;
+        Ok(GpuTensor {
+            buffer,
+            dims: dims.to_vec(),
+        })
+    }
+
+    /// An uninitialised output of `dims`.
+    pub(crate) async fn output(
+        gpu: &Gpu,
+        op: &'static str,
+        dims: Vec<usize>,
+    ) -> Result<GpuTensor, GpuError> {
+        let len: usize = dims.iter().product();
+        let size = (len.max(1) * size_of::<f32>()) as u64;
+        let buffer = gpu
+            .scoped(op, || {
+                gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(op),
+                    size,
+                    usage: wgpu::BufferUsages::STORAGE
+                        | wgpu::BufferUsages::COPY_SRC
+                        | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            })
+            .await?;
+        Ok(GpuTensor { buffer, dims })
+    }
+
+    /// Reads the values back: a copy into a mappable staging buffer, then `map_async`.
+    pub async fn read(&self, gpu: &Gpu) -> Result<Vec<f32>, GpuError> {
+        let size = (self.len().max(1) * size_of::<f32>()) as u64;
+        let staging = gpu
+            .scoped("read-back", || {
+                let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("wick read-back"),
+                    size,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                let mut encoder = gpu
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+                encoder.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, size);
+                gpu.queue.submit([encoder.finish()]);
+                staging
+            })
+            .await?;
+        let (sender, receiver) = oneshot();
+        staging.map_async(wgpu::MapMode::Read, .., move |result| sender.send(result));
+        // Natively nothing else drives the device; on the web the browser does (never block it).
+        #[cfg(not(target_arch = "wasm32"))]
+        gpu.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Map {
+                reason: e.to_string(),
+            })?;
+        receiver.await.map_err(|e| GpuError::Map {
+            reason: e.to_string(),
+        })?;
+        let values = {
+            let view = staging.get_mapped_range(..).map_err(|e| GpuError::Map {
+                reason: e.to_string(),
+            })?;
+            // The mapped bytes need not be 4-aligned in host memory: collect, don't cast.
+            bytemuck::pod_collect_to_vec::<u8, f32>(&view)
+        };
+        staging.unmap();
+        Ok(values[..self.len()].to_vec())
+    }
+
+    /// [`GpuTensor::read`], blocking: for native callers and tests (never on the web).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_blocking(&self, gpu: &Gpu) -> Result<Vec<f32>, GpuError> {
+        pollster::block_on(self.read(gpu))
+    }
+}
+
+/// A one-value channel whose receiver is a future: `map_async` reports through a callback.
+fn oneshot<T>() -> (Sender<T>, Receiver<T>) {
+    let slot = Arc::new(Mutex::new(Slot {
+        value: None,
+        waker: None,
+    }));
+    (Sender(slot.clone()), Receiver(slot))
+}
+
+struct Slot<T> {
+    value: Option<T>,
+    waker: Option<Waker>,
+}
+
+struct Sender<T>(Arc<Mutex<Slot<T>>>);
+struct Receiver<T>(Arc<Mutex<Slot<T>>>);
+
+impl<T> Sender<T> {
+    fn send(self, value: T) {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.value = Some(value);
+        if let Some(waker) = slot.waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+impl<T> Future for Receiver<T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match slot.value.take() {
+            Some(value) => Poll::Ready(value),
+            None => {
+                slot.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
