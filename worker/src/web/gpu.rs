@@ -1,6 +1,7 @@
 //! The WebGPU probe: which adapter `navigator.gpu.requestAdapter()` gives this worker, with its
-//! info, features and limits, read once (the first `hello` waits for it) and reported in
-//! `hello`'s capabilities. Read through `Reflect`, not web-sys's WebGPU bindings, which need
+//! info, features and limits, read once and reported in `hello`'s capabilities. The bootstrap
+//! (`wick-worker.js`) asks for the adapter while the module compiles and hands the Promise to
+//! [`requested`]; the first `hello` reads it. Read through `Reflect`, not web-sys's WebGPU bindings, which need
 //! `--cfg web_sys_unstable_apis` for the whole build.
 
 use std::cell::OnceCell;
@@ -49,6 +50,15 @@ const LIMITS: &[&str] = &[
 
 thread_local! {
     static PROBED: OnceCell<Option<GpuAdapter>> = const { OnceCell::new() };
+    /// The bootstrap's `requestAdapter()` Promise, until the probe takes it.
+    static REQUESTED: std::cell::RefCell<Option<Promise>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The adapter request the bootstrap started (a Promise of a GPUAdapter or null).
+pub fn requested(adapter: JsValue) {
+    if let Ok(promise) = adapter.dyn_into::<Promise>() {
+        REQUESTED.with(|r| *r.borrow_mut() = Some(promise));
+    }
 }
 
 fn get(obj: &JsValue, key: &str) -> JsValue {
@@ -68,9 +78,14 @@ pub async fn adapter() -> Option<GpuAdapter> {
 }
 
 async fn probe() -> Option<GpuAdapter> {
-    let gpu = get(&get(&js_sys::global(), "navigator"), "gpu");
-    let request: Function = get(&gpu, "requestAdapter").dyn_into().ok()?;
-    let promise: Promise = request.call0(&gpu).ok()?.dyn_into().ok()?;
+    let promise = match REQUESTED.with(|r| r.borrow_mut().take()) {
+        Some(promise) => promise,
+        None => {
+            let gpu = get(&get(&js_sys::global(), "navigator"), "gpu");
+            let request: Function = get(&gpu, "requestAdapter").dyn_into().ok()?;
+            request.call0(&gpu).ok()?.dyn_into().ok()?
+        }
+    };
     let adapter = JsFuture::from(promise).await.ok().filter(JsValue::is_object)?;
     let info = get(&adapter, "info");
     let text = |key: &str| get(&info, key).as_string().unwrap_or_default();

@@ -72,9 +72,10 @@ fn post(id: u32, body: Event) {
 }
 
 /// Entry point, called by `wick-worker.js` once the module is instantiated, with the messages
-/// that arrived while it was loading.
+/// that arrived while it was loading and the Promise of the WebGPU adapter it asked for.
 #[wasm_bindgen]
-pub fn start(pending: Array) {
+pub fn start(pending: Array, adapter: JsValue) {
+    gpu::requested(adapter);
     std::panic::set_hook(Box::new(|info| {
         // A panic is a bug; the module cannot continue after it. Tell the page (id 0 is the
         // worker itself) so it can fail pending requests and start a new worker.
