@@ -634,6 +634,12 @@ pub(crate) fn write_section(path: &Path, name: &str, title: &str, body: &str) ->
 }
 
 /// `--runs N` (a positive count), else `default`.
+/// The rows a Node driver (`bench/{driver}`) wrote to `file`, one JSON object per line.
+pub(crate) fn read_rows(file: &Path, driver: &str) -> Result<Vec<serde_json::Value>> {
+    let text = fs::read_to_string(file).with_context(|| format!("bench/{driver} wrote no {}", file.display()))?;
+    Ok(text.lines().map(serde_json::from_str).collect::<Result<_, _>>()?)
+}
+
 pub(crate) fn runs_arg(args: &mut Args, default: u32) -> Result<u32> {
     match args.value("--runs")? {
         Some(n) => n.parse().ok().filter(|&n: &u32| n > 0).with_context(|| format!("bad --runs `{n}`")),

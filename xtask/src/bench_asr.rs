@@ -103,11 +103,7 @@ pub fn asr(args: &mut Args) -> Result<()> {
     server.stop();
     driven?;
 
-    let rows: Vec<Value> = fs::read_to_string(&rows_file)
-        .with_context(|| format!("bench/asr.mjs wrote no {}", rows_file.display()))?
-        .lines()
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()?;
+    let rows = crate::bench::read_rows(&rows_file, "asr.mjs")?;
     let command = if smoke { "cargo xtask bench asr --smoke".to_string() } else { format!("cargo xtask bench asr --runs {runs}") };
     let markdown = markdown(&rows, &command);
     if json {

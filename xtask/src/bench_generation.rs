@@ -14,7 +14,7 @@ use crate::{
     util::{project_root, run},
     Args,
 };
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde_json::{json, Value};
 use std::{
     fs, io,
@@ -76,11 +76,7 @@ pub fn generation(args: &mut Args) -> Result<()> {
     server.stop();
     driven?;
 
-    let rows: Vec<Value> = fs::read_to_string(&rows_file)
-        .with_context(|| format!("bench/generation.mjs wrote no {}", rows_file.display()))?
-        .lines()
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()?;
+    let rows = crate::bench::read_rows(&rows_file, "generation.mjs")?;
     let command = if smoke { "cargo xtask bench generation --smoke".to_string() } else { format!("cargo xtask bench generation --runs {runs}") };
     let markdown = markdown(&rows, &command);
     if json {

@@ -134,11 +134,7 @@ pub fn latency(args: &mut Args) -> Result<()> {
     server.stop();
     driven?;
 
-    let lines: Vec<Value> = fs::read_to_string(&rows_file)
-        .with_context(|| format!("bench/latency.mjs wrote no {}", rows_file.display()))?
-        .lines()
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()?;
+    let lines = crate::bench::read_rows(&rows_file, "latency.mjs")?;
     let wasm = dist::site_dir().join("wick/worker/wick_worker_bg.wasm");
     let ort_wasm = ort.join("ort-wasm-simd-threaded.wasm");
     let command = if smoke { "cargo xtask bench latency --smoke".to_string() } else { format!("cargo xtask bench latency --runs {runs}") };
