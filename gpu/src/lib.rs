@@ -4,7 +4,11 @@
 //! - `error.rs` owns [`GpuError`], the crate's one error enum.
 //! - `device.rs` owns [`Gpu`]: adapter, device, queue, the pipelines built once, error scopes.
 //! - `tensor.rs` owns [`GpuTensor`]: a storage buffer + dims, upload and async read-back.
-//! - `kernels/` owns one compute pipeline per kernel, each with its WGSL beside it.
+//! - `kernels/` owns one compute pipeline per kernel, each with its WGSL beside it: `matmul`
+//!   (batched MatMul, Gemm), `binary` (Add/Sub/Mul/Div/Pow/Max/Min, broadcast to 6-D), `unary`
+//!   ([`UnaryOp`]: activations and elementwise math), `softmax` (Softmax, LogSoftmax), `norm`
+//!   (LayerNormalization, RMS norm), `gather`, `layout` (Transpose, Slice, Expand, Concat as
+//!   one strided copy; Reshape is [`GpuTensor::reshape`], no copy), `reduce` ([`ReduceOp`]).
 
 mod device;
 mod error;
@@ -14,4 +18,6 @@ mod tensor;
 pub use device::Gpu;
 pub use error::GpuError;
 pub use kernels::binary::BinaryOp;
+pub use kernels::reduce::ReduceOp;
+pub use kernels::unary::UnaryOp;
 pub use tensor::GpuTensor;

@@ -26,6 +26,22 @@ impl GpuTensor {
         self.len() == 0
     }
 
+    /// The same values seen with other `dims` (same count): no copy, the new tensor shares the
+    /// buffer (`wgpu::Buffer` clones are reference counted).
+    pub fn reshape(&self, dims: Vec<usize>) -> Result<GpuTensor, GpuError> {
+        let len = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        if len != Some(self.len()) {
+            return Err(GpuError::shape(
+                "reshape",
+                format!("{:?} ({}) to {dims:?}", self.dims, self.len()),
+            ));
+        }
+        Ok(GpuTensor {
+            buffer: self.buffer.clone(),
+            dims,
+        })
+    }
+
     /// Copies `data` (row-major, `dims`) into a new storage buffer.
     pub async fn upload(gpu: &Gpu, dims: &[usize], data: &[f32]) -> Result<GpuTensor, GpuError> {
         let len: usize = dims.iter().product();

@@ -143,7 +143,7 @@ fn binary_rejects_shapes_that_do_not_broadcast() {
     let b = upload(&[4], &values(4, 2));
     let err = pollster::block_on(gpu().binary(BinaryOp::Add, &a, &b)).err();
     assert!(matches!(err, Some(GpuError::Shape { .. })), "{err:?}");
-    let five = upload(&[1, 1, 1, 1, 2], &values(2, 1));
-    let err = pollster::block_on(gpu().binary(BinaryOp::Add, &five, &five)).err();
+    let seven = upload(&[1, 1, 1, 1, 1, 1, 2], &values(2, 1));
+    let err = pollster::block_on(gpu().binary(BinaryOp::Add, &seven, &seven)).err();
     assert!(matches!(err, Some(GpuError::Shape { .. })), "{err:?}");
 }

@@ -1,5 +1,5 @@
-//! Elementwise Add / Sub / Mul / Div with numpy broadcasting, up to 4-D (`binary.wgsl`). The
-//! op is a uniform, so one pipeline serves all four.
+//! Elementwise Add / Sub / Mul / Div / Pow / Max / Min with numpy broadcasting, up to 6-D
+//! (`binary.wgsl`). The op is a uniform, so one pipeline serves all of them.
 
 use super::{check_groups, dispatch, uniform};
 use crate::{Gpu, GpuError, GpuTensor};
@@ -7,7 +7,7 @@ use crate::{Gpu, GpuError, GpuTensor};
 /// Invocations per workgroup, one per output element.
 pub const WORKGROUP: u32 = 64;
 /// The most dims an operand may have.
-pub const MAX_RANK: usize = 4;
+pub const MAX_RANK: usize = 6;
 
 pub(crate) fn source() -> String {
     format!(
@@ -24,6 +24,10 @@ pub enum BinaryOp {
     Sub = 1,
     Mul = 2,
     Div = 3,
+    /// ONNX Pow: a negative base with an integral exponent keeps its sign rule.
+    Pow = 4,
+    Max = 5,
+    Min = 6,
 }
 
 impl BinaryOp {
@@ -34,6 +38,9 @@ impl BinaryOp {
             BinaryOp::Sub => x - y,
             BinaryOp::Mul => x * y,
             BinaryOp::Div => x / y,
+            BinaryOp::Pow => x.powf(y),
+            BinaryOp::Max => x.max(y),
+            BinaryOp::Min => x.min(y),
         }
     }
 }
@@ -45,9 +52,10 @@ struct Params {
     len: u32,
     row: u32,
     pad: u32,
-    dims: [u32; 4],
-    a_strides: [u32; 4],
-    b_strides: [u32; 4],
+    // MAX_RANK slots, padded to two vec4s for the uniform's 16-byte array stride.
+    dims: [u32; 8],
+    a_strides: [u32; 8],
+    b_strides: [u32; 8],
 }
 
 /// numpy's broadcast of two shapes: right-aligned, each pair equal or one of them 1.
@@ -64,9 +72,9 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
         .collect()
 }
 
-/// Row-major strides of `shape` right-aligned to 4-D, 0 along broadcast (size-1) dims.
-fn strides(shape: &[usize]) -> Result<[u32; 4], GpuError> {
-    let mut strides = [0u32; 4];
+/// Row-major strides of `shape` right-aligned to MAX_RANK, 0 along broadcast (size-1) dims.
+fn strides(shape: &[usize]) -> Result<[u32; 8], GpuError> {
+    let mut strides = [0u32; 8];
     let mut stride = 1usize;
     for (i, &size) in shape.iter().enumerate().rev() {
         let slot = MAX_RANK - shape.len() + i;
@@ -80,7 +88,7 @@ fn strides(shape: &[usize]) -> Result<[u32; 4], GpuError> {
 }
 
 impl Gpu {
-    /// `op(a, b)` elementwise, `a` and `b` broadcast to a common shape (at most 4-D).
+    /// `op(a, b)` elementwise, `a` and `b` broadcast to a common shape (at most 6-D).
     pub async fn binary(
         &self,
         op: BinaryOp,
@@ -102,7 +110,7 @@ impl Gpu {
         }
         let len: usize = shape.iter().product();
         let too_big = || GpuError::shape(OP, "tensor over u32 elements");
-        let mut dims = [1u32; 4];
+        let mut dims = [1u32; 8];
         for (i, &size) in shape.iter().enumerate() {
             dims[MAX_RANK - shape.len() + i] = u32::try_from(size).map_err(|_| too_big())?;
         }

@@ -1,22 +1,33 @@
-// Elementwise binary op with numpy broadcasting over shapes right-aligned to 4-D. One
-// invocation per output element: its index is split into 4 coordinates, and each operand's
+// Elementwise binary op with numpy broadcasting over shapes right-aligned to 6-D. One
+// invocation per output element: its index is split into 6 coordinates, and each operand's
 // offset is the dot product with that operand's strides (0 along a broadcast dim).
 // WORKGROUP is prepended by binary.rs, so the shader and the dispatch share it.
 
 struct Params {
-    op: u32,      // 0 Add, 1 Sub, 2 Mul, 3 Div (BinaryOp's discriminants)
+    op: u32,      // 0 Add, 1 Sub, 2 Mul, 3 Div, 4 Pow, 5 Max, 6 Min (BinaryOp's discriminants)
     len: u32,     // output elements
     row: u32,     // invocations per row of workgroups (dispatch x × WORKGROUP)
     pad: u32,
-    dims: vec4<u32>,
-    a_strides: vec4<u32>,
-    b_strides: vec4<u32>,
+    // 6 slots used of 8: uniform arrays need a 16-byte element stride.
+    dims: array<vec4<u32>, 2>,
+    a_strides: array<vec4<u32>, 2>,
+    b_strides: array<vec4<u32>, 2>,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
 @group(0) @binding(1) var<storage, read> b: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
+
+// WGSL's pow is undefined for a negative base; ONNX (like C's pow) gives the sign of the base
+// for odd integral exponents, NaN for fractional ones, and x^0 = 1 always.
+fn onnx_pow(x: f32, y: f32) -> f32 {
+    if (y == 0.0) { return 1.0; }
+    if (x >= 0.0) { return pow(x, y); }
+    if (floor(y) != y) { return pow(x, y); } // NaN: log2 of a negative
+    let m = pow(-x, y);
+    return select(m, -m, abs(y % 2.0) == 1.0);
+}
 
 @compute @workgroup_size(WORKGROUP)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
@@ -25,12 +36,13 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     var rest = i;
     var ia = 0u;
     var ib = 0u;
-    for (var d = 3i; d >= 0i; d--) {
-        let size = params.dims[d];
+    for (var s = 5i; s >= 0i; s--) {
+        let d = u32(s);
+        let size = params.dims[d / 4u][d % 4u];
         let at = rest % size;
         rest = rest / size;
-        ia += at * params.a_strides[d];
-        ib += at * params.b_strides[d];
+        ia += at * params.a_strides[d / 4u][d % 4u];
+        ib += at * params.b_strides[d / 4u][d % 4u];
     }
     let x = a[ia];
     let y = b[ib];
@@ -39,7 +51,10 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
         case 0u: { r = x + y; }
         case 1u: { r = x - y; }
         case 2u: { r = x * y; }
-        default: { r = x / y; }
+        case 3u: { r = x / y; }
+        case 4u: { r = onnx_pow(x, y); }
+        case 5u: { r = max(x, y); }
+        default: { r = min(x, y); }
     }
     out[i] = r;
 }

@@ -1,10 +1,15 @@
-//! MatMul `[M,K] × [K,N] → [M,N]`, f32, tiled in workgroup memory (`matmul.wgsl`).
+//! ONNX MatMul (numpy semantics: batch dims broadcast, 1-D operands promoted then squeezed) and
+//! Gemm (`alpha·op(A)·op(B) + beta·C`), f32, one tiled kernel in workgroup memory
+//! (`matmul.wgsl`).
 
-use super::{check_groups, dispatch, uniform};
+use super::{check_groups, contiguous_strides, dispatch, fit, uniform};
+use crate::kernels::binary::broadcast_shape;
 use crate::{Gpu, GpuError, GpuTensor};
 
 /// The workgroup is TILE×TILE invocations, one per element of a block of C.
 pub const TILE: u32 = 16;
+/// The most batch dims a MatMul operand may have (so 6-D operands at most).
+pub const MAX_BATCH_RANK: usize = 4;
 
 pub(crate) fn source() -> String {
     format!(
@@ -19,45 +24,218 @@ struct Dims {
     m: u32,
     k: u32,
     n: u32,
+    /// Workgroup rows per matrix: y = batch × m_tiles + tile row.
+    m_tiles: u32,
+    trans_a: u32,
+    trans_b: u32,
+    alpha: f32,
+    beta: f32,
+    /// C's strides along M and N (0 where broadcast); `has_c` 0 means no C.
+    c_row: u32,
+    c_col: u32,
+    has_c: u32,
     pad: u32,
+    /// The output's batch dims right-aligned to MAX_BATCH_RANK, and each operand's strides
+    /// along them (0 where broadcast).
+    batch: [u32; 4],
+    a_batch: [u32; 4],
+    b_batch: [u32; 4],
+}
+
+/// Strides of an operand's batch dims `dims` right-aligned to MAX_BATCH_RANK, in elements,
+/// 0 along size-1 dims; one matrix is `matrix` elements.
+fn batch_strides(dims: &[usize], matrix: usize) -> Result<[u32; 4], GpuError> {
+    let mut strides = [0u32; 4];
+    let mut stride = matrix;
+    for (i, &size) in dims.iter().enumerate().rev() {
+        if size != 1 {
+            strides[MAX_BATCH_RANK - dims.len() + i] = fit("matmul", stride)?;
+        }
+        stride *= size;
+    }
+    Ok(strides)
 }
 
 impl Gpu {
-    /// `a` `[M,K]` × `b` `[K,N]`.
+    /// numpy's matmul: `a` `[..., M, K]` × `b` `[..., K, N]` → `[..., M, N]`, the batch dims
+    /// broadcast (at most 4 of them). A 1-D `a` is `[1, K]` and a 1-D `b` is `[K, 1]`, that dim
+    /// then dropped from the output.
     pub async fn matmul(&self, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor, GpuError> {
         const OP: &str = "matmul";
-        let (&[m, k], &[kb, n]) = (a.dims(), b.dims()) else {
+        let bad = || {
+            GpuError::shape(
+                OP,
+                format!("cannot multiply {:?} × {:?}", a.dims(), b.dims()),
+            )
+        };
+        let (ad, bd) = (a.dims(), b.dims());
+        if ad.is_empty() || bd.is_empty() {
+            return Err(bad());
+        }
+        // Promote 1-D operands to matrices; remember to drop the promoted dim.
+        let a_dims: Vec<usize> = if ad.len() == 1 {
+            vec![1, ad[0]]
+        } else {
+            ad.to_vec()
+        };
+        let b_dims: Vec<usize> = if bd.len() == 1 {
+            vec![bd[0], 1]
+        } else {
+            bd.to_vec()
+        };
+        let (a_batch, a_mat) = a_dims.split_at(a_dims.len() - 2);
+        let (b_batch, b_mat) = b_dims.split_at(b_dims.len() - 2);
+        let (m, k, n) = (a_mat[0], a_mat[1], b_mat[1]);
+        if b_mat[0] != k {
+            return Err(bad());
+        }
+        let batch = broadcast_shape(a_batch, b_batch).ok_or_else(bad)?;
+        if batch.len() > MAX_BATCH_RANK {
             return Err(GpuError::shape(
                 OP,
-                format!("needs 2-D operands, got {:?} × {:?}", a.dims(), b.dims()),
+                format!("{} batch dims; at most {MAX_BATCH_RANK}", batch.len()),
+            ));
+        }
+        let mut out_dims = batch.clone();
+        if ad.len() > 1 {
+            out_dims.push(m);
+        }
+        if bd.len() > 1 {
+            out_dims.push(n);
+        }
+        let mut batch_dims = [1u32; 4];
+        for (i, &size) in batch.iter().enumerate() {
+            batch_dims[MAX_BATCH_RANK - batch.len() + i] = fit(OP, size)?;
+        }
+        let dims = Dims {
+            m: fit(OP, m)?,
+            k: fit(OP, k)?,
+            n: fit(OP, n)?,
+            m_tiles: fit(OP, m)?.div_ceil(TILE),
+            trans_a: 0,
+            trans_b: 0,
+            alpha: 1.0,
+            beta: 0.0,
+            c_row: 0,
+            c_col: 0,
+            has_c: 0,
+            pad: 0,
+            batch: batch_dims,
+            a_batch: batch_strides(a_batch, m * k)?,
+            b_batch: batch_strides(b_batch, k * n)?,
+        };
+        let batches: usize = batch.iter().product();
+        let out = GpuTensor::output(self, OP, out_dims).await?;
+        self.run_matmul(OP, dims, batches, a, b, None, &out).await?;
+        Ok(out)
+    }
+
+    /// ONNX Gemm: `alpha · op(a) · op(b) + beta · c`, `op` transposing when `trans_*` is set;
+    /// `a`, `b` 2-D, `c` (if any) unidirectionally broadcast to `[M, N]`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn gemm(
+        &self,
+        a: &GpuTensor,
+        b: &GpuTensor,
+        c: Option<&GpuTensor>,
+        alpha: f32,
+        beta: f32,
+        trans_a: bool,
+        trans_b: bool,
+    ) -> Result<GpuTensor, GpuError> {
+        const OP: &str = "gemm";
+        let (&[a0, a1], &[b0, b1]) = (a.dims(), b.dims()) else {
+            return Err(GpuError::shape(
+                OP,
+                format!("needs 2-D A and B, got {:?} × {:?}", a.dims(), b.dims()),
             ));
         };
+        let (m, k) = if trans_a { (a1, a0) } else { (a0, a1) };
+        let (kb, n) = if trans_b { (b1, b0) } else { (b0, b1) };
         if k != kb {
             return Err(GpuError::shape(
                 OP,
-                format!("inner dims differ: {:?} × {:?}", a.dims(), b.dims()),
+                format!(
+                    "inner dims differ: {:?}{} × {:?}{}",
+                    a.dims(),
+                    if trans_a { "ᵀ" } else { "" },
+                    b.dims(),
+                    if trans_b { "ᵀ" } else { "" }
+                ),
             ));
         }
-        let fits = |x: usize| u32::try_from(x).map_err(|_| GpuError::shape(OP, "dim over u32"));
-        let dims = Dims {
-            m: fits(m)?,
-            k: fits(k)?,
-            n: fits(n)?,
-            pad: 0,
+        // C broadcasts to [M, N]: right-aligned, each dim equal or 1.
+        let (c_row, c_col) = match c {
+            None => (0, 0),
+            Some(c) => {
+                let cd = c.dims();
+                let fits =
+                    cd.len() <= 2 && broadcast_shape(cd, &[m, n]).is_some_and(|s| s == [m, n]);
+                if !fits {
+                    return Err(GpuError::shape(
+                        OP,
+                        format!("C {cd:?} does not broadcast to [{m}, {n}]"),
+                    ));
+                }
+                let strides = contiguous_strides(cd);
+                let along = |back: usize| {
+                    cd.len()
+                        .checked_sub(back)
+                        .filter(|&d| cd[d] != 1)
+                        .map_or(0, |d| strides[d])
+                };
+                (fit(OP, along(2))?, fit(OP, along(1))?)
+            }
         };
-        let groups_x = check_groups(self, OP, u64::from(dims.n.div_ceil(TILE)))?;
-        let groups_y = check_groups(self, OP, u64::from(dims.m.div_ceil(TILE)))?;
-        let c = GpuTensor::output(self, OP, vec![m, n]).await?;
-        self.scoped(OP, || {
+        let dims = Dims {
+            m: fit(OP, m)?,
+            k: fit(OP, k)?,
+            n: fit(OP, n)?,
+            m_tiles: fit(OP, m)?.div_ceil(TILE),
+            trans_a: u32::from(trans_a),
+            trans_b: u32::from(trans_b),
+            alpha,
+            beta,
+            c_row,
+            c_col,
+            has_c: u32::from(c.is_some()),
+            pad: 0,
+            batch: [1; 4],
+            a_batch: [0; 4],
+            b_batch: [0; 4],
+        };
+        let out = GpuTensor::output(self, OP, vec![m, n]).await?;
+        self.run_matmul(OP, dims, 1, a, b, c, &out).await?;
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_matmul(
+        &self,
+        op: &'static str,
+        dims: Dims,
+        batches: usize,
+        a: &GpuTensor,
+        b: &GpuTensor,
+        c: Option<&GpuTensor>,
+        out: &GpuTensor,
+    ) -> Result<(), GpuError> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        let groups_x = check_groups(self, op, u64::from(dims.n.div_ceil(TILE)))?;
+        let groups_y = check_groups(self, op, u64::from(dims.m_tiles) * batches as u64)?;
+        // Without C the binding still needs a buffer; the shader never reads it.
+        let c = c.map_or(&a.buffer, |c| &c.buffer);
+        self.scoped(op, || {
             let params = uniform(self, &dims);
             dispatch(
                 self,
                 &self.kernels.matmul,
-                &[&a.buffer, &b.buffer, &c.buffer, &params],
+                &[&a.buffer, &b.buffer, c, &out.buffer, &params],
                 (groups_x, groups_y),
             );
         })
-        .await?;
-        Ok(c)
+        .await
     }
 }

@@ -2,13 +2,25 @@
 //! [`Kernels`] holds the pipelines, built once when the [`Gpu`](crate::Gpu) opens.
 
 pub mod binary;
+pub mod gather;
+pub mod layout;
 pub mod matmul;
+pub mod norm;
+pub mod reduce;
+pub mod softmax;
+pub mod unary;
 
 use crate::GpuError;
 
 pub(crate) struct Kernels {
     pub(crate) matmul: wgpu::ComputePipeline,
     pub(crate) binary: wgpu::ComputePipeline,
+    pub(crate) unary: wgpu::ComputePipeline,
+    pub(crate) softmax: wgpu::ComputePipeline,
+    pub(crate) norm: wgpu::ComputePipeline,
+    pub(crate) gather: wgpu::ComputePipeline,
+    pub(crate) layout: wgpu::ComputePipeline,
+    pub(crate) reduce: wgpu::ComputePipeline,
 }
 
 impl Kernels {
@@ -16,6 +28,12 @@ impl Kernels {
         Kernels {
             matmul: pipeline(device, "matmul", &matmul::source()),
             binary: pipeline(device, "binary", &binary::source()),
+            unary: pipeline(device, "unary", &unary::source()),
+            softmax: pipeline(device, "softmax", &softmax::source()),
+            norm: pipeline(device, "norm", &norm::source()),
+            gather: pipeline(device, "gather", &gather::source()),
+            layout: pipeline(device, "layout", &layout::source()),
+            reduce: pipeline(device, "reduce", &reduce::source()),
         }
     }
 }
@@ -95,4 +113,31 @@ pub(crate) fn uniform<T: bytemuck::Pod>(gpu: &crate::Gpu, params: &T) -> wgpu::B
             contents: bytemuck::bytes_of(params),
             usage: wgpu::BufferUsages::UNIFORM,
         })
+}
+
+/// `groups` workgroups as (x, y): x up to the per-dimension limit, the rest in rows of y. The
+/// shader rebuilds the flat index as `x + y × (x groups)`.
+pub(crate) fn spread(
+    gpu: &crate::Gpu,
+    op: &'static str,
+    groups: u64,
+) -> Result<(u32, u32), GpuError> {
+    let limit = u64::from(gpu.device.limits().max_compute_workgroups_per_dimension);
+    let x = check_groups(gpu, op, groups.min(limit))?;
+    let y = check_groups(gpu, op, groups.div_ceil(limit.max(1)))?;
+    Ok((x, y))
+}
+
+/// `x` as a u32 for a uniform, or a shape error naming `op`.
+pub(crate) fn fit(op: &'static str, x: usize) -> Result<u32, GpuError> {
+    u32::try_from(x).map_err(|_| GpuError::shape(op, format!("{x} is over u32")))
+}
+
+/// Row-major strides of `dims`.
+pub(crate) fn contiguous_strides(dims: &[usize]) -> Vec<usize> {
+    let mut strides = vec![1; dims.len()];
+    for d in (0..dims.len().saturating_sub(1)).rev() {
+        strides[d] = strides[d + 1] * dims[d + 1];
+    }
+    strides
 }
