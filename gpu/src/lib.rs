@@ -8,7 +8,8 @@
 //!   (batched MatMul, Gemm), `binary` (Add/Sub/Mul/Div/Pow/Max/Min, broadcast to 6-D), `unary`
 //!   ([`UnaryOp`]: activations and elementwise math), `softmax` (Softmax, LogSoftmax), `norm`
 //!   (LayerNormalization, RMS norm), `gather`, `layout` (Transpose, Slice, Expand, Concat as
-//!   one strided copy; Reshape is [`GpuTensor::reshape`], no copy), `reduce` ([`ReduceOp`]).
+//!   one strided copy; Reshape is [`GpuTensor::reshape`], no copy), `reduce` ([`ReduceOp`]),
+//!   `select` (Where).
 
 mod device;
 mod error;

@@ -1,6 +1,6 @@
 //! The dense kernels (reshape, unary, binary's Pow/Max/Min and 6-D, batched MatMul, Gemm,
-//! Softmax, LayerNorm/RMSNorm, Gather, Transpose/Slice/Expand/Concat, Reduce) against plain CPU
-//! references computed here, on the native adapter (lavapipe in CI).
+//! Softmax, LayerNorm/RMSNorm, Gather, Transpose/Slice/Expand/Concat, Reduce, Where) against
+//! plain CPU references computed here, on the native adapter (lavapipe in CI).
 
 use std::sync::OnceLock;
 use wick_gpu::kernels::binary::broadcast_shape;
@@ -808,4 +808,51 @@ fn reduce_over_any_axes() {
         &[2],
         true
     ))));
+}
+
+#[test]
+fn where_selects_with_broadcasting() {
+    type Case = (&'static [usize], &'static [usize], &'static [usize]);
+    let cases: [Case; 5] = [
+        (&[7], &[7], &[7]),
+        (&[33, 1], &[1, 9], &[]),
+        (&[2, 1, 3, 1, 2, 5], &[3, 4, 1, 5], &[5]),
+        (&[1], &[257], &[257]),
+        (&[3, 5, 7], &[1, 7], &[3, 1, 1]),
+    ];
+    for (cd, xd, yd) in cases {
+        // A 0/1 mask, as an uploaded bool tensor would be.
+        let c: Vec<f32> = values(cd.iter().product(), 22)
+            .iter()
+            .map(|&v| f32::from(u8::from(v > 0.0)))
+            .collect();
+        let x = values(xd.iter().product(), 23);
+        let y = values(yd.iter().product(), 24);
+        let out = run(gpu().where_select(&upload(cd, &c), &upload(xd, &x), &upload(yd, &y)));
+        let shape = broadcast_shape(cd, xd)
+            .and_then(|s| broadcast_shape(&s, yd))
+            .expect("broadcast");
+        let want: Vec<f32> = (0..shape.iter().product())
+            .map(|i| {
+                let index = unravel(i, &shape);
+                if c[ravel(&index, cd)] != 0.0 {
+                    x[ravel(&index, xd)]
+                } else {
+                    y[ravel(&index, yd)]
+                }
+            })
+            .collect();
+        check(
+            &format!("where {cd:?} {xd:?} {yd:?}"),
+            &out,
+            &shape,
+            &want,
+            0.0,
+        );
+    }
+    let c = upload(&[2, 3], &[1.0; 6]);
+    let x = upload(&[4], &values(4, 1));
+    assert!(is_shape_error(pollster::block_on(
+        gpu().where_select(&c, &x, &x)
+    )));
 }

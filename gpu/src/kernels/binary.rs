@@ -73,7 +73,7 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
 }
 
 /// Row-major strides of `shape` right-aligned to MAX_RANK, 0 along broadcast (size-1) dims.
-fn strides(shape: &[usize]) -> Result<[u32; 8], GpuError> {
+pub(crate) fn strides(shape: &[usize]) -> Result<[u32; 8], GpuError> {
     let mut strides = [0u32; 8];
     let mut stride = 1usize;
     for (i, &size) in shape.iter().enumerate().rev() {

@@ -7,6 +7,7 @@ pub mod layout;
 pub mod matmul;
 pub mod norm;
 pub mod reduce;
+pub mod select;
 pub mod softmax;
 pub mod unary;
 
@@ -21,6 +22,7 @@ pub(crate) struct Kernels {
     pub(crate) gather: wgpu::ComputePipeline,
     pub(crate) layout: wgpu::ComputePipeline,
     pub(crate) reduce: wgpu::ComputePipeline,
+    pub(crate) select: wgpu::ComputePipeline,
 }
 
 impl Kernels {
@@ -34,6 +36,7 @@ impl Kernels {
             gather: pipeline(device, "gather", &gather::source()),
             layout: pipeline(device, "layout", &layout::source()),
             reduce: pipeline(device, "reduce", &reduce::source()),
+            select: pipeline(device, "select", &select::source()),
         }
     }
 }

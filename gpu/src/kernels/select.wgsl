@@ -1,0 +1,41 @@
+// Where: out = cond != 0 ? x : y, numpy broadcasting over shapes right-aligned to 6-D (as in
+// binary.wgsl: the output index split into coordinates, each operand's offset their dot
+// product with its strides, 0 along broadcast dims). WORKGROUP is prepended by select.rs.
+
+struct Params {
+    len: u32,
+    row: u32,     // invocations per row of workgroups (dispatch x × WORKGROUP)
+    pad0: u32,
+    pad1: u32,
+    // 6 slots used of 8: uniform arrays need a 16-byte element stride.
+    dims: array<vec4<u32>, 2>,
+    c_strides: array<vec4<u32>, 2>,
+    x_strides: array<vec4<u32>, 2>,
+    y_strides: array<vec4<u32>, 2>,
+}
+
+@group(0) @binding(0) var<storage, read> cond: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<uniform> params: Params;
+
+@compute @workgroup_size(WORKGROUP)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+    let i = id.x + id.y * params.row;
+    if (i >= params.len) { return; }
+    var rest = i;
+    var ic = 0u;
+    var ix = 0u;
+    var iy = 0u;
+    for (var s = 5i; s >= 0i; s--) {
+        let d = u32(s);
+        let size = params.dims[d / 4u][d % 4u];
+        let at = rest % size;
+        rest = rest / size;
+        ic += at * params.c_strides[d / 4u][d % 4u];
+        ix += at * params.x_strides[d / 4u][d % 4u];
+        iy += at * params.y_strides[d / 4u][d % 4u];
+    }
+    out[i] = select(y[iy], x[ix], cond[ic] != 0.0);
+}
