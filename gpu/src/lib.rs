@@ -14,4 +14,5 @@ mod tensor;
 pub use device::Gpu;
 pub use error::GpuError;
 pub use kernels::binary::BinaryOp;
+pub use kernels::conv::Conv2dParams;
 pub use tensor::GpuTensor;

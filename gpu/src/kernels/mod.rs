@@ -2,6 +2,7 @@
 //! [`Kernels`] holds the pipelines, built once when the [`Gpu`](crate::Gpu) opens.
 
 pub mod binary;
+pub mod conv;
 pub mod matmul;
 
 use crate::GpuError;
@@ -9,6 +10,8 @@ use crate::GpuError;
 pub(crate) struct Kernels {
     pub(crate) matmul: wgpu::ComputePipeline,
     pub(crate) binary: wgpu::ComputePipeline,
+    pub(crate) conv: wgpu::ComputePipeline,
+    pub(crate) conv_depthwise: wgpu::ComputePipeline,
 }
 
 impl Kernels {
@@ -16,6 +19,8 @@ impl Kernels {
         Kernels {
             matmul: pipeline(device, "matmul", &matmul::source()),
             binary: pipeline(device, "binary", &binary::source()),
+            conv: pipeline(device, "conv", &conv::source()),
+            conv_depthwise: pipeline(device, "conv_depthwise", &conv::depthwise_source()),
         }
     }
 }
