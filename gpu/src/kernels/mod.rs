@@ -1,9 +1,12 @@
 //! One compute pipeline per kernel, its WGSL beside it (`matmul.rs` + `matmul.wgsl`, …).
 //! [`Kernels`] holds the pipelines, built once when the [`Gpu`](crate::Gpu) opens.
 
+pub mod attention;
 pub mod binary;
 pub mod conv;
 pub mod matmul;
+pub mod matmul_nbits;
+pub mod pool;
 
 use crate::GpuError;
 
@@ -12,6 +15,10 @@ pub(crate) struct Kernels {
     pub(crate) binary: wgpu::ComputePipeline,
     pub(crate) conv: wgpu::ComputePipeline,
     pub(crate) conv_depthwise: wgpu::ComputePipeline,
+    pub(crate) pool: wgpu::ComputePipeline,
+    pub(crate) global_pool: wgpu::ComputePipeline,
+    pub(crate) matmul_nbits: wgpu::ComputePipeline,
+    pub(crate) attention: wgpu::ComputePipeline,
 }
 
 impl Kernels {
@@ -21,6 +28,10 @@ impl Kernels {
             binary: pipeline(device, "binary", &binary::source()),
             conv: pipeline(device, "conv", &conv::source()),
             conv_depthwise: pipeline(device, "conv_depthwise", &conv::depthwise_source()),
+            pool: pipeline(device, "pool", &pool::source()),
+            global_pool: pipeline(device, "global_pool", &pool::global_source()),
+            matmul_nbits: pipeline(device, "matmul_nbits", &matmul_nbits::source()),
+            attention: pipeline(device, "attention", &attention::source()),
         }
     }
 }
