@@ -20,4 +20,5 @@ pub use kernels::attention::AttentionParams;
 pub use kernels::binary::BinaryOp;
 pub use kernels::conv::Conv2dParams;
 pub use kernels::pool::{Pool2dParams, PoolKind};
+pub use kernels::resize::{CoordinateMode, NearestMode, ResizeMode, ResizeParams};
 pub use tensor::GpuTensor;

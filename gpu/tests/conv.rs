@@ -4,7 +4,8 @@
 
 use std::sync::OnceLock;
 use wick_gpu::{
-    AttentionParams, Conv2dParams, Gpu, GpuBytes, GpuError, GpuTensor, Pool2dParams, PoolKind,
+    AttentionParams, Conv2dParams, CoordinateMode, Gpu, GpuBytes, GpuError, GpuTensor, NearestMode,
+    Pool2dParams, PoolKind, ResizeMode, ResizeParams,
 };
 
 /// One device for the whole file: opening one is the slow part on lavapipe.
@@ -628,5 +629,148 @@ fn attention_rejects_bad_shapes() {
     let k = upload(&[1, 2, 4, 8], &values(64, 2));
     let v = upload(&[1, 2, 4, 8], &values(64, 3));
     let err = pollster::block_on(gpu().attention(&q, &k, &v, &p)).err();
+    assert!(matches!(err, Some(GpuError::Shape { .. })), "{err:?}");
+}
+
+/// ONNX Resize's reference rules (onnx/backend/test/case/node/resize.py), H and W only.
+fn cpu_resize(x: &[f32], [n, c, h, w]: [usize; 4], p: &ResizeParams) -> Vec<f32> {
+    let [oh, ow] = p.sizes;
+    let [sh, sw] = p
+        .scales
+        .unwrap_or([oh as f32 / h as f32, ow as f32 / w as f32]);
+    let to_input = |o: usize, scale: f32| match p.coordinate {
+        CoordinateMode::Asymmetric => o as f32 / scale,
+        CoordinateMode::HalfPixel => (o as f32 + 0.5) / scale - 0.5,
+    };
+    let pick = |v: f32, size: usize, mode: NearestMode| {
+        let half = v - v.floor() == 0.5;
+        let r = match mode {
+            NearestMode::RoundPreferFloor if half => v.floor(),
+            NearestMode::RoundPreferCeil if half => v.ceil(),
+            NearestMode::RoundPreferFloor | NearestMode::RoundPreferCeil => v.round(),
+            NearestMode::Floor => v.floor(),
+            NearestMode::Ceil => v.ceil(),
+        };
+        r.clamp(0.0, (size - 1) as f32) as usize
+    };
+    let mut out = Vec::with_capacity(n * c * oh * ow);
+    for plane in x.chunks(h * w).take(n * c) {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let (sy, sx) = (to_input(oy, sh), to_input(ox, sw));
+                out.push(match p.mode {
+                    ResizeMode::Nearest(m) => plane[pick(sy, h, m) * w + pick(sx, w, m)],
+                    ResizeMode::Linear => {
+                        let cy = sy.clamp(0.0, (h - 1) as f32);
+                        let cx = sx.clamp(0.0, (w - 1) as f32);
+                        let (y0, x0) = (cy.floor() as usize, cx.floor() as usize);
+                        let (y1, x1) = ((y0 + 1).min(h - 1), (x0 + 1).min(w - 1));
+                        let (fy, fx) = (cy - y0 as f32, cx - x0 as f32);
+                        let at = |y: usize, x: usize| plane[y * w + x];
+                        let top = at(y0, x0) * (1.0 - fx) + at(y0, x1) * fx;
+                        let bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
+                        top * (1.0 - fy) + bottom * fy
+                    }
+                });
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn resize_matches_the_cpu() {
+    let nearest = ResizeMode::Nearest;
+    let resize = |mode, coordinate, sizes, scales| ResizeParams {
+        mode,
+        coordinate,
+        sizes,
+        scales,
+    };
+    let cases = [
+        (
+            [1, 2, 4, 5],
+            resize(
+                nearest(NearestMode::RoundPreferFloor),
+                CoordinateMode::Asymmetric,
+                [8, 10],
+                None,
+            ),
+        ),
+        (
+            [1, 2, 4, 5],
+            resize(
+                nearest(NearestMode::Floor),
+                CoordinateMode::Asymmetric,
+                [8, 10],
+                Some([2.0, 2.0]),
+            ),
+        ),
+        (
+            [2, 3, 7, 6],
+            resize(
+                nearest(NearestMode::RoundPreferCeil),
+                CoordinateMode::HalfPixel,
+                [14, 9],
+                None,
+            ),
+        ),
+        (
+            [1, 1, 9, 9],
+            resize(
+                nearest(NearestMode::Ceil),
+                CoordinateMode::HalfPixel,
+                [4, 5],
+                None,
+            ),
+        ),
+        (
+            [1, 3, 5, 4],
+            resize(ResizeMode::Linear, CoordinateMode::HalfPixel, [10, 8], None),
+        ),
+        (
+            [1, 3, 5, 4],
+            resize(
+                ResizeMode::Linear,
+                CoordinateMode::Asymmetric,
+                [11, 7],
+                None,
+            ),
+        ),
+        (
+            [2, 2, 16, 12],
+            resize(ResizeMode::Linear, CoordinateMode::HalfPixel, [6, 5], None),
+        ),
+        (
+            [1, 2, 3, 3],
+            resize(
+                ResizeMode::Linear,
+                CoordinateMode::HalfPixel,
+                [7, 7],
+                Some([2.5, 2.5]),
+            ),
+        ),
+    ];
+    for (i, (xd, p)) in cases.into_iter().enumerate() {
+        let x = values(xd.iter().product(), 110 + i as u64);
+        let want = cpu_resize(&x, xd, &p);
+        let out = pollster::block_on(gpu().resize(&upload(&xd, &x), &p)).expect("resize");
+        assert_eq!(out.dims(), [xd[0], xd[1], p.sizes[0], p.sizes[1]]);
+        let diff = max_diff(&read(&out), &want);
+        eprintln!("resize {xd:?} {p:?}: max diff {diff:e}");
+        assert!(diff <= 1e-4, "resize case {i}: max diff {diff}");
+    }
+}
+
+#[test]
+fn resize_rejects_bad_shapes() {
+    let p = ResizeParams {
+        mode: ResizeMode::Linear,
+        coordinate: CoordinateMode::HalfPixel,
+        sizes: [4, 4],
+        scales: None,
+    };
+    let x = upload(&[2, 2, 2], &values(8, 1));
+    let err = pollster::block_on(gpu().resize(&x, &p)).err();
     assert!(matches!(err, Some(GpuError::Shape { .. })), "{err:?}");
 }

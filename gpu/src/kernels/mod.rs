@@ -7,6 +7,7 @@ pub mod conv;
 pub mod matmul;
 pub mod matmul_nbits;
 pub mod pool;
+pub mod resize;
 
 use crate::GpuError;
 
@@ -19,6 +20,7 @@ pub(crate) struct Kernels {
     pub(crate) global_pool: wgpu::ComputePipeline,
     pub(crate) matmul_nbits: wgpu::ComputePipeline,
     pub(crate) attention: wgpu::ComputePipeline,
+    pub(crate) resize: wgpu::ComputePipeline,
 }
 
 impl Kernels {
@@ -32,6 +34,7 @@ impl Kernels {
             global_pool: pipeline(device, "global_pool", &pool::global_source()),
             matmul_nbits: pipeline(device, "matmul_nbits", &matmul_nbits::source()),
             attention: pipeline(device, "attention", &attention::source()),
+            resize: pipeline(device, "resize", &resize::source()),
         }
     }
 }
