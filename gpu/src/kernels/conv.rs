@@ -97,9 +97,10 @@ struct Params {
     mg: u32, // output channels per group
     m_tiles: u32,
     has_bias: u32,
-    len: u32, // output elements (direct kernel)
-    row: u32, // invocations per row of workgroups (direct kernel)
-    pad: [u32; 3],
+    len: u32,      // output elements (direct kernel)
+    row: u32,      // per row of the dispatch: invocations (direct), workgroups (GEMM)
+    px_tiles: u32, // GEMM: tiles of TILE output pixels
+    pad: [u32; 2],
 }
 
 impl Gpu {
@@ -183,7 +184,8 @@ impl Gpu {
             has_bias: u32::from(bias.is_some()),
             len: fits(OP, len)?,
             row: 0,
-            pad: [0; 3],
+            px_tiles: 0,
+            pad: [0; 2],
         };
         // Both kernels index x, w and the output with u32.
         fits(OP, n * c * h * wd)?;
@@ -203,9 +205,15 @@ impl Gpu {
                 Params { row, ..params },
             )
         } else {
-            let pixels = (n * oh * ow).div_ceil(TILE as usize) as u64;
-            let gx = check_groups(self, OP, pixels)?;
-            let gy = check_groups(self, OP, u64::from(m_tiles) * groups as u64)?;
+            let px_tiles = fits(OP, (n * oh * ow).div_ceil(TILE as usize))?;
+            // Tiles numbered pixel-tile fastest, spilling over into rows of y past the limit.
+            let tiles = u64::from(px_tiles) * u64::from(m_tiles) * groups as u64;
+            let (gx, gy) = groups_2d(self, OP, tiles)?;
+            let params = Params {
+                row: gx,
+                px_tiles,
+                ..params
+            };
             (&self.kernels.conv, (gx, gy), params)
         };
         // Without a bias the binding still needs a buffer: x stands in, never read.

@@ -2,7 +2,8 @@
 // k running over (input channel of g, ky, kx) and pixel over (n, oy, ox). The patch matrix is
 // never built: each step stages a TILE×TILE block of weights and one of input patches, gathered
 // from x with the pads as zeros, in workgroup memory.
-// Workgroup (x, y) = (pixel tile, g · m_tiles + channel tile); local (x, y) = (pixel, channel).
+// Workgroup tile number (x + y · row) = (g · m_tiles + channel tile) · px_tiles + pixel tile;
+// local (x, y) = (pixel, channel).
 // TILE is prepended by conv.rs, so the shader and the dispatch share it.
 
 struct Params {
@@ -11,7 +12,7 @@ struct Params {
     kw: u32, stride_h: u32, stride_w: u32, pad_t: u32,
     pad_l: u32, dil_h: u32, dil_w: u32, cg: u32,
     mg: u32, m_tiles: u32, has_bias: u32, len: u32,
-    row: u32, pad0: u32, pad1: u32, pad2: u32,
+    row: u32, px_tiles: u32, pad0: u32, pad1: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -25,15 +26,19 @@ var<workgroup> tile_x: array<array<f32, TILE>, TILE>; // [k][pixel]
 
 @compute @workgroup_size(TILE, TILE)
 fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
-    let g = group.y / p.m_tiles;
-    let m_in_g = (group.y % p.m_tiles) * TILE + local.y;
+    // Workgroups past the last tile (the dispatch's last row) have nothing to do.
+    let tile = group.x + group.y * p.row;
+    if (tile >= p.px_tiles * p.m_tiles * (p.m / p.mg)) { return; }
+    let px_tile = tile % p.px_tiles;
+    let g = tile / p.px_tiles / p.m_tiles;
+    let m_in_g = (tile / p.px_tiles % p.m_tiles) * TILE + local.y;
     let m = g * p.mg + m_in_g;
     let pixels = p.n * p.oh * p.ow;
     let kk = p.kh * p.kw;
     let k_len = p.cg * kk;
 
     // The pixel this invocation stages patch values for (column local.x of tile_x)...
-    let col = group.x * TILE + local.x;
+    let col = px_tile * TILE + local.x;
     let n = col / (p.oh * p.ow);
     let oyx = col % (p.oh * p.ow);
     let y0 = i32((oyx / p.ow) * p.stride_h) - i32(p.pad_t);

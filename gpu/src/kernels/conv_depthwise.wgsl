@@ -8,7 +8,7 @@ struct Params {
     kw: u32, stride_h: u32, stride_w: u32, pad_t: u32,
     pad_l: u32, dil_h: u32, dil_w: u32, cg: u32,
     mg: u32, m_tiles: u32, has_bias: u32, len: u32,
-    row: u32, pad0: u32, pad1: u32, pad2: u32,
+    row: u32, px_tiles: u32, pad0: u32, pad1: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
