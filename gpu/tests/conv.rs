@@ -493,8 +493,11 @@ fn upload_bytes(dims: &[usize], data: &[u8]) -> GpuBytes {
 
 #[test]
 fn matmul_nbits_matches_the_cpu() {
-    // (a dims, k, n, block_size, zero points)
-    let cases: [(&[usize], usize, usize, usize, bool); 8] = [
+    // (a dims, k, n, block_size, zero points); one row takes the one-output-per-workgroup
+    // kernel, more rows the tiled one.
+    let cases: [(&[usize], usize, usize, usize, bool); 10] = [
+        (&[1, 40], 40, 5, 16, true),
+        (&[1, 1000], 1000, 65, 32, true),
         (&[1, 40], 40, 7, 16, false),
         (&[3, 40], 40, 7, 16, true),
         (&[1, 64], 64, 33, 32, true),

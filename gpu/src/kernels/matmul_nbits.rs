@@ -3,14 +3,25 @@
 //! `(q − zp) · scale`: q the k-th nibble of column n (low nibble first), scale
 //! `scales[n·n_blocks + k / block_size]`, zp the same-indexed nibble of `zero_points`
 //! `[N, ceil(n_blocks/2)]`, or 8 without them. Tiled like `matmul.wgsl`, the weight tile
-//! dequantized as it is staged (`matmul_nbits.wgsl`): the f32 weight never exists.
+//! dequantized as it is staged (`matmul_nbits.wgsl`); a single row (a decoding step) takes one
+//! workgroup per output instead (`matmul_nbits_gemv.wgsl`). The f32 weight never exists.
 
-use super::conv::fits;
+use super::conv::{fits, groups_2d};
 use super::{check_groups, dispatch, uniform};
 use crate::{Gpu, GpuBytes, GpuError, GpuTensor};
 
 /// The workgroup is TILE×TILE invocations, one per output of a block of rows × columns.
 pub const TILE: u32 = 16;
+
+/// Invocations per workgroup of the one-row kernel (`matmul_nbits_gemv.wgsl`).
+pub const GEMV_WORKGROUP: u32 = 64;
+
+pub(crate) fn gemv_source() -> String {
+    format!(
+        "const WORKGROUP: u32 = {GEMV_WORKGROUP}u;\n{}",
+        include_str!("matmul_nbits_gemv.wgsl")
+    )
+}
 
 pub(crate) fn source() -> String {
     format!(
@@ -28,7 +39,8 @@ struct Params {
     block_size: u32,
     n_blocks: u32,
     zp_stride: u32, // bytes per row of zero points; 0 when absent (zp = 8)
-    pad: [u32; 2],
+    row: u32,       // gemv: workgroups per row of the dispatch
+    pad: u32,
 }
 
 impl Gpu {
@@ -108,7 +120,8 @@ impl Gpu {
             } else {
                 0
             },
-            pad: [0; 2],
+            row: 0,
+            pad: 0,
         };
         let mut dims = batch.to_vec();
         dims.push(n);
@@ -116,15 +129,23 @@ impl Gpu {
         if m == 0 || n == 0 {
             return Ok(out);
         }
-        let gx = check_groups(self, OP, u64::from(params.n.div_ceil(TILE)))?;
-        let gy = check_groups(self, OP, u64::from(params.m.div_ceil(TILE)))?;
+        // One row (a decoding step): one workgroup per output; otherwise TILE×TILE tiles.
+        let (pipeline, groups, params) = if m == 1 {
+            let (gx, gy) = groups_2d(self, OP, n as u64)?;
+            let params = Params { row: gx, ..params };
+            (&self.kernels.matmul_nbits_gemv, (gx, gy), params)
+        } else {
+            let gx = check_groups(self, OP, u64::from(params.n.div_ceil(TILE)))?;
+            let gy = check_groups(self, OP, u64::from(params.m.div_ceil(TILE)))?;
+            (&self.kernels.matmul_nbits, (gx, gy), params)
+        };
         // Without zero points the binding still needs a buffer: b stands in, never read.
         let zp = zero_points.map_or(&b.buffer, |z| &z.buffer);
         self.scoped(OP, || {
             let params = uniform(self, &params);
             dispatch(
                 self,
-                &self.kernels.matmul_nbits,
+                pipeline,
                 &[
                     &a.buffer,
                     &b.buffer,
@@ -133,7 +154,7 @@ impl Gpu {
                     &out.buffer,
                     &params,
                 ],
-                (gx, gy),
+                groups,
             );
         })
         .await?;

@@ -3,7 +3,7 @@
 // first), so byte (n · n_blocks · block_size + k) / 2 — block_size is even. One workgroup
 // computes one TILE×TILE block of C. TILE is prepended by matmul_nbits.rs.
 
-struct Params { m: u32, k: u32, n: u32, block_size: u32, n_blocks: u32, zp_stride: u32, pad0: u32, pad1: u32 }
+struct Params { m: u32, k: u32, n: u32, block_size: u32, n_blocks: u32, zp_stride: u32, row: u32, pad0: u32 }
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
 @group(0) @binding(1) var<storage, read> b: array<u32>;

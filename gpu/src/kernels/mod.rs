@@ -19,6 +19,7 @@ pub(crate) struct Kernels {
     pub(crate) pool: wgpu::ComputePipeline,
     pub(crate) global_pool: wgpu::ComputePipeline,
     pub(crate) matmul_nbits: wgpu::ComputePipeline,
+    pub(crate) matmul_nbits_gemv: wgpu::ComputePipeline,
     pub(crate) attention: wgpu::ComputePipeline,
     pub(crate) resize: wgpu::ComputePipeline,
 }
@@ -33,6 +34,7 @@ impl Kernels {
             pool: pipeline(device, "pool", &pool::source()),
             global_pool: pipeline(device, "global_pool", &pool::global_source()),
             matmul_nbits: pipeline(device, "matmul_nbits", &matmul_nbits::source()),
+            matmul_nbits_gemv: pipeline(device, "matmul_nbits_gemv", &matmul_nbits::gemv_source()),
             attention: pipeline(device, "attention", &attention::source()),
             resize: pipeline(device, "resize", &resize::source()),
         }
