@@ -219,20 +219,24 @@ fn conv2d_matches_the_cpu() {
     }
 }
 
-/// More pixel tiles than one dispatch dimension holds (65,535 on lavapipe): they spill into y.
+/// More GEMM tiles than one dispatch dimension holds (65,535 on lavapipe): 64 groups of one
+/// output channel each × 1,152 tiles of 64 pixels; they spill over into rows of y.
 #[test]
 fn conv2d_spills_big_outputs_into_rows() {
-    let xd = [1, 2, 1030, 1024];
-    let p = Conv2dParams::default();
+    let xd = [1, 128, 72, 1024];
+    let p = Conv2dParams {
+        groups: 64,
+        ..Conv2dParams::default()
+    };
     let x = values(xd.iter().product(), 5);
-    let wt = values(2 * 2, 6);
-    let (want, od) = cpu_conv(&x, xd, &wt, [2, 1, 1], None, &p);
+    let wt = values(64 * 2, 6);
+    let (want, od) = cpu_conv(&x, xd, &wt, [64, 1, 1], None, &p);
     let out =
-        pollster::block_on(gpu().conv2d(&upload(&xd, &x), &upload(&[2, 2, 1, 1], &wt), None, &p))
+        pollster::block_on(gpu().conv2d(&upload(&xd, &x), &upload(&[64, 2, 1, 1], &wt), None, &p))
             .expect("conv2d");
     assert_eq!(out.dims(), od);
     let diff = max_diff(&read(&out), &want);
-    eprintln!("conv2d {xd:?} 1×1 → {od:?}: max diff {diff:e}");
+    eprintln!("conv2d {xd:?} 1×1 groups 64 → {od:?}: max diff {diff:e}");
     assert!(diff <= 1e-4, "conv2d big: max diff {diff}");
 }
 

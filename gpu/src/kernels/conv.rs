@@ -6,14 +6,21 @@
 use super::{check_groups, dispatch, uniform};
 use crate::{Gpu, GpuError, GpuTensor};
 
-/// The implicit GEMM's workgroup is TILE×TILE invocations: TILE output channels × TILE output
-/// pixels, one output each; the reduction runs TILE patch elements at a time.
-pub const TILE: u32 = 16;
+/// The implicit GEMM's workgroup (16×16 invocations) computes TILE_M output channels × TILE_N
+/// output pixels, TILE_M/16 × TILE_N/16 outputs each; the reduction runs TILE_K patch elements
+/// at a time. All three are multiples of 16.
+pub const TILE_M: u32 = 32;
+pub const TILE_N: u32 = 64;
+pub const TILE_K: u32 = 16;
 /// Invocations per workgroup of the direct kernels, one per output element.
 pub const WORKGROUP: u32 = 64;
 
 pub(crate) fn source() -> String {
-    format!("const TILE: u32 = {TILE}u;\n{}", include_str!("conv.wgsl"))
+    format!(
+        "const TILE_M: u32 = {TILE_M}u;\nconst TILE_N: u32 = {TILE_N}u;\n\
+         const TILE_K: u32 = {TILE_K}u;\n{}",
+        include_str!("conv.wgsl")
+    )
 }
 
 pub(crate) fn depthwise_source() -> String {
@@ -99,7 +106,7 @@ struct Params {
     has_bias: u32,
     len: u32,      // output elements (direct kernel)
     row: u32,      // per row of the dispatch: invocations (direct), workgroups (GEMM)
-    px_tiles: u32, // GEMM: tiles of TILE output pixels
+    px_tiles: u32, // GEMM: tiles of TILE_N output pixels
     pad: [u32; 2],
 }
 
@@ -161,7 +168,7 @@ impl Gpu {
         let len = n * m * oh * ow;
         let mg = m / groups;
         let depthwise = cg == 1;
-        let m_tiles = fits(OP, mg)?.div_ceil(TILE);
+        let m_tiles = fits(OP, mg)?.div_ceil(TILE_M);
         let params = Params {
             n: fits(OP, n)?,
             c: fits(OP, c)?,
@@ -205,7 +212,7 @@ impl Gpu {
                 Params { row, ..params },
             )
         } else {
-            let px_tiles = fits(OP, (n * oh * ow).div_ceil(TILE as usize))?;
+            let px_tiles = fits(OP, (n * oh * ow).div_ceil(TILE_N as usize))?;
             // Tiles numbered pixel-tile fastest, spilling over into rows of y past the limit.
             let tiles = u64::from(px_tiles) * u64::from(m_tiles) * groups as u64;
             let (gx, gy) = groups_2d(self, OP, tiles)?;
