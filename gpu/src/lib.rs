@@ -9,16 +9,25 @@
 //!   ([`UnaryOp`]: activations and elementwise math), `softmax` (Softmax, LogSoftmax), `norm`
 //!   (LayerNormalization, RMS norm), `gather`, `layout` (Transpose, Slice, Expand, Concat as
 //!   one strided copy; Reshape is [`GpuTensor::reshape`], no copy), `reduce` ([`ReduceOp`]),
-//!   `select` (Where).
+//!   `select` (Where), `conv` (Conv 2-D, depthwise on its own pipeline), `pool` (Max/Average,
+//!   global), `matmul_nbits` (4-bit MatMulNBits), `attention` (SDPA with GQA and a KV cache),
+//!   `resize` (nearest, bilinear).
+//! - `bytes.rs` owns [`GpuBytes`]: raw bytes (quantized weights), padded to 4, read as u32 words.
 
+mod bytes;
 mod device;
 mod error;
 pub mod kernels;
 mod tensor;
 
+pub use bytes::GpuBytes;
 pub use device::Gpu;
 pub use error::GpuError;
+pub use kernels::attention::AttentionParams;
 pub use kernels::binary::BinaryOp;
+pub use kernels::conv::Conv2dParams;
+pub use kernels::pool::{Pool2dParams, PoolKind};
 pub use kernels::reduce::ReduceOp;
+pub use kernels::resize::{CoordinateMode, NearestMode, ResizeMode, ResizeParams};
 pub use kernels::unary::UnaryOp;
 pub use tensor::GpuTensor;

@@ -1,12 +1,17 @@
 //! One compute pipeline per kernel, its WGSL beside it (`matmul.rs` + `matmul.wgsl`, …).
 //! [`Kernels`] holds the pipelines, built once when the [`Gpu`](crate::Gpu) opens.
 
+pub mod attention;
 pub mod binary;
+pub mod conv;
 pub mod gather;
 pub mod layout;
 pub mod matmul;
+pub mod matmul_nbits;
 pub mod norm;
+pub mod pool;
 pub mod reduce;
+pub mod resize;
 pub mod select;
 pub mod softmax;
 pub mod unary;
@@ -23,6 +28,14 @@ pub(crate) struct Kernels {
     pub(crate) layout: wgpu::ComputePipeline,
     pub(crate) reduce: wgpu::ComputePipeline,
     pub(crate) select: wgpu::ComputePipeline,
+    pub(crate) conv: wgpu::ComputePipeline,
+    pub(crate) conv_depthwise: wgpu::ComputePipeline,
+    pub(crate) pool: wgpu::ComputePipeline,
+    pub(crate) global_pool: wgpu::ComputePipeline,
+    pub(crate) matmul_nbits: wgpu::ComputePipeline,
+    pub(crate) matmul_nbits_gemv: wgpu::ComputePipeline,
+    pub(crate) attention: wgpu::ComputePipeline,
+    pub(crate) resize: wgpu::ComputePipeline,
 }
 
 impl Kernels {
@@ -37,6 +50,14 @@ impl Kernels {
             layout: pipeline(device, "layout", &layout::source()),
             reduce: pipeline(device, "reduce", &reduce::source()),
             select: pipeline(device, "select", &select::source()),
+            conv: pipeline(device, "conv", &conv::source()),
+            conv_depthwise: pipeline(device, "conv_depthwise", &conv::depthwise_source()),
+            pool: pipeline(device, "pool", &pool::source()),
+            global_pool: pipeline(device, "global_pool", &pool::global_source()),
+            matmul_nbits: pipeline(device, "matmul_nbits", &matmul_nbits::source()),
+            matmul_nbits_gemv: pipeline(device, "matmul_nbits_gemv", &matmul_nbits::gemv_source()),
+            attention: pipeline(device, "attention", &attention::source()),
+            resize: pipeline(device, "resize", &resize::source()),
         }
     }
 }
