@@ -1,10 +1,15 @@
-// The WebGPU probe: `hello` reports the adapter the worker's navigator.gpu gives. Without
-// Chromium's --enable-unsafe-webgpu there is none (requestAdapter() resolves null: the fallback
-// case) and `capabilities.gpu` is absent; with it, SwiftShader's adapter, whose features and
-// limits must equal what the page's own navigator.gpu reports (the independent reference).
+// The WebGPU backend in the browser. The probe: `hello` reports the adapter the worker's
+// navigator.gpu gives. Without Chromium's --enable-unsafe-webgpu there is none (requestAdapter()
+// resolves null: the fallback case) and `capabilities.gpu` is absent; with it, SwiftShader's
+// adapter, whose features and limits must equal what the page's own navigator.gpu reports (the
+// independent reference). The backend: with the adapter, models loaded with `backend: "webgpu"`
+// give onnxruntime's outputs and the CPU backend's; without it `auto` falls back to the CPU and
+// says why, and `webgpu` is a typed error after which the worker keeps serving.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TIMEOUT, gotoBlank, openBrowser } from './helpers.mjs';
+import { TIMEOUT, gotoBlank, maxAbsDiff, openBrowser, readTestDataSet, testDataSets } from './helpers.mjs';
 
 let plain, webgpu;
 
@@ -57,4 +62,125 @@ test('with WebGPU, hello reports the adapter the page also sees', { timeout: TIM
   assert.equal(gpu.architecture, page.architecture);
   assert.equal(typeof gpu.isFallbackAdapter, 'boolean');
   assert.ok(Object.keys(gpu.limits).length >= 25, `every limit: ${Object.keys(gpu.limits)}`);
+});
+
+/** Loads `url` twice in one worker, on WebGPU and on the CPU, and runs each feed on both. */
+async function runBoth(page, url, feeds) {
+  await gotoBlank(page);
+  return page.evaluate(async ({ url, feeds }) => {
+    const { Wick } = await import('/wick/wick.js');
+    const wick = await Wick.spawn();
+    try {
+      const gpu = await wick.load('gpu', url, { backend: 'webgpu', cache: false });
+      const cpu = await wick.load('cpu', url, { backend: 'cpu', cache: false });
+      const runs = [];
+      for (const feed of feeds) {
+        const inputs = Object.fromEntries(Object.entries(feed).map(([name, t]) => [name, {
+          dtype: t.dtype, dims: t.dims,
+          data: t.dtype === 'int64' ? BigInt64Array.from(t.data.map(BigInt)) : Float32Array.from(t.data),
+        }]));
+        const onGpu = await wick.run('gpu', inputs);
+        const again = await wick.run('gpu', inputs);
+        const onCpu = await wick.run('cpu', inputs);
+        const plain = (r) => Object.fromEntries(Object.entries(r.outputs).map(([k, v]) => [k, { dims: v.dims, data: Array.from(v.data) }]));
+        runs.push({ gpu: plain(onGpu), cpu: plain(onCpu), stats: onGpu.stats, again: again.stats });
+      }
+      const stats = await wick.stats();
+      return { gpu: { backend: gpu.backend, backendReason: gpu.backendReason }, cpu: { backend: cpu.backend }, runs, stats };
+    } finally {
+      wick.terminate();
+    }
+  }, { url, feeds });
+}
+
+test('with WebGPU, the digits model runs on the webgpu backend: onnxruntime\'s outputs and the CPU backend\'s', { timeout: TIMEOUT * 2 }, async () => {
+  const sets = testDataSets('digits').map(readTestDataSet);
+  const feeds = sets.map(({ inputs }) => Object.fromEntries(inputs.map((t) => [t.name || 'input', { dtype: 'float32', dims: t.dims, data: Array.from(t.data) }])));
+  const { gpu, cpu, runs, stats } = await runBoth(webgpu.page, '/fixtures/digits/model.onnx', feeds);
+  assert.equal(gpu.backend, 'webgpu', gpu.backendReason);
+  assert.match(gpu.backendReason, /webgpu/);
+  assert.equal(cpu.backend, 'cpu');
+  assert.deepEqual(stats.models.map((m) => m.backend).sort(), ['cpu', 'webgpu']);
+  runs.forEach((run, i) => {
+    for (const want of sets[i].outputs) {
+      const name = want.name || 'probabilities';
+      const got = run.gpu[name];
+      assert.deepEqual(got.dims, want.dims);
+      const vsOrt = maxAbsDiff(got.data, want.data);
+      const vsCpu = maxAbsDiff(got.data, run.cpu[name].data);
+      console.log(`# digits set ${i}: max |webgpu - onnxruntime| ${vsOrt.toExponential(2)}, |webgpu - cpu| ${vsCpu.toExponential(2)}; ${JSON.stringify(run.stats.gpu)}`);
+      assert.ok(vsOrt <= 1e-4 && vsCpu <= 1e-4, `${vsOrt} ${vsCpu}`);
+    }
+    assert.ok(run.stats.gpu.gpuSteps > 0, JSON.stringify(run.stats));
+    // The weights stay on the GPU: a second run uploads only its input.
+    assert.ok(run.again.gpu.uploads <= 1, JSON.stringify(run.again));
+  });
+});
+
+test('with WebGPU, a transformer (MiniLM) runs on the webgpu backend with the CPU backend\'s outputs', { timeout: TIMEOUT * 4 }, async () => {
+  const dir = process.env.WICK_TEXT_MODELS;
+  assert.ok(dir, 'WICK_TEXT_MODELS is set by `cargo xtask test` (target/text-models)');
+  const reference = JSON.parse(readFileSync(join(dir, 'all-minilm-l6-v2', 'reference.json'), 'utf8'));
+  const ids = reference.sentences[1].ids;
+  const int64 = (data) => ({ dtype: 'int64', dims: [1, ids.length], data });
+  const feed = { input_ids: int64(ids), attention_mask: int64(ids.map(() => 1)), token_type_ids: int64(ids.map(() => 0)) };
+  const { gpu, runs: [run] } = await runBoth(webgpu.page, '/text-models/all-minilm-l6-v2/onnx/model.onnx', [feed]);
+  assert.equal(gpu.backend, 'webgpu', gpu.backendReason);
+  const names = Object.keys(run.cpu);
+  assert.ok(names.length > 0);
+  for (const name of names) {
+    assert.deepEqual(run.gpu[name].dims, run.cpu[name].dims, name);
+    const diff = maxAbsDiff(run.gpu[name].data, run.cpu[name].data);
+    console.log(`# MiniLM ${name} ${JSON.stringify(run.gpu[name].dims)}: max |webgpu - cpu| ${diff.toExponential(2)}; ${JSON.stringify(run.stats.gpu)}`);
+    assert.ok(diff <= 1e-3, `${name}: ${diff}`);
+  }
+  assert.ok(run.stats.gpu.gpuSteps > 0, JSON.stringify(run.stats));
+});
+
+test('auto picks WebGPU only for a hardware adapter, and says why', { timeout: TIMEOUT }, async () => {
+  for (const [label, { page }] of [['off', plain], ['on', webgpu]]) {
+    await gotoBlank(page);
+    const got = await page.evaluate(async () => {
+      const { Wick } = await import('/wick/wick.js');
+      const wick = await Wick.spawn();
+      try {
+        const ready = await wick.load('d', '/fixtures/digits/model.onnx', { cache: false });
+        return { backend: ready.backend, reason: ready.backendReason, adapter: wick.capabilities.gpu ?? null };
+      } finally {
+        wick.terminate();
+      }
+    });
+    console.log(`# ${label}: auto → ${got.backend} (${got.reason})`);
+    if (!got.adapter) {
+      assert.equal(label, 'off');
+      assert.equal(got.backend, 'cpu');
+      assert.equal(got.reason, 'no WebGPU adapter');
+    } else if (got.adapter.isFallbackAdapter) {
+      assert.equal(got.backend, 'cpu');
+      assert.match(got.reason, /software fallback/);
+    } else {
+      assert.equal(got.backend, 'webgpu');
+    }
+  }
+});
+
+test('without WebGPU, backend "webgpu" is a gpu_unavailable error and the worker serves on', { timeout: TIMEOUT }, async () => {
+  await gotoBlank(plain.page);
+  const got = await plain.page.evaluate(async () => {
+    const { Wick } = await import('/wick/wick.js');
+    const wick = await Wick.spawn();
+    try {
+      const error = await wick.load('d', '/fixtures/digits/model.onnx', { backend: 'webgpu', cache: false }).then(
+        () => null, (e) => ({ code: e.code, message: e.message }));
+      const ready = await wick.load('d', '/fixtures/digits/model.onnx', { cache: false });
+      const out = await wick.run('d', { input: { dtype: 'float32', dims: [1, 1, 28, 28], data: new Float32Array(784) } });
+      return { error, backend: ready.backend, outputs: Object.keys(out.outputs), gpu: out.stats.gpu ?? null };
+    } finally {
+      wick.terminate();
+    }
+  });
+  assert.equal(got.error?.code, 'gpu_unavailable', JSON.stringify(got.error));
+  assert.equal(got.backend, 'cpu');
+  assert.equal(got.outputs.length, 1);
+  assert.equal(got.gpu, null, 'CPU runs carry no GPU stats');
 });

@@ -2,6 +2,8 @@
 //! into the device runs inside error scopes, so a validation error or an out-of-memory becomes a
 //! [`GpuError`] instead of wgpu's default uncaptured-error panic.
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use crate::kernels::Kernels;
 use crate::GpuError;
 
@@ -10,6 +12,8 @@ pub struct Gpu {
     pub(crate) queue: wgpu::Queue,
     pub(crate) kernels: Kernels,
     adapter: String,
+    /// Why the device was lost, once it is (set by wgpu's device-lost callback).
+    lost: Arc<Mutex<Option<String>>>,
 }
 
 impl Gpu {
@@ -51,13 +55,34 @@ impl Gpu {
                 adapter: name.clone(),
                 reason: e.to_string(),
             })?;
+        let lost = Arc::new(Mutex::new(None));
+        let on_lost = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            *on_lost.lock().unwrap_or_else(PoisonError::into_inner) = Some(format!("{reason:?}: {message}"));
+        });
         let kernels = scoped(&device, "building the pipelines", || Kernels::new(&device)).await?;
         Ok(Gpu {
             device,
             queue,
             kernels,
             adapter: name,
+            lost,
         })
+    }
+
+    /// The device-lost error, once the device is gone.
+    pub fn lost(&self) -> Option<GpuError> {
+        let reason = self.lost.lock().unwrap_or_else(PoisonError::into_inner).clone()?;
+        Some(GpuError::DeviceLost { reason })
+    }
+
+    /// Destroys the device: its buffers are freed at once and every later call fails with
+    /// [`GpuError::DeviceLost`] (what a driver reset does too).
+    pub fn destroy(&self) {
+        self.device.destroy();
+        // wgpu reports the loss through the callback; say it here too, whatever the timing.
+        let mut lost = self.lost.lock().unwrap_or_else(PoisonError::into_inner);
+        lost.get_or_insert_with(|| "Destroyed: destroy() was called".to_string());
     }
 
     /// [`Gpu::new`], blocking: for native callers and tests (never on the web).
@@ -77,7 +102,15 @@ impl Gpu {
         op: &'static str,
         f: impl FnOnce() -> T,
     ) -> Result<T, GpuError> {
-        scoped(&self.device, op, f).await
+        if let Some(lost) = self.lost() {
+            return Err(lost);
+        }
+        let value = scoped(&self.device, op, f).await;
+        // A loss during the call shows as whatever error the call met: report the loss.
+        match self.lost() {
+            Some(lost) => Err(lost),
+            None => value,
+        }
     }
 }
 

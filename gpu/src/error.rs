@@ -12,6 +12,10 @@ pub enum GpuError {
     NoAdapter { reason: String },
     #[error("the adapter {adapter} refused a device: {reason}")]
     RequestDevice { adapter: String, reason: String },
+    /// The device is gone (driver reset, `destroy()`, the browser reclaimed it); every later
+    /// call fails the same way. A new [`Gpu`](crate::Gpu) may work.
+    #[error("the GPU device was lost ({reason})")]
+    DeviceLost { reason: String },
     #[error("out of GPU memory during {op}")]
     OutOfMemory { op: &'static str },
     #[error("GPU validation error during {op}: {message}")]

@@ -122,8 +122,10 @@ impl GpuTensor {
             .map_err(|e| GpuError::Map {
                 reason: e.to_string(),
             })?;
-        receiver.await.map_err(|e| GpuError::Map {
-            reason: e.to_string(),
+        receiver.await.map_err(|e| {
+            gpu.lost().unwrap_or(GpuError::Map {
+                reason: e.to_string(),
+            })
         })?;
         let values = {
             let view = staging.get_mapped_range(..).map_err(|e| GpuError::Map {

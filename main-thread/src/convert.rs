@@ -11,7 +11,7 @@ use serde::Serialize;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{AbortSignal, Url};
 use wick_shared::{
-    ChatMessage, DType, ErrorCode, Event, ExternalFile, GenerateOptions, Image, Pooling, Prompt, Request,
+    BackendChoice, ChatMessage, DType, ErrorCode, Event, ExternalFile, GenerateOptions, Image, Pooling, Prompt, Request,
     TaskKind, Tensor,
 };
 
@@ -92,6 +92,8 @@ pub struct Options {
     pub timestamps: Option<bool>,
     /// A pipeline's voice-activity model URL; `Wick.transcribe`'s voice-activity model name.
     pub vad: Option<String>,
+    /// Where the model runs: `auto` (default), `webgpu` or `cpu`.
+    pub backend: Option<BackendChoice>,
 }
 
 impl Options {
@@ -164,6 +166,11 @@ impl Options {
         }
         if let Some(vad) = present(get(&options, "vad")) {
             parsed.vad = Some(url_string(&vad, "options.vad")?);
+        }
+        if let Some(backend) = present(get(&options, "backend")) {
+            let backend = serde_wasm_bindgen::from_value::<BackendChoice>(backend)
+                .map_err(|_| bad_request("options.backend must be \"auto\", \"webgpu\" or \"cpu\""))?;
+            parsed.backend = Some(backend);
         }
         if let Some(normalize) = present(get(&options, "normalize")) {
             parsed.normalize = Some(normalize.as_bool().ok_or_else(|| bad_request("options.normalize must be a boolean"))?);
@@ -243,6 +250,7 @@ pub fn load_request(
         sha256: options.sha256,
         cache: options.cache,
         task,
+        backend: options.backend,
     })
 }
 

@@ -180,6 +180,7 @@ mod tests {
         RunStats {
             run_ms: 1.0,
             peak_intermediate_bytes: 0,
+            gpu: None,
         }
     }
 
@@ -211,6 +212,7 @@ mod tests {
             sha256: None,
             cache: None,
             task: None,
+            backend: None,
         };
         assert_eq!(Expect::of(&load), Expect::Ready);
         assert_eq!(Expect::of(&Request::Stats {}), Expect::Stats);
@@ -262,6 +264,7 @@ mod tests {
                 backends: vec![Backend::Cpu],
                 tasks: vec![],
                 ops: vec![],
+                gpu_ops: vec![],
                 simd: false,
                 threads: 1,
                 gpu: None,

@@ -15,7 +15,10 @@ export type TensorData =
 /** A dense row-major tensor. On input any typed array (or ArrayBuffer) of the right byte length
  * is accepted and copied; outputs come as the dtype's typed array. */
 export interface Tensor { dtype: DType; dims: number[]; data: TensorData | ArrayBuffer | ArrayBufferView }
-export type Backend = "cpu";
+export type Backend = "cpu" | "webgpu";
+/** What a load asks for: `auto` (default) takes WebGPU when a hardware adapter exists, else the
+ * CPU, and retries a run on the CPU when the GPU fails; `webgpu` insists (else `gpu_unavailable`). */
+export type BackendChoice = "auto" | "webgpu" | "cpu";
 export type Task =
   | "digits" | "image-classification" | "object-detection" | "feature-extraction" | "text-generation"
   | "automatic-speech-recognition" | "voice-activity-detection";
@@ -23,7 +26,8 @@ export type Task =
 export type ErrorCode =
   | "protocol_mismatch" | "bad_request" | "unknown_model" | "model_exists" | "fetch_failed"
   | "integrity_failed" | "quota_exceeded" | "storage_failed" | "invalid_model"
-  | "unsupported_op" | "bad_input" | "execution_failed" | "bad_task" | "internal" | "cancelled";
+  | "unsupported_op" | "bad_input" | "execution_failed" | "bad_task" | "gpu_unavailable"
+  | "gpu_out_of_memory" | "gpu_device_lost" | "internal" | "cancelled";
 /** How every Wick Promise rejects. `name` is "AbortError" for code "cancelled". */
 export interface WickError extends Error {
   name: "WickError" | "AbortError";
@@ -56,6 +60,8 @@ export interface LoadOptions extends RequestOptions {
   /** `Wick.load` only (a pipeline has its task): the task whose companion files to fetch
    * beside the model, e.g. "text-generation" for `Wick.generate`. */
   task?: Task;
+  /** Where the model runs (default "auto"; the ready info says what was chosen and why). */
+  backend?: BackendChoice;
 }
 export interface RunOptions extends RequestOptions {
   /** Output names to return; all graph outputs when absent. */
@@ -73,6 +79,8 @@ export interface ValueInfo { name: string; dtype: DType | null; dims: (number | 
 export interface ReadyInfo {
   model: string;
   backend: Backend;
+  /** Why that backend: e.g. "no WebGPU adapter", "the only adapter is a software fallback". */
+  backendReason: string;
   inputs: ValueInfo[];
   outputs: ValueInfo[];
   weightBytes: number;
@@ -100,7 +108,24 @@ export interface WorkerStats {
 }
 export interface CachedFile { url: string; size: number; sha256?: string }
 export interface CachedModel { url: string; files: CachedFile[]; bytes: number; storedAt: number }
-export interface RunStats { runMs: number; peakIntermediateBytes: number }
+export interface RunStats {
+  runMs: number;
+  peakIntermediateBytes: number;
+  /** On the WebGPU backend: where the steps ran and what was copied between GPU and CPU. */
+  gpu?: GpuRunStats;
+}
+export interface GpuRunStats {
+  gpuSteps: number;
+  /** Steps with no WebGPU kernel (or inputs it does not take), run on the CPU. */
+  cpuSteps: number;
+  cpuOps: string[];
+  uploads: number;
+  uploadBytes: number;
+  downloads: number;
+  downloadBytes: number;
+  /** The GPU failed and `auto` ran the request on the CPU instead: why. */
+  retriedOnCpu?: string;
+}
 export interface RunResult {
   outputs: Record<string, Tensor & { data: TensorData }>;
   stats: RunStats;
@@ -218,6 +243,8 @@ export interface Capabilities {
   backends: Backend[];
   tasks: Task[];
   ops: string[];
+  /** The op types with a WebGPU kernel. */
+  gpuOps: string[];
   simd: boolean;
   threads: number;
   /** The WebGPU adapter the worker's `navigator.gpu` offers; absent without one. */

@@ -33,6 +33,13 @@ pub enum ErrorCode {
     ExecutionFailed,
     /// The requested task does not exist or does not fit this model.
     BadTask,
+    /// `backend: "webgpu"` was asked for but this worker has no WebGPU adapter or device.
+    GpuUnavailable,
+    /// The GPU ran out of memory. Under `backend: "auto"` the run is retried on the CPU first.
+    GpuOutOfMemory,
+    /// The GPU device was lost (driver reset, another tab, `destroy()`). Under `auto` the run
+    /// is retried on the CPU and the model stays there.
+    GpuDeviceLost,
     /// A bug in Wick. The worker keeps serving, but please report it.
     Internal,
 }
@@ -54,6 +61,9 @@ impl ErrorCode {
             ErrorCode::BadInput => "bad_input",
             ErrorCode::ExecutionFailed => "execution_failed",
             ErrorCode::BadTask => "bad_task",
+            ErrorCode::GpuUnavailable => "gpu_unavailable",
+            ErrorCode::GpuOutOfMemory => "gpu_out_of_memory",
+            ErrorCode::GpuDeviceLost => "gpu_device_lost",
             ErrorCode::Internal => "internal",
         }
     }

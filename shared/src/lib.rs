@@ -15,8 +15,8 @@ pub mod js;
 
 pub use error::{ErrorCode, WireError};
 pub use message::{
-    AudioInput, Backend, BoundingBox, CacheReport, CachedFile, CachedModel, Capabilities, ChatMessage,
-    Detection, Envelope, Event, ExternalFile, FinishReason, GenerateOptions, GenerationStats, GpuAdapter,
+    AudioInput, Backend, BackendChoice, BoundingBox, CacheReport, CachedFile, CachedModel, Capabilities, ChatMessage,
+    Detection, Envelope, Event, ExternalFile, FinishReason, GenerateOptions, GenerationStats, GpuAdapter, GpuRunStats,
     Image, ImageInput, Manifest, ManifestFile, MemoryStats, ModelStats, Pooling, Prompt, Request,
     RunStats, ScoredLabel, SpeechSegment, TaskInput, TaskKind, TaskOutput, TranscribeOptions, TranscriptChunk,
     TranscriptionStats, ValueInfo,

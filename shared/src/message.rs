@@ -54,6 +54,9 @@ pub enum Request {
         /// beside the model (e.g. `config.json`, `preprocessor_config.json`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         task: Option<TaskKind>,
+        /// Where the model runs (default `auto`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        backend: Option<BackendChoice>,
     },
     /// Run the model on raw tensors; answered by `output`.
     Run {
@@ -428,6 +431,9 @@ pub enum Event {
     Ready {
         model: String,
         backend: Backend,
+        /// Why this backend runs the model (e.g. `no WebGPU adapter`).
+        #[serde(rename = "backendReason")]
+        backend_reason: String,
         inputs: Vec<ValueInfo>,
         outputs: Vec<ValueInfo>,
         /// Bytes of weights held by the model.
@@ -477,6 +483,9 @@ pub struct Capabilities {
     pub tasks: Vec<TaskKind>,
     /// ONNX operator types the engine implements (default domain unless prefixed `domain:`).
     pub ops: Vec<String>,
+    /// The op types with a WebGPU kernel (the others run on the CPU on the `webgpu` backend).
+    #[serde(rename = "gpuOps", default)]
+    pub gpu_ops: Vec<String>,
     pub simd: bool,
     pub threads: u32,
     /// The WebGPU adapter this worker's `navigator.gpu` offers; absent when there is none
@@ -506,6 +515,23 @@ pub struct GpuAdapter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
+    Cpu,
+    /// WebGPU kernels; ops without one run on the CPU with explicit transfers
+    /// ([`GpuRunStats`]).
+    Webgpu,
+}
+
+/// The backend a load asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// WebGPU when a hardware adapter exists and the task can use it, else the CPU; `ready`
+    /// says which and why, and a run that fails on the GPU (device lost, out of memory) is
+    /// retried on the CPU.
+    #[default]
+    Auto,
+    /// WebGPU, or a `gpu_unavailable` error; GPU failures are errors, not retried.
+    Webgpu,
     Cpu,
 }
 
@@ -584,6 +610,32 @@ pub struct RunStats {
     /// Peak bytes of intermediate tensors alive at once (weights and inputs excluded).
     #[serde(rename = "peakIntermediateBytes")]
     pub peak_intermediate_bytes: u64,
+    /// How the run used the GPU; absent on the CPU backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<GpuRunStats>,
+}
+
+/// Where the steps of a WebGPU run ran, and what crossed between GPU and CPU memory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GpuRunStats {
+    /// Steps run by a WebGPU kernel.
+    pub gpu_steps: u32,
+    /// Steps run on the CPU: ops with no WebGPU kernel (or inputs it does not take, such as
+    /// integer tensors), their inputs read back from the GPU as needed.
+    pub cpu_steps: u32,
+    /// The op types of the CPU steps, each once, sorted.
+    pub cpu_ops: Vec<String>,
+    /// Tensors copied CPU → GPU during the run (weights are uploaded once, at the first run,
+    /// and counted there).
+    pub uploads: u32,
+    pub upload_bytes: u64,
+    /// Tensors read back GPU → CPU (for CPU steps and the outputs).
+    pub downloads: u32,
+    pub download_bytes: u64,
+    /// The run failed on the GPU and was run again on the CPU (`auto` only): why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retried_on_cpu: Option<String>,
 }
 
 #[cfg(test)]
@@ -613,6 +665,7 @@ mod tests {
                 sha256: None,
                 cache: None,
                 task: None,
+                backend: None,
             }
         );
     }

@@ -44,6 +44,15 @@ pub enum WickError {
     #[error("task: {0}")]
     BadTask(String),
 
+    #[error("WebGPU is unavailable: {0}")]
+    GpuUnavailable(String),
+
+    #[error("out of GPU memory: {0}")]
+    GpuOutOfMemory(String),
+
+    #[error("the GPU device was lost: {0}")]
+    GpuDeviceLost(String),
+
     #[error("cancelled")]
     Cancelled,
 
@@ -54,6 +63,11 @@ pub enum WickError {
 pub type Result<T, E = WickError> = std::result::Result<T, E>;
 
 impl WickError {
+    /// A failure of the GPU itself, after which `auto` runs the request on the CPU.
+    pub fn is_gpu_failure(&self) -> bool {
+        matches!(self, WickError::GpuOutOfMemory(_) | WickError::GpuDeviceLost(_))
+    }
+
     pub fn invalid(message: impl Into<String>) -> Self {
         WickError::InvalidModel { file: None, message: message.into() }
     }
@@ -73,6 +87,9 @@ impl WickError {
             WickError::UnknownModel(_) => ErrorCode::UnknownModel,
             WickError::ModelExists(_) => ErrorCode::ModelExists,
             WickError::BadTask(_) => ErrorCode::BadTask,
+            WickError::GpuUnavailable(_) => ErrorCode::GpuUnavailable,
+            WickError::GpuOutOfMemory(_) => ErrorCode::GpuOutOfMemory,
+            WickError::GpuDeviceLost(_) => ErrorCode::GpuDeviceLost,
             WickError::Cancelled | WickError::Internal(_) => ErrorCode::Internal,
         }
     }

@@ -80,7 +80,7 @@ fn top5_equals_onnxruntime_on_the_same_inputs_and_end_to_end() {
         let scores: Vec<f32> = r["top5"].as_array().unwrap().iter().map(|l| l["score"].as_f64().unwrap() as f32).collect();
         // The same input tensor as onnxruntime's: model and post-processing.
         let set = sets.iter().find(|s| s.dir.ends_with(r["test_data_set"].as_str().unwrap())).unwrap();
-        let (top, _) = tasks::image_classification::classify(&loaded, set.inputs[0].1.clone(), 5).unwrap();
+        let (top, _) = pollster::block_on(tasks::image_classification::classify(&loaded, set.inputs[0].1.clone(), 5)).unwrap();
         let got: Vec<String> = top.iter().map(|l| l.label.clone()).collect();
         assert_eq!(got, want, "{photo}: top-5 on onnxruntime's input");
         let got_scores: Vec<f32> = top.iter().map(|l| l.score).collect();
@@ -88,7 +88,7 @@ fn top5_equals_onnxruntime_on_the_same_inputs_and_end_to_end() {
         // End to end from the file's bytes: Wick's decoder and pre-processing.
         let bytes = std::fs::read(dir.join(photo)).unwrap();
         let input = TaskInput::ImageClassification { image: ImageInput::Encoded { bytes }, top_k: Some(5) };
-        let out = tasks::run(&loaded, input).unwrap().output;
+        let out = pollster::block_on(tasks::run(&loaded, input)).unwrap().output;
         eprintln!("{photo}: top-1 {:?}; top-5 {:?}", labels(&out)[0], labels(&out));
         assert_eq!(labels(&out), want, "{photo}: top-5 end to end");
     }

@@ -79,7 +79,7 @@ fn boxes_match_reference(name: &str) -> Vec<(String, Vec<Detection>)> {
         let bytes = std::fs::read(dir.join(file)).unwrap();
         let input = TaskInput::ObjectDetection { image: ImageInput::Encoded { bytes }, threshold: None, iou: None };
         let t0 = Instant::now();
-        let TaskOutput::ObjectDetection { objects } = tasks::run(&loaded, input).unwrap().output else {
+        let TaskOutput::ObjectDetection { objects } = pollster::block_on(tasks::run(&loaded, input)).unwrap().output else {
             panic!("not a detection output")
         };
         let ms = t0.elapsed().as_secs_f64() * 1e3;

@@ -36,7 +36,7 @@ fn minilm_embeddings_match_onnxruntime_and_numpy() {
     }
 
     let input = TaskInput::FeatureExtraction { texts: texts.clone(), pooling: Some(Pooling::Mean), normalize: Some(true) };
-    let TaskOutput::FeatureExtraction { embeddings } = tasks::run(&loaded, input).unwrap().output else {
+    let TaskOutput::FeatureExtraction { embeddings } = pollster::block_on(tasks::run(&loaded, input)).unwrap().output else {
         panic!("not embeddings")
     };
     let dims = embeddings.dims.clone();

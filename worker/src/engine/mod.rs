@@ -5,9 +5,13 @@
 //! - `tensor` — TensorProto / wire tensor ↔ candle conversions and host buffers;
 //! - `lowbit` — codecs of the float8/float4/e8m0 and packed 4-/2-bit integer element types;
 //! - `plan` — graph → topological steps over value slots, with frees after last use;
-//! - `ops` — the op registry and one file per op family.
+//! - `ops` — the op registry and one file per op family;
+//! - `gpu` — the WebGPU backend's run of a plan (GPU steps, CPU steps, counted transfers) and
+//!   its own op registry (`gpu/ops`); `backend` — which backend runs a model, `auto`'s retry.
 
+pub mod backend;
 mod fuse;
+pub mod gpu;
 #[cfg(test)]
 mod latency_probe;
 pub mod lowbit;
@@ -23,6 +27,8 @@ use prost::Message;
 use wick_shared::ValueInfo;
 
 use crate::error::{Result, WickError};
+pub use backend::ModelBackend;
+pub use gpu::Resident;
 pub use plan::{Plan, RunOutput};
 
 /// A loaded, planned model, ready to run.
@@ -95,6 +101,24 @@ impl Model {
             }
         }
         self.plan.run_observed(inputs, wanted, observe)
+    }
+}
+
+impl Model {
+    /// [`Model::run`] on the WebGPU backend: the steps with a GPU kernel run on `resident`'s
+    /// device (where the model's weights stay once uploaded), the others on the CPU.
+    pub async fn run_gpu(
+        &self,
+        resident: &Resident,
+        inputs: HashMap<String, Tensor>,
+        wanted: Option<&[String]>,
+    ) -> Result<(RunOutput, wick_shared::GpuRunStats)> {
+        for spec in &self.input_specs {
+            if let Some(t) = inputs.get(&spec.name) {
+                spec.check(t)?;
+            }
+        }
+        self.plan.run_gpu(resident, inputs, wanted).await
     }
 }
 

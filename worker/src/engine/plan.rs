@@ -7,29 +7,32 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use candle_core::Tensor;
 use candle_onnx::onnx::{GraphProto, NodeProto};
 
+use super::gpu::GpuKernel;
 use super::ops::{self, Kernel, NodeCtx};
 use super::tensor::from_proto;
 use crate::error::{Result, WickError};
 
-struct Step {
-    name: String,
-    op_type: String,
-    kernel: Box<dyn Kernel>,
-    inputs: Vec<Option<usize>>,
-    outputs: Vec<Option<usize>>,
+pub(super) struct Step {
+    pub(super) name: String,
+    pub(super) op_type: String,
+    pub(super) kernel: Box<dyn Kernel>,
+    /// The op's WebGPU kernel, when the GPU registry has one for it (engine/gpu).
+    pub(super) gpu: Option<Box<dyn GpuKernel>>,
+    pub(super) inputs: Vec<Option<usize>>,
+    pub(super) outputs: Vec<Option<usize>>,
     /// Slots to drop after this step (their last use).
-    free: Vec<usize>,
+    pub(super) free: Vec<usize>,
 }
 
 /// The executable form of a graph.
 pub struct Plan {
-    slot_count: usize,
-    constants: Vec<(usize, Tensor)>,
-    inputs: Vec<(String, usize)>,
-    outputs: Vec<(String, usize)>,
-    steps: Vec<Step>,
+    pub(super) slot_count: usize,
+    pub(super) constants: Vec<(usize, Tensor)>,
+    pub(super) inputs: Vec<(String, usize)>,
+    pub(super) outputs: Vec<(String, usize)>,
+    pub(super) steps: Vec<Step>,
     /// Per slot: whether a step produces it (an intermediate), for the live-bytes count.
-    produced: Vec<bool>,
+    pub(super) produced: Vec<bool>,
     /// Per slot: the step that produces it, to find the steps a subset of outputs needs.
     producer: Vec<Option<usize>>,
     folded: usize,
@@ -163,6 +166,7 @@ impl Plan {
                     name: node.name.clone(),
                     op_type: node.op_type.clone(),
                     kernel,
+                    gpu: if has_subgraph(node) { None } else { super::gpu::ops::build(&ctx) },
                     inputs: reads[i].iter().map(|n| (!n.is_empty()).then(|| slot_of(n, &mut slots))).collect(),
                     outputs: node.output.iter().map(|n| (!n.is_empty()).then(|| slot_of(n, &mut slots))).collect(),
                     free: Vec::new(),
@@ -336,7 +340,7 @@ impl Plan {
 
     /// The steps and slots that the outputs `wanted` depend on, walking back from them through
     /// each step's inputs.
-    fn needed(&self, wanted: &[String]) -> Result<Needed> {
+    pub(super) fn needed(&self, wanted: &[String]) -> Result<Needed> {
         let mut needed = Needed { steps: vec![false; self.steps.len()], slots: vec![false; self.slot_count] };
         let mut stack = Vec::with_capacity(wanted.len());
         for name in wanted {
@@ -363,9 +367,9 @@ impl Plan {
 
 /// What a run for some of the outputs computes: per step whether it runs, per slot whether a
 /// value is read (so an input slot must be fed).
-struct Needed {
-    steps: Vec<bool>,
-    slots: Vec<bool>,
+pub(super) struct Needed {
+    pub(super) steps: Vec<bool>,
+    pub(super) slots: Vec<bool>,
 }
 
 /// Folded outputs larger than this stay computed at run time (they would pin memory).

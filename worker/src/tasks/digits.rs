@@ -12,7 +12,7 @@ use candle_core::{Device, Tensor};
 use image::{imageops, ImageBuffer, Luma};
 use wick_shared::{Image, TaskInput, TaskOutput};
 
-use super::{probabilities, Loaded, Outcome};
+use super::{probabilities, Loaded, Outcome, Running};
 use crate::error::{Result, WickError};
 
 pub const SIDE: usize = 28;
@@ -80,7 +80,11 @@ pub fn preprocess(img: &Image) -> Result<Vec<f32>> {
     Ok(out)
 }
 
-pub fn run(loaded: &Loaded, input: TaskInput) -> Result<Outcome> {
+pub fn run(loaded: &Loaded, input: TaskInput) -> Running<'_> {
+    Box::pin(answer(loaded, input))
+}
+
+async fn answer(loaded: &Loaded, input: TaskInput) -> Result<Outcome> {
     let TaskInput::Digits { image } = input else {
         return Err(WickError::BadTask("not a digits input".into()));
     };
@@ -93,7 +97,7 @@ pub fn run(loaded: &Loaded, input: TaskInput) -> Result<Outcome> {
         .ok_or_else(|| WickError::BadTask("the model has no input".into()))?;
     let x = Tensor::from_vec(pixels, (1, 1, SIDE, SIDE), &Device::Cpu)
         .map_err(|e| WickError::Internal(e.to_string()))?;
-    let out = model.run(HashMap::from([(name, x)]), None)?;
+    let out = loaded.infer(HashMap::from([(name, x)]), None).await?;
     let scores = out
         .outputs
         .first()

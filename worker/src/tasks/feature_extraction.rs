@@ -10,7 +10,7 @@ use candle_core::{Device, Tensor};
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer};
 use wick_shared::{Pooling, TaskInput, TaskOutput};
 
-use super::{Loaded, Outcome};
+use super::{Loaded, Outcome, Running};
 use crate::engine::tensor;
 use crate::error::{Result, WickError};
 
@@ -33,7 +33,11 @@ pub fn tokenizer(loaded: &Loaded) -> Result<&Tokenizer> {
     Ok(loaded.tokenizer.get_or_init(|| t))
 }
 
-pub fn run(loaded: &Loaded, input: TaskInput) -> Result<Outcome> {
+pub fn run(loaded: &Loaded, input: TaskInput) -> Running<'_> {
+    Box::pin(answer(loaded, input))
+}
+
+async fn answer(loaded: &Loaded, input: TaskInput) -> Result<Outcome> {
     let TaskInput::FeatureExtraction { texts, pooling, normalize } = input else {
         return Err(bad("not a feature-extraction input"));
     };
@@ -58,7 +62,7 @@ pub fn run(loaded: &Loaded, input: TaskInput) -> Result<Outcome> {
         };
         feeds.insert(input.name.clone(), value);
     }
-    let out = loaded.model.run(feeds, None)?;
+    let out = loaded.infer(feeds, None).await?;
     let hidden = out.outputs.first().map(|(_, t)| t.clone()).ok_or_else(|| bad("the model has no output"))?;
     let embeddings = pool(&hidden, &mask, pooling.unwrap_or(Pooling::Mean), normalize.unwrap_or(true))
         .map_err(|e| WickError::Execution { node: "pooling".into(), op_type: "FeatureExtraction".into(), message: e.to_string() })?;

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use wick_shared::{ScoredLabel, TaskInput, TaskOutput};
 
 use super::image::{decode, ImageProcessor};
-use super::{probabilities, Loaded, Outcome};
+use super::{probabilities, Loaded, Outcome, Running};
 use crate::error::{Result, WickError};
 
 pub const FILES: &[&str] = &["config.json", "preprocessor_config.json"];
@@ -21,18 +21,22 @@ struct Config {
     id2label: BTreeMap<String, String>,
 }
 
-pub fn run(loaded: &Loaded, input: TaskInput) -> Result<Outcome> {
+pub fn run(loaded: &Loaded, input: TaskInput) -> Running<'_> {
+    Box::pin(answer(loaded, input))
+}
+
+async fn answer(loaded: &Loaded, input: TaskInput) -> Result<Outcome> {
     let TaskInput::ImageClassification { image, top_k } = input else {
         return Err(WickError::BadTask("not an image-classification input".into()));
     };
     let processor: ImageProcessor = loaded.json("preprocessor_config.json")?;
     let (x, _) = processor.prepare(&decode(&image)?)?;
-    let (labels, peak) = classify(loaded, x, top_k.unwrap_or(DEFAULT_TOP_K))?;
+    let (labels, peak) = classify(loaded, x, top_k.unwrap_or(DEFAULT_TOP_K)).await?;
     Ok(Outcome { output: TaskOutput::ImageClassification { labels }, peak_intermediate_bytes: peak })
 }
 
 /// The `k` best labels for a prepared input tensor, and the run's peak intermediate bytes.
-pub fn classify(loaded: &Loaded, x: Tensor, k: u32) -> Result<(Vec<ScoredLabel>, u64)> {
+pub async fn classify(loaded: &Loaded, x: Tensor, k: u32) -> Result<(Vec<ScoredLabel>, u64)> {
     let config: Config = loaded.json("config.json")?;
     let name = loaded
         .model
@@ -40,7 +44,7 @@ pub fn classify(loaded: &Loaded, x: Tensor, k: u32) -> Result<(Vec<ScoredLabel>,
         .first()
         .map(|i| i.name.clone())
         .ok_or_else(|| WickError::BadTask("the model has no input".into()))?;
-    let out = loaded.model.run(HashMap::from([(name, x)]), None)?;
+    let out = loaded.infer(HashMap::from([(name, x)]), None).await?;
     let scores = out
         .outputs
         .first()

@@ -23,7 +23,15 @@ use std::collections::BTreeMap;
 use serde::de::DeserializeOwned;
 use wick_shared::{TaskInput, TaskKind, TaskOutput};
 
-use crate::engine::Model;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use candle_core::Tensor;
+use wick_shared::GpuRunStats;
+
+use crate::engine::{Model, ModelBackend, RunOutput};
 use crate::error::{Result, WickError};
 
 /// One registry row: a task, the files it reads beside the model, and its function.
@@ -35,8 +43,12 @@ pub struct TaskDef {
     /// The graphs a load from a folder (or manifest) reads, by file stem in its `onnx/`: the
     /// first becomes [`Loaded::model`], the others [`Loaded::graphs`]. Empty: `model` alone.
     pub graphs: &'static [&'static str],
-    pub run: fn(&Loaded, TaskInput) -> Result<Outcome>,
+    pub run: for<'a> fn(&'a Loaded, TaskInput) -> Running<'a>,
 }
+
+/// A task's run: async, because on the WebGPU backend reading results back waits for the
+/// browser ([`Loaded::infer`]).
+pub type Running<'a> = Pin<Box<dyn Future<Output = Result<Outcome>> + 'a>>;
 
 /// A task's answer plus the engine's run statistics.
 pub struct Outcome {
@@ -71,8 +83,8 @@ pub static TASKS: &[TaskDef] = &[
 
 /// Generation and transcription are requests of their own (`generate`, `transcribe`: streamed),
 /// not `task`s.
-fn streamed(_: &Loaded, _: TaskInput) -> Result<Outcome> {
-    Err(WickError::BadTask("this model answers `generate` or `transcribe` requests, not `task`".into()))
+fn streamed(_: &Loaded, _: TaskInput) -> Running<'_> {
+    Box::pin(async { Err(WickError::BadTask("this model answers `generate` or `transcribe` requests, not `task`".into())) })
 }
 
 /// A loaded model as tasks see it: the planned graph(s) and the files that came with it.
@@ -84,11 +96,50 @@ pub struct Loaded {
     pub files: BTreeMap<String, Vec<u8>>,
     /// `tokenizer.json`, parsed on first use (text tasks).
     pub tokenizer: std::cell::OnceCell<tokenizers::Tokenizer>,
+    /// Where [`Loaded::infer`] runs `model` (the CPU unless the load chose WebGPU).
+    pub backend: ModelBackend,
+    /// The GPU stats of the `infer` calls since [`Loaded::take_gpu_stats`], summed.
+    gpu_stats: RefCell<Option<GpuRunStats>>,
 }
 
 impl Loaded {
     pub fn new(model: Model) -> Self {
-        Loaded { model, graphs: BTreeMap::new(), files: BTreeMap::new(), tokenizer: std::cell::OnceCell::new() }
+        Loaded {
+            model,
+            graphs: BTreeMap::new(),
+            files: BTreeMap::new(),
+            tokenizer: std::cell::OnceCell::new(),
+            backend: ModelBackend::cpu("the CPU is the default backend"),
+            gpu_stats: RefCell::new(None),
+        }
+    }
+
+    /// Runs `model` on its backend (see [`Model::run`] for `wanted`). The tasks' one way to run
+    /// their main graph, so that a WebGPU load runs them on the GPU.
+    pub async fn infer(&self, feeds: HashMap<String, Tensor>, wanted: Option<&[String]>) -> Result<RunOutput> {
+        let (out, gpu) = self.backend.run(&self.model, feeds, wanted).await?;
+        if let Some(gpu) = gpu {
+            let mut sum = self.gpu_stats.borrow_mut();
+            let sum = sum.get_or_insert_with(GpuRunStats::default);
+            sum.gpu_steps += gpu.gpu_steps;
+            sum.cpu_steps += gpu.cpu_steps;
+            for op in gpu.cpu_ops {
+                if let Err(at) = sum.cpu_ops.binary_search(&op) {
+                    sum.cpu_ops.insert(at, op);
+                }
+            }
+            sum.uploads += gpu.uploads;
+            sum.upload_bytes += gpu.upload_bytes;
+            sum.downloads += gpu.downloads;
+            sum.download_bytes += gpu.download_bytes;
+            sum.retried_on_cpu = sum.retried_on_cpu.take().or(gpu.retried_on_cpu);
+        }
+        Ok(out)
+    }
+
+    /// The GPU stats summed since the last call (`None` when nothing ran on the GPU backend).
+    pub fn take_gpu_stats(&self) -> Option<GpuRunStats> {
+        self.gpu_stats.borrow_mut().take()
     }
 
     /// The other graph `name`.
@@ -130,8 +181,8 @@ fn def(kind: TaskKind) -> Result<&'static TaskDef> {
         .ok_or_else(|| WickError::BadTask(format!("task {kind:?} is not available")))
 }
 
-pub fn run(model: &Loaded, input: TaskInput) -> Result<Outcome> {
-    (def(kind_of(&input))?.run)(model, input)
+pub async fn run(model: &Loaded, input: TaskInput) -> Result<Outcome> {
+    (def(kind_of(&input))?.run)(model, input).await
 }
 
 /// The files a load for `task` fetches beside the model.

@@ -178,9 +178,9 @@ fn crops(img: &Planes, cands: &mut Vec<Cand>, size: usize) -> Vec<f32> {
 type Values = (Vec<f32>, Vec<usize>);
 
 /// Run one net: feed `input`, fetch `outputs`; also returns the run's peak bytes.
-fn net(loaded: &Loaded, input: &str, x: candle_core::Tensor, outputs: &[&str]) -> Result<(Vec<Values>, u64)> {
+async fn net(loaded: &Loaded, input: &str, x: candle_core::Tensor, outputs: &[&str]) -> Result<(Vec<Values>, u64)> {
     let wanted: Vec<String> = outputs.iter().map(|s| s.to_string()).collect();
-    let out = loaded.model.run(HashMap::from([(input.to_string(), x)]), Some(&wanted))?;
+    let out = loaded.infer(HashMap::from([(input.to_string(), x)]), Some(&wanted)).await?;
     let mut got = Vec::new();
     for name in outputs {
         let t = out.outputs.iter().find(|(n, _)| n == name).map(|(_, t)| t);
@@ -198,7 +198,7 @@ fn rows(out: &[Values], n: usize, what: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn detect(loaded: &Loaded, cfg: &Config, img: &RgbImage, options: Options) -> Result<(Vec<Detection>, u64)> {
+pub async fn detect(loaded: &Loaded, cfg: &Config, img: &RgbImage, options: Options) -> Result<(Vec<Detection>, u64)> {
     if !(cfg.factor > 0.0 && cfg.factor < 1.0 && cfg.min_face_size >= 12.0) {
         return Err(WickError::BadTask("MTCNN config: factor must be in (0, 1) and min_face_size at least 12".into()));
     }
@@ -212,7 +212,7 @@ pub fn detect(loaded: &Loaded, cfg: &Config, img: &RgbImage, options: Options) -
     // Stage 1: P-Net over the pyramid.
     let mut cands: Vec<Cand> = Vec::new();
     for scale in scales(w, h, cfg) {
-        let (out, p) = net(loaded, "pnet_input", level(&planes, scale)?, &["pnet_reg", "pnet_prob"])?;
+        let (out, p) = net(loaded, "pnet_input", level(&planes, scale)?, &["pnet_reg", "pnet_prob"]).await?;
         peak = peak.max(p);
         let [(reg, rd), (prob, pd)] = &out[..] else { unreachable!("two outputs asked") };
         let (gh, gw) = match (rd.as_slice(), pd.as_slice()) {
@@ -253,7 +253,7 @@ pub fn detect(loaded: &Loaded, cfg: &Config, img: &RgbImage, options: Options) -
     let x = crops(&planes, &mut cands, 24);
     if !cands.is_empty() {
         let n = cands.len();
-        let (out, p) = net(loaded, "rnet_input", nchw(x, n, 24, 24)?, &["rnet_reg", "rnet_prob"])?;
+        let (out, p) = net(loaded, "rnet_input", nchw(x, n, 24, 24)?, &["rnet_reg", "rnet_prob"]).await?;
         peak = peak.max(p);
         rows(&out, n, "R-Net")?;
         let kept: Vec<Cand> = (0..n)
@@ -272,7 +272,7 @@ pub fn detect(loaded: &Loaded, cfg: &Config, img: &RgbImage, options: Options) -
     let mut faces = Vec::new();
     if !cands.is_empty() {
         let n = cands.len();
-        let (out, p) = net(loaded, "onet_input", nchw(x, n, 48, 48)?, &["onet_reg", "onet_prob"])?;
+        let (out, p) = net(loaded, "onet_input", nchw(x, n, 48, 48)?, &["onet_reg", "onet_prob"]).await?;
         peak = peak.max(p);
         rows(&out, n, "O-Net")?;
         let kept: Vec<Cand> = (0..n)

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use wick_shared::{BoundingBox, Detection, TaskInput, TaskOutput};
 
 use super::image::decode;
-use super::{mtcnn, yolox, Loaded, Outcome};
+use super::{mtcnn, yolox, Loaded, Outcome, Running};
 use crate::error::{Result, WickError};
 
 pub const FILES: &[&str] = &["config.json"];
@@ -36,7 +36,11 @@ pub struct Options {
     pub iou: Option<f32>,
 }
 
-pub fn run(loaded: &Loaded, input: TaskInput) -> Result<Outcome> {
+pub fn run(loaded: &Loaded, input: TaskInput) -> Running<'_> {
+    Box::pin(answer(loaded, input))
+}
+
+async fn answer(loaded: &Loaded, input: TaskInput) -> Result<Outcome> {
     let TaskInput::ObjectDetection { image, threshold, iou } = input else {
         return Err(WickError::BadTask("not an object-detection input".into()));
     };
@@ -48,8 +52,8 @@ pub fn run(loaded: &Loaded, input: TaskInput) -> Result<Outcome> {
     let img = decode(&image)?;
     let options = Options { threshold, iou };
     let (objects, peak) = match loaded.json::<Config>("config.json")? {
-        Config::Mtcnn(cfg) => mtcnn::detect(loaded, &cfg, &img, options)?,
-        Config::Yolox(cfg) => yolox::detect(loaded, &cfg, &img, options)?,
+        Config::Mtcnn(cfg) => mtcnn::detect(loaded, &cfg, &img, options).await?,
+        Config::Yolox(cfg) => yolox::detect(loaded, &cfg, &img, options).await?,
     };
     Ok(Outcome { output: TaskOutput::ObjectDetection { objects }, peak_intermediate_bytes: peak })
 }
@@ -169,7 +173,7 @@ mod tests {
         let loaded = Loaded::new(crate::engine::Model::build(empty_model(), Default::default()).unwrap());
         let image = wick_shared::ImageInput::Pixels(wick_shared::Image { width: 1, height: 1, data: vec![0; 4] });
         let input = TaskInput::ObjectDetection { image, threshold: Some(1.5), iou: None };
-        assert!(matches!(run(&loaded, input), Err(WickError::BadInput(m)) if m.contains("threshold")));
+        assert!(matches!(pollster::block_on(run(&loaded, input)), Err(WickError::BadInput(m)) if m.contains("threshold")));
     }
 
     fn empty_model() -> candle_onnx::onnx::ModelProto {

@@ -163,7 +163,12 @@ impl Frames<'_, '_> {
 }
 
 /// The `voice-activity-detection` task: audio → speech segments in seconds.
-pub fn run(loaded: &super::Loaded, input: wick_shared::TaskInput) -> Result<super::Outcome> {
+pub fn run(loaded: &super::Loaded, input: wick_shared::TaskInput) -> super::Running<'_> {
+    // The frames run one after another with their state: on the CPU backend.
+    Box::pin(async move { segments(loaded, input) })
+}
+
+fn segments(loaded: &super::Loaded, input: wick_shared::TaskInput) -> Result<super::Outcome> {
     let wick_shared::TaskInput::VoiceActivityDetection { audio, threshold } = input else {
         return Err(bad("not a voice-activity-detection input"));
     };

@@ -96,7 +96,7 @@ pub fn letterbox(img: &RgbImage, cfg: &Config) -> Result<(candle_core::Tensor, f
     Ok((nchw(data, 1, ih, iw)?, r))
 }
 
-pub fn detect(loaded: &Loaded, cfg: &Config, img: &RgbImage, options: Options) -> Result<(Vec<Detection>, u64)> {
+pub async fn detect(loaded: &Loaded, cfg: &Config, img: &RgbImage, options: Options) -> Result<(Vec<Detection>, u64)> {
     let [ih, iw] = cfg.input_size;
     if ih == 0 || iw == 0 || cfg.strides.is_empty() || cfg.strides.contains(&0) {
         return Err(WickError::BadTask("YOLOX config: input_size and strides must be positive".into()));
@@ -104,7 +104,7 @@ pub fn detect(loaded: &Loaded, cfg: &Config, img: &RgbImage, options: Options) -
     let (x, r) = letterbox(img, cfg)?;
     let input = loaded.model.inputs().first().map(|i| i.name.clone());
     let input = input.ok_or_else(|| WickError::BadTask("the model has no input".into()))?;
-    let out = loaded.model.run(HashMap::from([(input, x)]), None)?;
+    let out = loaded.infer(HashMap::from([(input, x)]), None).await?;
     let first = out.outputs.first().ok_or_else(|| WickError::BadTask("the model has no output".into()))?;
     let (y, dims) = values(&first.1, "YOLOX output")?;
 

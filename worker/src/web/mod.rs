@@ -18,11 +18,11 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::{AbortController, DedicatedWorkerGlobalScope, MessageEvent};
 use wick_shared::{
     js::{from_js, to_js},
-    AudioInput, Backend, Capabilities, Envelope, Event, GenerateOptions, MemoryStats, ModelStats, Prompt, Request,
+    AudioInput, Backend, BackendChoice, Capabilities, TaskKind, Envelope, Event, GenerateOptions, MemoryStats, ModelStats, Prompt, Request,
     RunStats, TaskInput, Tensor, TranscribeOptions, PROTOCOL_VERSION,
 };
 
-use crate::engine::tensor;
+use crate::engine::{tensor, ModelBackend, Resident};
 use crate::tasks::speech_recognition::Transcriber;
 use crate::tasks::text_generation::{Generation, Step};
 use crate::tasks::transcription::{self, Speech, Transcription};
@@ -30,6 +30,7 @@ use crate::tasks::vad::{self, Vad};
 use crate::tasks::Loaded;
 use crate::error::{Result, WickError};
 use load::LoadSpec;
+use wick_gpu::Gpu;
 
 enum Slot {
     /// Being loaded by request `id`.
@@ -49,6 +50,8 @@ type MessageHandler = Closure<dyn FnMut(MessageEvent)>;
 thread_local! {
     static STATE: RefCell<State> = RefCell::new(State::default());
     static ON_MESSAGE: RefCell<Option<MessageHandler>> = const { RefCell::new(None) };
+    /// The WebGPU device, opened by the first load that runs on it and shared by all models.
+    static DEVICE: RefCell<Option<Rc<Gpu>>> = const { RefCell::new(None) };
 }
 
 fn scope() -> DedicatedWorkerGlobalScope {
@@ -108,12 +111,12 @@ async fn handle(env: Envelope<Request>) {
     let id = env.id;
     let result = match env.body {
         Request::Hello { protocol } => hello(protocol).await,
-        Request::Load { model, url, manifest, variant, external_data, sha256, cache, task } => {
+        Request::Load { model, url, manifest, variant, external_data, sha256, cache, task, backend } => {
             let spec = LoadSpec { url, manifest, variant, external_data, sha256, cache: cache.unwrap_or(true), task };
-            load(id, model, spec).await
+            load(id, model, spec, backend.unwrap_or_default()).await
         }
-        Request::Run { model, inputs, outputs } => run(&model, inputs, outputs),
-        Request::Task { model, input } => task(&model, input),
+        Request::Run { model, inputs, outputs } => run(&model, inputs, outputs).await,
+        Request::Task { model, input } => task(&model, input).await,
         Request::Generate { model, prompt, options } => generate(id, &model, prompt, options).await,
         Request::Transcribe { model, audio, options } => transcribe(id, &model, audio, options).await,
         Request::Cancel { target } => Ok(cancel(target)),
@@ -138,9 +141,10 @@ async fn hello(protocol: u32) -> Result<Event> {
         protocol: PROTOCOL_VERSION,
         version: env!("CARGO_PKG_VERSION").to_string(),
         capabilities: Capabilities {
-            backends: vec![Backend::Cpu],
+            backends: vec![Backend::Cpu, Backend::Webgpu],
             tasks: crate::tasks::kinds(),
             ops: crate::engine::ops::op_names(),
+            gpu_ops: crate::engine::gpu::ops::gpu_op_names().into_iter().map(String::from).collect(),
             simd: cfg!(target_feature = "simd128"),
             threads: 1,
             gpu: gpu::adapter().await,
@@ -155,7 +159,72 @@ fn model(name: &str) -> Result<Rc<Loaded>> {
     })
 }
 
-async fn load(id: u32, name: String, spec: LoadSpec) -> Result<Event> {
+/// The worker's WebGPU device, opened on first use (and again after a loss).
+async fn device() -> Result<Rc<Gpu>> {
+    if let Some(gpu) = DEVICE.with(|d| d.borrow().clone()).filter(|g| g.lost().is_none()) {
+        return Ok(gpu);
+    }
+    let gpu = Rc::new(Gpu::new().await.map_err(|e| WickError::GpuUnavailable(e.to_string()))?);
+    DEVICE.with(|d| *d.borrow_mut() = Some(gpu.clone()));
+    Ok(gpu)
+}
+
+/// The tasks whose models run in sync step loops (generation and transcription with their KV
+/// caches, VAD frame by frame): on the CPU backend in this version.
+fn cpu_only(task: Option<TaskKind>) -> bool {
+    matches!(
+        task,
+        Some(TaskKind::TextGeneration | TaskKind::AutomaticSpeechRecognition | TaskKind::VoiceActivityDetection)
+    )
+}
+
+/// Picks the backend for a load and says why.
+async fn choose(choice: BackendChoice, task: Option<TaskKind>) -> Result<ModelBackend> {
+    let adapter = gpu::adapter().await;
+    let task_name = || task.map_or(String::new(), |t| serde_json::to_string(&t).unwrap_or_default());
+    match choice {
+        BackendChoice::Cpu => Ok(ModelBackend::cpu("backend \"cpu\" was asked for")),
+        BackendChoice::Webgpu => {
+            if adapter.is_none() {
+                return Err(WickError::GpuUnavailable("this worker's navigator.gpu offers no adapter".into()));
+            }
+            if cpu_only(task) {
+                return Err(WickError::GpuUnavailable(format!("the {} task runs on the CPU backend in this version", task_name())));
+            }
+            let gpu = device().await?;
+            let reason = format!("backend \"webgpu\" was asked for ({})", gpu.adapter());
+            Ok(ModelBackend::gpu(Resident::new(gpu), false, reason))
+        }
+        BackendChoice::Auto => {
+            let Some(adapter) = adapter else {
+                return Ok(ModelBackend::cpu("no WebGPU adapter"));
+            };
+            if adapter.is_fallback_adapter {
+                return Ok(ModelBackend::cpu(format!(
+                    "the only WebGPU adapter is a software fallback ({}): the CPU backend is faster",
+                    [adapter.vendor.as_str(), adapter.architecture.as_str(), adapter.description.as_str()]
+                        .iter()
+                        .filter(|s| !s.is_empty())
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                )));
+            }
+            if cpu_only(task) {
+                return Ok(ModelBackend::cpu(format!("the {} task runs on the CPU backend in this version", task_name())));
+            }
+            match device().await {
+                Ok(gpu) => {
+                    let reason = format!("a WebGPU adapter is available ({})", gpu.adapter());
+                    Ok(ModelBackend::gpu(Resident::new(gpu), true, reason))
+                }
+                Err(e) => Ok(ModelBackend::cpu(format!("no WebGPU device: {e}"))),
+            }
+        }
+    }
+}
+
+async fn load(id: u32, name: String, spec: LoadSpec, choice: BackendChoice) -> Result<Event> {
     let controller = AbortController::new().map_err(|e| WickError::Internal(format!("{e:?}")))?;
     STATE.with(|s| {
         let mut s = s.borrow_mut();
@@ -167,7 +236,14 @@ async fn load(id: u32, name: String, spec: LoadSpec) -> Result<Event> {
         Ok(())
     })?;
     let started = now_ms();
-    let result = load::load(id, spec, &controller.signal()).await;
+    let task = spec.task;
+    let result = match choose(choice, task).await {
+        Ok(backend) => load::load(id, spec, &controller.signal()).await.and_then(|(mut m, c)| {
+            Rc::get_mut(&mut m).ok_or_else(|| WickError::Internal("the new model is shared".into()))?.backend = backend;
+            Ok((m, c))
+        }),
+        Err(e) => Err(e),
+    };
     let cancelled = controller.signal().aborted();
     STATE.with(|s| {
         let mut s = s.borrow_mut();
@@ -190,7 +266,8 @@ async fn load(id: u32, name: String, spec: LoadSpec) -> Result<Event> {
     let model = &loaded.model;
     Ok(Event::Ready {
         model: name,
-        backend: Backend::Cpu,
+        backend: loaded.backend.backend(),
+        backend_reason: loaded.backend.reason(),
         inputs: model.inputs().to_vec(),
         outputs: model.outputs().to_vec(),
         weight_bytes: loaded.weight_bytes(),
@@ -199,7 +276,7 @@ async fn load(id: u32, name: String, spec: LoadSpec) -> Result<Event> {
     })
 }
 
-fn run(name: &str, inputs: BTreeMap<String, Tensor>, wanted: Option<Vec<String>>) -> Result<Event> {
+async fn run(name: &str, inputs: BTreeMap<String, Tensor>, wanted: Option<Vec<String>>) -> Result<Event> {
     let loaded = model(name)?;
     let model = &loaded.model;
     let feeds = inputs
@@ -207,7 +284,7 @@ fn run(name: &str, inputs: BTreeMap<String, Tensor>, wanted: Option<Vec<String>>
         .map(|(k, t)| Ok((k.clone(), tensor::from_wire(k, t)?)))
         .collect::<Result<HashMap<_, _>>>()?;
     let started = now_ms();
-    let out = model.run(feeds, wanted.as_deref())?;
+    let (out, gpu) = loaded.backend.run(model, feeds, wanted.as_deref()).await?;
     let run_ms = now_ms() - started;
     let mut outputs = BTreeMap::new();
     for (name, t) in &out.outputs {
@@ -216,17 +293,18 @@ fn run(name: &str, inputs: BTreeMap<String, Tensor>, wanted: Option<Vec<String>>
     }
     Ok(Event::Output {
         outputs,
-        stats: RunStats { run_ms, peak_intermediate_bytes: out.peak_intermediate_bytes },
+        stats: RunStats { run_ms, peak_intermediate_bytes: out.peak_intermediate_bytes, gpu },
     })
 }
 
-fn task(name: &str, input: TaskInput) -> Result<Event> {
+async fn task(name: &str, input: TaskInput) -> Result<Event> {
     let model = model(name)?;
     let started = now_ms();
-    let outcome = crate::tasks::run(&model, input)?;
+    model.take_gpu_stats();
+    let outcome = crate::tasks::run(&model, input).await?;
     Ok(Event::Result {
         result: outcome.output,
-        stats: RunStats { run_ms: now_ms() - started, peak_intermediate_bytes: outcome.peak_intermediate_bytes },
+        stats: RunStats { run_ms: now_ms() - started, peak_intermediate_bytes: outcome.peak_intermediate_bytes, gpu: model.take_gpu_stats() },
     })
 }
 
@@ -381,7 +459,7 @@ fn stats() -> Event {
             .models
             .iter()
             .filter_map(|(name, slot)| match slot {
-                Slot::Ready(m) => Some(ModelStats { model: name.clone(), backend: Backend::Cpu, weight_bytes: m.weight_bytes() }),
+                Slot::Ready(m) => Some(ModelStats { model: name.clone(), backend: m.backend.backend(), weight_bytes: m.weight_bytes() }),
                 Slot::Loading(_) => None,
             })
             .collect();

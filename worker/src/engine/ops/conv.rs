@@ -489,6 +489,16 @@ impl ConvAttrs {
         })
     }
 
+    /// A 2-D convolution of input dims `x` by weight dims `w` as `(strides, pads [top, left,
+    /// bottom, right], dilations, groups)`, auto_pad resolved; `None` for other ranks.
+    pub(crate) fn resolve_2d(&self, x: &[usize], w: &[usize]) -> Option<([usize; 2], [usize; 4], [usize; 2], usize)> {
+        let (&[_, _, h, wd], &[_, _, kh, kw]) = (x, w) else { return None };
+        let strides = fill(&self.strides, 2).ok()?;
+        let dilations = fill(&self.dilations, 2).ok()?;
+        let pads = self.padding.resolve(&[h, wd], &[kh, kw], &strides, &dilations);
+        Some(([strides[0], strides[1]], [pads[0].0, pads[1].0, pads[0].1, pads[1].1], [dilations[0], dilations[1]], self.groups))
+    }
+
     /// A 2-D f32 convolution (not depthwise: [`depthwise_2d`] is faster there) as one matrix
     /// product per image and group, the bias starting the sums; `None` when it does not apply.
     fn gemm_2d(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> Option<candle_core::Result<Tensor>> {

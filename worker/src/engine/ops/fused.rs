@@ -39,13 +39,17 @@ pub fn silu(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
 }
 
 pub fn conv_act(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
-    let act = match ctx.string("activation", "").as_str() {
+    super::conv::conv_act(ctx, activation(ctx)?)
+}
+
+/// A ConvAct node's `activation` (with Clip's `min` / `max`).
+pub(crate) fn activation(ctx: &NodeCtx) -> Result<Act> {
+    Ok(match ctx.string("activation", "").as_str() {
         "relu" => Act::Relu,
         "silu" => Act::Silu,
         "clip" => Act::Clip(ctx.float("min", f32::NEG_INFINITY), ctx.float("max", f32::INFINITY)),
         other => return Err(ctx.unsupported(&format!("activation {other:?}"))),
-    };
-    super::conv::conv_act(ctx, act)
+    })
 }
 
 pub fn matmul_add(_: &NodeCtx) -> Result<Box<dyn Kernel>> {

@@ -7,24 +7,24 @@
 
 mod attention;
 mod control;
-mod conv;
+pub(crate) mod conv;
 mod elementwise;
 pub(crate) mod fast;
 pub(crate) mod fused;
-mod gemm;
+pub(crate) mod gemm;
 pub(crate) mod simd;
 mod index;
 mod matmul;
 mod nbits;
 mod normalization;
-mod pool;
+pub(crate) mod pool;
 mod quantization;
 mod recurrent;
 mod reduce;
 mod resize;
 mod sampling;
 mod select;
-mod shape;
+pub(crate) mod shape;
 mod signal;
 
 use std::collections::HashMap;

@@ -16,7 +16,7 @@ use super::{input, int_values, Kernel, NodeCtx};
 use crate::error::Result;
 
 #[derive(Debug, Clone)]
-struct PoolAttrs {
+pub(crate) struct PoolAttrs {
     kernel: Vec<usize>,
     strides: Vec<usize>,
     dilations: Vec<usize>,
@@ -58,7 +58,7 @@ fn per_dim(ctx: &NodeCtx, name: &str, n: usize) -> Result<Vec<usize>> {
 }
 
 impl PoolAttrs {
-    fn from_ctx(ctx: &NodeCtx) -> Result<Self> {
+    pub(crate) fn from_ctx(ctx: &NodeCtx) -> Result<Self> {
         let kernel: Vec<usize> = ctx
             .ints("kernel_shape")
             .ok_or_else(|| ctx.unsupported("missing kernel_shape"))?
@@ -97,6 +97,21 @@ impl PoolAttrs {
             out.push(Dim { size, kernel, stride, dilation, begin, end, out: n });
         }
         Ok(out)
+    }
+
+    /// A 2-D pooling of input dims `x_dims` as `(kernel, strides, pads [top, left, bottom,
+    /// right], dilations, ceil_mode)`, auto_pad resolved; `None` for other ranks.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn resolve_2d(&self, x_dims: &[usize]) -> Option<([usize; 2], [usize; 2], [usize; 4], [usize; 2], bool)> {
+        let (&[kh, kw], &[_, _, h, w]) = (self.kernel.as_slice(), x_dims) else { return None };
+        let pads = self.padding.resolve(&[h, w], &self.kernel, &self.strides, &self.dilations);
+        Some((
+            [kh, kw],
+            [self.strides[0], self.strides[1]],
+            [pads[0].0, pads[1].0, pads[0].1, pads[1].1],
+            [self.dilations[0], self.dilations[1]],
+            self.ceil,
+        ))
     }
 
     /// Whether candle's 2-D pool kernels can run this pooling.

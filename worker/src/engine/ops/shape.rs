@@ -65,7 +65,7 @@ pub fn constant(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
 }
 
 /// ONNX Reshape's target dims for an input of `dims`.
-fn reshape_dims(dims: &[usize], spec: &[i64], allow_zero: bool) -> candle_core::Result<Vec<usize>> {
+pub(crate) fn reshape_dims(dims: &[usize], spec: &[i64], allow_zero: bool) -> candle_core::Result<Vec<usize>> {
     let numel: usize = dims.iter().product();
     let mut out = Vec::with_capacity(spec.len());
     let mut infer = None;
@@ -105,15 +105,16 @@ pub fn flatten(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let a = ctx.int("axis", 1);
     Ok(Box::new(move |xs: &[Option<&Tensor>]| {
         let x = input(xs, 0)?;
-        // axis may equal rank here (everything in the outer dim).
-        let k = if a == x.rank() as i64 {
-            x.rank()
-        } else {
-            axis(a, x.rank())?
-        };
-        let outer: usize = x.dims()[..k].iter().product();
-        Ok(vec![x.reshape((outer, x.elem_count() / outer.max(1)))?])
+        Ok(vec![x.reshape(flatten_dims(x.dims(), a)?)?])
     }))
+}
+
+/// Flatten's output dims: `[prod(dims[..axis]), prod(dims[axis..])]`.
+pub(crate) fn flatten_dims(dims: &[usize], a: i64) -> candle_core::Result<Vec<usize>> {
+    // axis may equal rank here (everything in the outer dim).
+    let k = if a == dims.len() as i64 { dims.len() } else { axis(a, dims.len())? };
+    let outer: usize = dims[..k].iter().product();
+    Ok(vec![outer, dims.iter().product::<usize>() / outer.max(1)])
 }
 
 pub fn transpose(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
@@ -132,36 +133,44 @@ pub fn transpose(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
 }
 
 fn squeeze_with(x: &Tensor, axes: Option<Vec<i64>>) -> candle_core::Result<Tensor> {
-    let rank = x.rank();
+    x.reshape(squeeze_dims(x.dims(), axes)?)
+}
+
+/// Squeeze's output dims: `axes` removed, or every 1 when there are none.
+pub(crate) fn squeeze_dims(dims: &[usize], axes: Option<Vec<i64>>) -> candle_core::Result<Vec<usize>> {
+    let rank = dims.len();
     let axes: Vec<usize> = match axes {
         Some(a) => a
             .iter()
             .map(|&a| axis(a, rank))
             .collect::<candle_core::Result<_>>()?,
-        None => (0..rank).filter(|&d| x.dims()[d] == 1).collect(),
+        None => (0..rank).filter(|&d| dims[d] == 1).collect(),
     };
-    let dims: Vec<usize> = x
-        .dims()
+    Ok(dims
         .iter()
         .enumerate()
         .filter(|(d, _)| !axes.contains(d))
         .map(|(_, &n)| n)
-        .collect();
-    x.reshape(dims)
+        .collect())
 }
 
 fn unsqueeze_with(x: &Tensor, axes: &[i64]) -> candle_core::Result<Tensor> {
-    let rank = x.rank() + axes.len();
+    x.reshape(unsqueeze_dims(x.dims(), axes)?)
+}
+
+/// Unsqueeze's output dims: a 1 inserted at each of `axes` (of the output's rank).
+pub(crate) fn unsqueeze_dims(dims: &[usize], axes: &[i64]) -> candle_core::Result<Vec<usize>> {
+    let rank = dims.len() + axes.len();
     let mut axes: Vec<usize> = axes
         .iter()
         .map(|&a| axis(a, rank))
         .collect::<candle_core::Result<_>>()?;
     axes.sort_unstable();
-    let mut dims = x.dims().to_vec();
+    let mut dims = dims.to_vec();
     for a in axes {
         dims.insert(a, 1);
     }
-    x.reshape(dims)
+    Ok(dims)
 }
 
 pub fn squeeze_attr(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
@@ -212,12 +221,16 @@ pub fn shape(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let end = ctx.ints("end").is_some().then(|| ctx.int("end", 0));
     Ok(Box::new(move |xs: &[Option<&Tensor>]| {
         let x = input(xs, 0)?;
-        let r = x.rank() as i64;
-        let clamp = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
-        let (s, e) = (clamp(start), clamp(end.unwrap_or(r)));
-        let dims: Vec<i64> = x.dims()[s..e.max(s)].iter().map(|&d| d as i64).collect();
-        Ok(vec![Tensor::new(dims.as_slice(), x.device())?])
+        Ok(vec![Tensor::new(shape_values(x.dims(), start, end).as_slice(), x.device())?])
     }))
+}
+
+/// Shape's output: `dims[start..end]`, negative bounds from the end, clamped.
+pub(crate) fn shape_values(dims: &[usize], start: i64, end: Option<i64>) -> Vec<i64> {
+    let r = dims.len() as i64;
+    let clamp = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
+    let (s, e) = (clamp(start), clamp(end.unwrap_or(r)));
+    dims[s..e.max(s)].iter().map(|&d| d as i64).collect()
 }
 
 type R<T> = candle_core::Result<T>;
@@ -231,7 +244,7 @@ fn scalar(t: &Tensor) -> R<f64> {
 }
 
 /// An optional input's integer values.
-fn opt_ints(xs: &[Option<&Tensor>], i: usize) -> R<Option<Vec<i64>>> {
+pub(crate) fn opt_ints(xs: &[Option<&Tensor>], i: usize) -> R<Option<Vec<i64>>> {
     xs.get(i).copied().flatten().map(int_values).transpose()
 }
 
@@ -270,26 +283,28 @@ fn slice_with(
             None => i,
         };
         let step = steps.as_ref().map_or(1, |s| s[i]);
-        let n = x.dims()[k] as i64;
-        let at = |v: i64, lo: i64, hi: i64| {
-            (if v < 0 { v.saturating_add(n) } else { v })
-                .max(lo)
-                .min(hi)
-        };
-        let (start, count) = match step {
-            0 => candle_core::bail!("Slice: step 0"),
-            st if st > 0 => {
-                let (b, e) = (at(s, 0, n), at(e, 0, n));
-                (b, ((e - b).max(0) as u64).div_ceil(st as u64))
-            }
-            st => {
-                let (b, e) = (at(s, 0, n - 1), at(e, -1, n - 1));
-                (b, ((b - e).max(0) as u64).div_ceil(st.unsigned_abs()))
-            }
-        };
-        y = take_strided(&y, k, start, step, count as usize)?;
+        let (start, count) = slice_axis(x.dims()[k], s, e, step)?;
+        y = take_strided(&y, k, start, step, count)?;
     }
     Ok(y)
+}
+
+/// One axis of a Slice over a dim of `n`: the first index taken and how many, from ONNX's
+/// start / end (negative from the end, clamped) and step (not 0; negative walks back).
+pub(crate) fn slice_axis(n: usize, s: i64, e: i64, step: i64) -> R<(i64, usize)> {
+    let n = n as i64;
+    let at = |v: i64, lo: i64, hi: i64| (if v < 0 { v.saturating_add(n) } else { v }).max(lo).min(hi);
+    Ok(match step {
+        0 => candle_core::bail!("Slice: step 0"),
+        st if st > 0 => {
+            let (b, e) = (at(s, 0, n), at(e, 0, n));
+            (b, ((e - b).max(0) as u64).div_ceil(st as u64) as usize)
+        }
+        st => {
+            let (b, e) = (at(s, 0, n - 1), at(e, -1, n - 1));
+            (b, ((b - e).max(0) as u64).div_ceil(st.unsigned_abs()) as usize)
+        }
+    })
 }
 
 pub fn slice_attr(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {

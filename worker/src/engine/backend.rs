@@ -1,0 +1,77 @@
+//! Which backend runs a loaded model, and the `auto` rule for GPU failures: a run that fails
+//! on the GPU because of the GPU (out of memory, device lost) is run again on the CPU; after a
+//! device loss the model stays on the CPU. Explicit `webgpu` models report such errors.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use candle_core::Tensor;
+use wick_shared::{Backend, GpuRunStats};
+
+use super::{Model, Resident, RunOutput};
+use crate::error::{Result, WickError};
+
+pub struct ModelBackend {
+    /// The device state while the model runs on WebGPU; `None` on the CPU.
+    resident: RefCell<Option<Rc<Resident>>>,
+    /// Chosen by `auto`: GPU failures fall back to the CPU.
+    auto: bool,
+    reason: RefCell<String>,
+}
+
+impl ModelBackend {
+    pub fn cpu(reason: impl Into<String>) -> ModelBackend {
+        ModelBackend { resident: RefCell::new(None), auto: false, reason: RefCell::new(reason.into()) }
+    }
+
+    pub fn gpu(resident: Resident, auto: bool, reason: impl Into<String>) -> ModelBackend {
+        ModelBackend { resident: RefCell::new(Some(Rc::new(resident))), auto, reason: RefCell::new(reason.into()) }
+    }
+
+    pub fn backend(&self) -> Backend {
+        if self.resident.borrow().is_some() {
+            Backend::Webgpu
+        } else {
+            Backend::Cpu
+        }
+    }
+
+    /// Why the model runs where it does.
+    pub fn reason(&self) -> String {
+        self.reason.borrow().clone()
+    }
+
+    /// Bytes of the model's weights resident on the GPU.
+    pub fn gpu_bytes(&self) -> u64 {
+        self.resident.borrow().as_ref().map_or(0, |r| r.bytes())
+    }
+
+    /// Runs `model` on this backend; GPU stats when it ran (or tried to run) on the GPU.
+    pub async fn run(
+        &self,
+        model: &Model,
+        feeds: HashMap<String, Tensor>,
+        wanted: Option<&[String]>,
+    ) -> Result<(RunOutput, Option<GpuRunStats>)> {
+        let resident = self.resident.borrow().clone();
+        let Some(resident) = resident else {
+            return Ok((model.run(feeds, wanted)?, None));
+        };
+        // Tensors clone as Arcs: the CPU retry's inputs cost nothing to keep.
+        let retry = self.auto.then(|| feeds.clone());
+        match (model.run_gpu(&resident, feeds, wanted).await, retry) {
+            (Ok((out, stats)), _) => Ok((out, Some(stats))),
+            (Err(e), Some(feeds)) if e.is_gpu_failure() => {
+                if matches!(e, WickError::GpuDeviceLost(_)) {
+                    // Its buffers are gone with the device: the model lives on the CPU now.
+                    *self.resident.borrow_mut() = None;
+                    *self.reason.borrow_mut() = format!("moved to the CPU after a WebGPU failure: {e}");
+                }
+                let out = model.run(feeds, wanted)?;
+                Ok((out, Some(GpuRunStats { retried_on_cpu: Some(e.to_string()), ..GpuRunStats::default() })))
+            }
+            (Err(e), _) => Err(e),
+        }
+    }
+}

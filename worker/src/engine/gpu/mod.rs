@@ -1,0 +1,321 @@
+//! The WebGPU backend's side of the engine. A [`Plan`]'s steps stay what they are; each step
+//! whose op has a WebGPU kernel (`ops/`, the GPU op registry, built with the CPU kernel at plan
+//! time) runs on the device when its inputs suit it, every other step on the CPU. Values live
+//! on the GPU, on the host, or both; each copy between them is made only when a step needs it,
+//! and counted ([`GpuRunStats`]). Weights are uploaded once and stay resident ([`Resident`]).
+//!
+//! Runs are async: reading a buffer back resolves only when the browser gets control again.
+
+pub mod ops;
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use candle_core::{DType, Device, Tensor};
+use wick_gpu::{Gpu, GpuError, GpuTensor};
+use wick_shared::GpuRunStats;
+
+use super::plan::{Plan, RunOutput};
+use crate::error::{Result, WickError};
+
+/// Where a kernel wants input `i`: float data on the device, or small host values it reads
+/// on the CPU (shapes, axes, indices).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place {
+    Device,
+    Host,
+}
+
+/// What a kernel may check of an input before it is chosen: dtype and dims, wherever it lives.
+pub(crate) struct Meta<'a> {
+    pub dtype: DType,
+    pub dims: &'a [usize],
+}
+
+pub(crate) enum Arg<'a> {
+    Device(&'a GpuTensor),
+    Host(&'a Tensor),
+}
+
+pub(crate) enum Out {
+    Device(GpuTensor),
+    Host(Tensor),
+}
+
+/// Why a GPU kernel failed: the device, or the op's own rules (a bad axis, say).
+pub(crate) enum Fail {
+    Gpu(GpuError),
+    Op(String),
+}
+
+impl From<GpuError> for Fail {
+    fn from(e: GpuError) -> Self {
+        Fail::Gpu(e)
+    }
+}
+
+impl From<candle_core::Error> for Fail {
+    fn from(e: candle_core::Error) -> Self {
+        Fail::Op(e.to_string())
+    }
+}
+
+pub(crate) type Running<'a> = Pin<Box<dyn Future<Output = std::result::Result<Vec<Out>, Fail>> + 'a>>;
+
+/// A planned op on the GPU. Attributes are parsed by its builder, once.
+pub(crate) trait GpuKernel {
+    fn place(&self, _input: usize) -> Place {
+        Place::Device
+    }
+
+    /// Whether this kernel takes these inputs (device inputs are always f32 by then); when
+    /// not, the step runs on the CPU.
+    fn accepts(&self, _inputs: &[Option<Meta>]) -> bool {
+        true
+    }
+
+    fn run<'a>(&'a self, gpu: &'a Gpu, inputs: &'a [Option<Arg<'a>>]) -> Running<'a>;
+}
+
+/// A model's state on one device: the device and the weights already uploaded to it (by
+/// constant slot), which stay there for later runs.
+pub struct Resident {
+    gpu: Rc<Gpu>,
+    weights: RefCell<HashMap<usize, Rc<GpuTensor>>>,
+}
+
+impl Resident {
+    pub fn new(gpu: Rc<Gpu>) -> Resident {
+        Resident { gpu, weights: RefCell::new(HashMap::new()) }
+    }
+
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    /// Bytes of weights held on the device.
+    pub fn bytes(&self) -> u64 {
+        self.weights.borrow().values().map(|t| (t.len() * 4) as u64).sum()
+    }
+}
+
+/// A value of the run: on the host, on the device, or both (a copy made for a step is kept
+/// until the value is freed, so it is made once).
+#[derive(Default)]
+struct Value {
+    host: Option<Tensor>,
+    device: Option<Rc<GpuTensor>>,
+}
+
+impl Value {
+    fn meta(&self) -> Option<Meta<'_>> {
+        match (&self.host, &self.device) {
+            (Some(t), _) => Some(Meta { dtype: t.dtype(), dims: t.dims() }),
+            (None, Some(d)) => Some(Meta { dtype: DType::F32, dims: d.dims() }),
+            (None, None) => None,
+        }
+    }
+
+    fn bytes(&self) -> u64 {
+        match (&self.host, &self.device) {
+            (Some(t), _) => (t.elem_count() * t.dtype().size_in_bytes()) as u64,
+            (None, Some(d)) => (d.len() * 4) as u64,
+            (None, None) => 0,
+        }
+    }
+}
+
+/// The device error as the protocol's: out of memory and device loss keep their own codes
+/// (under `auto` they send the run to the CPU); anything else fails the node.
+pub(crate) fn wick_error(e: GpuError, node: &str, op_type: &str) -> WickError {
+    match e {
+        GpuError::OutOfMemory { .. } => WickError::GpuOutOfMemory(format!("{e} (node '{node}', {op_type})")),
+        GpuError::DeviceLost { .. } => WickError::GpuDeviceLost(e.to_string()),
+        other => WickError::Execution {
+            node: node.to_string(),
+            op_type: op_type.to_string(),
+            message: format!("WebGPU: {other}"),
+        },
+    }
+}
+
+impl Plan {
+    /// [`Plan::run`] on the device of `resident`: GPU steps where a kernel takes the inputs,
+    /// CPU steps otherwise, and the stats of what ran where and what was copied.
+    pub async fn run_gpu(
+        &self,
+        resident: &Resident,
+        mut feeds: HashMap<String, Tensor>,
+        wanted: Option<&[String]>,
+    ) -> Result<(RunOutput, GpuRunStats)> {
+        let gpu = resident.gpu();
+        let mut stats = GpuRunStats::default();
+        let mut cpu_ops = BTreeSet::new();
+        let mut values: Vec<Value> = (0..self.slot_count).map(|_| Value::default()).collect();
+        let constant: HashMap<usize, &Tensor> = self.constants.iter().map(|(s, t)| (*s, t)).collect();
+        for (slot, t) in &self.constants {
+            values[*slot].host = Some(t.clone());
+            values[*slot].device = resident.weights.borrow().get(slot).cloned();
+        }
+        let needed = wanted.map(|w| self.needed(w)).transpose()?;
+        for (name, slot) in &self.inputs {
+            match feeds.remove(name) {
+                Some(t) => values[*slot].host = Some(t),
+                None if needed.as_ref().is_some_and(|n| !n.slots[*slot]) => {}
+                None => return Err(WickError::BadInput(format!("missing input '{name}'"))),
+            }
+        }
+        if let Some(extra) = feeds.keys().next() {
+            return Err(WickError::BadInput(format!("the model has no input named '{extra}'")));
+        }
+
+        let (mut live, mut peak) = (0u64, 0u64);
+        for (s, step) in self.steps.iter().enumerate() {
+            if needed.as_ref().is_some_and(|n| !n.steps[s]) {
+                self.release_values(step, &mut values, &mut live);
+                continue;
+            }
+            let fail = |message: String| WickError::Execution {
+                node: step.name.clone(),
+                op_type: step.op_type.clone(),
+                message,
+            };
+            let device_error = |e: GpuError| wick_error(e, &step.name, &step.op_type);
+            let kernel = step.gpu.as_deref().filter(|k| {
+                let metas: Vec<Option<Meta>> = step.inputs.iter().map(|s| s.and_then(|s| values[s].meta())).collect();
+                let floats = metas
+                    .iter()
+                    .enumerate()
+                    .all(|(i, m)| k.place(i) == Place::Host || m.as_ref().is_none_or(|m| m.dtype == DType::F32));
+                floats && k.accepts(&metas)
+            });
+            let results: Vec<Value> = match kernel {
+                Some(kernel) => {
+                    for (i, slot) in step.inputs.iter().enumerate() {
+                        let Some(slot) = *slot else { continue };
+                        match kernel.place(i) {
+                            Place::Device => {
+                                to_device(gpu, &mut values[slot], &mut stats).await.map_err(device_error)?;
+                                if constant.contains_key(&slot) {
+                                    if let Some(d) = &values[slot].device {
+                                        resident.weights.borrow_mut().insert(slot, d.clone());
+                                    }
+                                }
+                            }
+                            Place::Host => to_host(gpu, &mut values[slot], &mut stats).await.map_err(device_error)?,
+                        }
+                    }
+                    let args: Vec<Option<Arg>> = step
+                        .inputs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| {
+                            let v = &values[(*s)?];
+                            match kernel.place(i) {
+                                Place::Device => v.device.as_deref().map(Arg::Device),
+                                Place::Host => v.host.as_ref().map(Arg::Host),
+                            }
+                        })
+                        .collect();
+                    let outs = kernel.run(gpu, &args).await.map_err(|e| match e {
+                        Fail::Gpu(e) => device_error(e),
+                        Fail::Op(message) => fail(message),
+                    })?;
+                    stats.gpu_steps += 1;
+                    outs.into_iter()
+                        .map(|o| match o {
+                            Out::Device(d) => Value { host: None, device: Some(Rc::new(d)) },
+                            Out::Host(t) => Value { host: Some(t), device: None },
+                        })
+                        .collect()
+                }
+                None => {
+                    for slot in step.inputs.iter().flatten() {
+                        to_host(gpu, &mut values[*slot], &mut stats).await.map_err(device_error)?;
+                    }
+                    let args: Vec<Option<&Tensor>> =
+                        step.inputs.iter().map(|s| s.and_then(|s| values[s].host.as_ref())).collect();
+                    let outs = step.kernel.run(&args).map_err(|e| fail(e.to_string()))?;
+                    stats.cpu_steps += 1;
+                    cpu_ops.insert(step.op_type.clone());
+                    outs.into_iter().map(|t| Value { host: Some(t), device: None }).collect()
+                }
+            };
+            if results.len() < step.outputs.iter().flatten().count() {
+                return Err(fail(format!("produced {} outputs", results.len())));
+            }
+            for (slot, v) in step.outputs.iter().zip(results) {
+                if let Some(slot) = slot {
+                    live += v.bytes();
+                    values[*slot] = v;
+                }
+            }
+            peak = peak.max(live);
+            self.release_values(step, &mut values, &mut live);
+        }
+
+        let mut outputs = Vec::new();
+        for (name, slot) in &self.outputs {
+            if wanted.is_some_and(|w| !w.contains(name)) {
+                continue;
+            }
+            to_host(gpu, &mut values[*slot], &mut stats).await.map_err(|e| wick_error(e, name, "output"))?;
+            let t = values[*slot]
+                .host
+                .clone()
+                .ok_or_else(|| WickError::Internal(format!("output '{name}' was not computed")))?;
+            outputs.push((name.clone(), t));
+        }
+        if let Some(w) = wanted {
+            if let Some(missing) = w.iter().find(|n| !outputs.iter().any(|(o, _)| o == *n)) {
+                return Err(WickError::BadInput(format!("the model has no output named '{missing}'")));
+            }
+        }
+        stats.cpu_ops = cpu_ops.into_iter().collect();
+        Ok((RunOutput { outputs, peak_intermediate_bytes: peak }, stats))
+    }
+
+    fn release_values(&self, step: &super::plan::Step, values: &mut [Value], live: &mut u64) {
+        for &slot in &step.free {
+            let v = std::mem::take(&mut values[slot]);
+            if self.produced[slot] {
+                *live -= v.bytes();
+            }
+        }
+    }
+}
+
+/// Makes sure the value has a device copy (f32: the caller checked), uploading it if not.
+async fn to_device(gpu: &Gpu, v: &mut Value, stats: &mut GpuRunStats) -> std::result::Result<(), GpuError> {
+    if v.device.is_some() {
+        return Ok(());
+    }
+    let Some(t) = &v.host else { return Ok(()) };
+    let data: Vec<f32> = t
+        .flatten_all()
+        .and_then(|f| f.to_vec1())
+        .map_err(|e| GpuError::Shape { op: "upload", message: e.to_string() })?;
+    let d = GpuTensor::upload(gpu, t.dims(), &data).await?;
+    stats.uploads += 1;
+    stats.upload_bytes += (data.len() * 4) as u64;
+    v.device = Some(Rc::new(d));
+    Ok(())
+}
+
+/// Makes sure the value has a host copy, reading it back if not.
+async fn to_host(gpu: &Gpu, v: &mut Value, stats: &mut GpuRunStats) -> std::result::Result<(), GpuError> {
+    if v.host.is_some() {
+        return Ok(());
+    }
+    let Some(d) = &v.device else { return Ok(()) };
+    let data = d.read(gpu).await?;
+    stats.downloads += 1;
+    stats.download_bytes += (data.len() * 4) as u64;
+    let t = Tensor::from_vec(data, d.dims(), &Device::Cpu)
+        .map_err(|e| GpuError::Shape { op: "read-back", message: e.to_string() })?;
+    v.host = Some(t);
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! Indexing on the GPU: Gather (indices read on the host, checked there) and Where (its
+//! boolean condition, a host mask, uploaded as 0/1 by the kernel).
+
+use candle_core::DType;
+use wick_gpu::kernels::binary::MAX_RANK;
+use wick_gpu::{Gpu, GpuTensor};
+
+use super::super::{Arg, GpuKernel, Meta, Out, Place, Running};
+use super::{device, host};
+use crate::engine::ops::{axis, int_values, NodeCtx};
+
+struct Gather {
+    axis: i64,
+}
+
+impl GpuKernel for Gather {
+    fn place(&self, input: usize) -> Place {
+        if input == 0 {
+            Place::Device
+        } else {
+            Place::Host
+        }
+    }
+
+    fn accepts(&self, xs: &[Option<Meta>]) -> bool {
+        matches!(xs, [Some(x), Some(i)] if x.dims.len() + i.dims.len() <= MAX_RANK + 1 && !x.dims.is_empty())
+    }
+
+    fn run<'a>(&'a self, gpu: &'a Gpu, xs: &'a [Option<Arg<'a>>]) -> Running<'a> {
+        Box::pin(async move {
+            let (x, idx) = (device(xs, 0)?, host(xs, 1)?);
+            let k = axis(self.axis, x.dims().len())?;
+            Ok(vec![Out::Device(gpu.gather(x, &int_values(idx)?, idx.dims(), k).await?)])
+        })
+    }
+}
+
+pub fn gather(ctx: &NodeCtx) -> Option<Box<dyn GpuKernel>> {
+    Some(Box::new(Gather { axis: ctx.int("axis", 0) }))
+}
+
+struct Where;
+
+impl GpuKernel for Where {
+    fn place(&self, input: usize) -> Place {
+        if input == 0 {
+            Place::Host
+        } else {
+            Place::Device
+        }
+    }
+
+    fn accepts(&self, xs: &[Option<Meta>]) -> bool {
+        matches!(xs, [Some(c), Some(x), Some(y)] if [c, x, y].iter().all(|m| m.dims.len() <= MAX_RANK))
+    }
+
+    fn run<'a>(&'a self, gpu: &'a Gpu, xs: &'a [Option<Arg<'a>>]) -> Running<'a> {
+        Box::pin(async move {
+            let c = host(xs, 0)?;
+            let mask: Vec<f32> = c.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+            let cond = GpuTensor::upload(gpu, c.dims(), &mask).await?;
+            Ok(vec![Out::Device(gpu.where_select(&cond, device(xs, 1)?, device(xs, 2)?).await?)])
+        })
+    }
+}
+
+pub fn where_op(_: &NodeCtx) -> Option<Box<dyn GpuKernel>> {
+    Some(Box::new(Where))
+}
