@@ -17,7 +17,7 @@ struct Params {
 @group(0) @binding(4) var<uniform> p: Params;
 
 // Masked scores: finite (WGSL has no infinity literal) and tested explicitly, never exp'd.
-const MASKED: f32 = -3.4028235e38;
+const MASKED: f32 = -3.402823466e+38;
 
 var<workgroup> q_row: array<f32, MAX_HEAD_DIM>;
 var<workgroup> acc: array<f32, MAX_HEAD_DIM>;

@@ -16,7 +16,7 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
     // No early return: every invocation must reach the barriers.
     let live = r < p.rows;
     var acc = 0.0;
-    if (p.kind == 0u) { acc = -3.4028235e38; }
+    if (p.kind == 0u) { acc = -3.402823466e+38; }
     if (live) {
         let base = r * p.size;
         for (var j = lid; j < p.size; j += WORKGROUP) {

@@ -25,7 +25,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     let base = plane * p.h * p.w;
     let y0 = i32(oy * p.stride_h) - i32(p.pad_t);
     let x0 = i32(ox * p.stride_w) - i32(p.pad_l);
-    var best = -3.4028235e38;
+    var best = -3.402823466e+38;
     var sum = 0.0;
     var count = 0u;
     var padded = 0u;
