@@ -1,8 +1,9 @@
-// The page of `cargo xtask bench latency`: one runtime per page (wick-cpu, or onnxruntime-web's
-// wasm EP with 1 thread or every core), each in a dedicated worker; bench/latency.mjs drives
-// it through `window.bench`. Every run is timed here, around the round trip to the worker, the
-// same way for both runtimes; each runtime also reports the time its run took inside the worker
-// (Wick's `stats.runMs`, performance.now() around onnxruntime-web's `session.run`).
+// The page of `cargo xtask bench latency`: one runtime per page (Wick's worker with 1 thread or
+// its pool, or onnxruntime-web's wasm EP with 1 thread or every core), each in a dedicated
+// worker; bench/latency.mjs drives it through `window.bench`. Every run is timed here, around
+// the round trip to the worker, the same way for both runtimes; each runtime also reports the
+// time its run took inside the worker (Wick's `stats.runMs`, performance.now() around
+// onnxruntime-web's `session.run`).
 import { parseTensor } from './tensor-proto.js';
 import { call } from './worker-call.js';
 
@@ -53,38 +54,49 @@ async function timed(warmups, { runs, minMs }, once, inner) {
   return { times, inside, last };
 }
 
+/** Wick's worker: its single-threaded build on a page that is not cross-origin isolated, the
+ * multi-threaded one (`threads` its pool's size) on one that is. */
+async function wickRuntime() {
+  const { Wick } = await import('/wick/wick.js');
+  const started = performance.now();
+  const wick = await Wick.spawn();
+  const spawnMs = performance.now() - started;
+  let pipe = null;
+  return {
+    threads: wick.capabilities.threads,
+    spawnMs,
+    async load(spec) {
+      const t0 = performance.now();
+      if (spec.task) {
+        pipe = await wick.pipeline(spec.task, spec.folder, { cache: false });
+      } else {
+        // External data is found beside the model, as onnxruntime-web's list below says.
+        await wick.load(spec.name, spec.model, { cache: false });
+      }
+      return performance.now() - t0;
+    },
+    async measure(spec, warmups, budget) {
+      if (spec.task) {
+        const image = await (await fetch(spec.image)).blob();
+        const { times, inside, last } = await timed(warmups, budget, () => pipe.run(image), (r) => r.stats.runMs);
+        return { times, inside, output: null, result: JSON.stringify(last.labels ?? last.objects) };
+      }
+      const tensors = await inputsOf(spec);
+      const feeds = Object.fromEntries(tensors.map((t) => [t.name, t]));
+      const { times, inside, last } = await timed(warmups, budget, () => wick.run(spec.name, feeds), (r) => r.stats.runMs);
+      return { times, inside, output: encode(Object.values(last.outputs)[0].data) };
+    },
+  };
+}
+
 const RUNTIMES = {
   async 'wick-cpu'() {
-    const { Wick, pipeline } = await import('/wick/wick.js');
-    const started = performance.now();
-    const wick = await Wick.spawn();
-    const spawnMs = performance.now() - started;
-    let pipe = null;
-    return {
-      threads: 1,
-      spawnMs,
-      async load(spec) {
-        const t0 = performance.now();
-        if (spec.task) {
-          pipe = await wick.pipeline(spec.task, spec.folder, { cache: false });
-        } else {
-          // External data is found beside the model, as onnxruntime-web's list below says.
-          await wick.load(spec.name, spec.model, { cache: false });
-        }
-        return performance.now() - t0;
-      },
-      async measure(spec, warmups, budget) {
-        if (spec.task) {
-          const image = await (await fetch(spec.image)).blob();
-          const { times, inside, last } = await timed(warmups, budget, () => pipe.run(image), (r) => r.stats.runMs);
-          return { times, inside, output: null, result: JSON.stringify(last.labels ?? last.objects) };
-        }
-        const tensors = await inputsOf(spec);
-        const feeds = Object.fromEntries(tensors.map((t) => [t.name, t]));
-        const { times, inside, last } = await timed(warmups, budget, () => wick.run(spec.name, feeds), (r) => r.stats.runMs);
-        return { times, inside, output: encode(Object.values(last.outputs)[0].data) };
-      },
-    };
+    if (crossOriginIsolated) throw new Error('the page is cross-origin isolated: Wick would use threads');
+    return wickRuntime();
+  },
+  async 'wick-cpu-mt'() {
+    if (!crossOriginIsolated) throw new Error('the page is not cross-origin isolated: no threads');
+    return wickRuntime();
   },
   async 'ort-wasm-1t'() {
     return ortRuntime(1);

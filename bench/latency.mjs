@@ -10,8 +10,12 @@
 // object per line: `{row: "meta", chromium}`, `{row: "runtime", runtime, threads, spawn_ms,
 // cold_ms, cold_model}` (cold: spawn, then the first model's load),
 // then per model and runtime `{model, runtime, threads, median_ms, min_ms, inner_median_ms,
-// load_ms, max_abs_diff, ratio, inner_ratio}` (or `error`); `inner_*`: time inside the worker. Differences are against wick-cpu's output (wick-cpu's own
-// row against ort-wasm-1t's); `ratio` is Wick's median over this row's, for ORT rows.
+// load_ms, max_abs_diff, ratio, inner_ratio}` (or `error`); `inner_*`: time inside the worker.
+// --runtimes names configurations: `wick-cpu` (the single-threaded worker, on a page that is not
+// cross-origin isolated), `wick-cpu-mt` (the multi-threaded worker; its rows say runtime
+// `wick-cpu` with its pool's threads), `ort-wasm-1t`, `ort-wasm-mt`. Differences are against
+// single-threaded Wick's output (Wick's own rows against ort-wasm-1t's); `ratio` is Wick's median
+// over this row's, for ORT rows, at the same thread count (1t with 1t, mt with mt).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
@@ -47,6 +51,11 @@ function maxAbsDiff(a, b) {
 
 const decode = (b64) => (b64 ? new Float32Array(new Uint8Array(Buffer.from(b64, 'base64')).buffer) : null);
 
+/** The `runtime` a configuration's rows report. */
+const LABEL = { 'wick-cpu-mt': 'wick-cpu' };
+/** Which Wick configuration an ORT row is compared with: the same thread count. */
+const PARTNER = { 'ort-wasm-1t': 'wick-cpu', 'ort-wasm-mt': 'wick-cpu-mt' };
+
 /** One runtime in a fresh browser: every model it can run. */
 async function runtimeRows(runtime, models, lines) {
   const browser = await launch();
@@ -58,14 +67,17 @@ async function runtimeRows(runtime, models, lines) {
       if (msg.type() === 'error') log(`[${runtime}] console.error: ${msg.text()}`);
     });
     page.on('pageerror', (e) => log(`[${runtime}] page error: ${e.stack ?? e}`));
-    await page.goto(`${opts.base}/bench/latency.html`);
+    // Single-threaded Wick on a page that is not isolated: its worker then runs the
+    // single-threaded build, as such a page gets.
+    await page.goto(`${opts.base}/bench/latency.html${runtime === 'wick-cpu' ? '?isolated=0' : ''}`);
     await page.waitForFunction(() => window.bench);
     const setup = await limited(page.evaluate((r) => window.bench.setup(r), runtime), `${runtime} setup`);
-    const meta = { row: 'runtime', runtime, threads: setup.threads, spawn_ms: setup.spawnMs };
+    const label = LABEL[runtime] ?? runtime;
+    const meta = { row: 'runtime', runtime: label, threads: setup.threads, spawn_ms: setup.spawnMs };
     lines.push(meta);
     for (const spec of models) {
-      if (spec.task && runtime !== 'wick-cpu') continue;
-      const row = { model: spec.name, runtime, threads: setup.threads };
+      if (spec.task && label !== 'wick-cpu') continue;
+      const row = { model: spec.name, runtime: label, threads: setup.threads, config: runtime };
       try {
         row.load_ms = await limited(page.evaluate((s) => window.bench.load(s), spec), `${runtime} ${spec.name} load`);
         // Cold start: the worker spawned, then the first model ready to run.
@@ -96,17 +108,18 @@ const lines = [];
 const rows = [];
 for (const runtime of opts.runtimes.split(',')) rows.push(...(await runtimeRows(runtime, models, lines)));
 
-const find = (model, runtime) => rows.find((r) => r.model === model && r.runtime === runtime && !r.error);
+const find = (model, config) => rows.find((r) => r.model === model && r.config === config && !r.error);
 for (const row of rows) {
   if (!row.error && row.output) {
     const other = row.runtime === 'wick-cpu' ? find(row.model, 'ort-wasm-1t') : find(row.model, 'wick-cpu');
     row.max_abs_diff = maxAbsDiff(row.output, other?.output);
-    if (row.runtime !== 'wick-cpu' && find(row.model, 'wick-cpu')) {
-      row.ratio = find(row.model, 'wick-cpu').median_ms / row.median_ms;
-      row.inner_ratio = find(row.model, 'wick-cpu').inner_median_ms / row.inner_median_ms;
+    const wick = find(row.model, PARTNER[row.config]);
+    if (wick) {
+      row.ratio = wick.median_ms / row.median_ms;
+      row.inner_ratio = wick.inner_median_ms / row.inner_median_ms;
     }
   }
 }
 const out = [...lines.filter((l, i) => l.row !== 'meta' || i === lines.findIndex((m) => m.row === 'meta')),
-  ...rows.map(({ output, ...row }) => row)];
+  ...rows.map(({ output, config, ...row }) => row)];
 writeFileSync(opts.out, out.map((l) => JSON.stringify(l)).join('\n') + '\n');

@@ -1,6 +1,8 @@
 //! `bench latency`: each model through Wick and through onnxruntime-web 1.30 (npm) in the same
-//! headless Chromium, one fresh browser per runtime (`wick-cpu`, `ort-wasm-1t`, and
-//! `ort-wasm-mt` with every core, the page being cross-origin isolated), each inside a dedicated
+//! headless Chromium, one fresh browser per runtime (`wick-cpu` with 1 thread — its
+//! single-threaded worker, on a page that is not cross-origin isolated — and with its pool of
+//! every core, `ort-wasm-1t`, and `ort-wasm-mt` with every core, the page being cross-origin
+//! isolated), each inside a dedicated
 //! worker: 2 warm-ups, then timed runs (at least `--runs`, and for at least 2 s); the median, the minimum, the largest difference between
 //! the runtimes' outputs and Wick's ratio to ORT. Plus the vision pipelines end to end (image in
 //! → result out, Wick only), the worker's wasm size (raw and gzip) and its cold start.
@@ -24,7 +26,8 @@ use std::{
     process::{Command, Stdio},
 };
 
-const RUNTIMES: [&str; 3] = ["wick-cpu", "ort-wasm-1t", "ort-wasm-mt"];
+/// The configurations bench/latency.mjs runs; `wick-cpu-mt`'s rows say `wick-cpu` with n threads.
+const RUNTIMES: [&str; 4] = ["wick-cpu", "wick-cpu-mt", "ort-wasm-1t", "ort-wasm-mt"];
 /// The raw-model rows: name, case folder under target/real-models (None: the digits fixture).
 const MODELS: [(&str, Option<&str>); 4] = [
     ("mnist-cnn", None),
@@ -36,6 +39,8 @@ const MODELS: [(&str, Option<&str>); 4] = [
 pub fn latency(args: &mut Args) -> Result<()> {
     let json = args.flag("--json");
     let smoke = args.flag("--smoke");
+    // Without the Whisper encoder row, whose models take minutes to make on a fresh machine.
+    let no_asr = args.flag("--no-asr");
     let runs = crate::bench::runs_arg(args, if smoke { 2 } else { 10 })?;
     args.done()?;
     let root = project_root();
@@ -73,7 +78,7 @@ pub fn latency(args: &mut Args) -> Result<()> {
     }
     // Whisper tiny.en's encoder (fp32, its external data beside it) on one real window of
     // features: fox.wav's log-mel, [1, 80, 3000] float32, read raw.
-    let asr = if smoke { None } else { Some(models::asr_models()?) };
+    let asr = if smoke || no_asr { None } else { Some(models::asr_models()?) };
     if asr.is_some() {
         let folder = "/asr-models/whisper-tiny.en/";
         specs.push(json!({
@@ -136,9 +141,14 @@ pub fn latency(args: &mut Args) -> Result<()> {
 
     let lines = crate::bench::read_rows(&rows_file, "latency.mjs")?;
     let wasm = dist::site_dir().join("wick/worker/wick_worker_bg.wasm");
+    let wasm_mt = dist::site_dir().join("wick/worker-mt/wick_worker_mt_bg.wasm");
     let ort_wasm = ort.join("ort-wasm-simd-threaded.wasm");
-    let command = if smoke { "cargo xtask bench latency --smoke".to_string() } else { format!("cargo xtask bench latency --runs {runs}") };
-    let markdown = markdown(&lines, &command, &[("Wick worker", &wasm), ("onnxruntime-web 1.30 (ort-wasm-simd-threaded)", &ort_wasm)]);
+    let command = if smoke {
+        "cargo xtask bench latency --smoke".to_string()
+    } else {
+        format!("cargo xtask bench latency --runs {runs}{}", if no_asr { " --no-asr" } else { "" })
+    };
+    let markdown = markdown(&lines, &command, &[("Wick worker", &wasm), ("Wick worker, multi-threaded", &wasm_mt), ("onnxruntime-web 1.30 (ort-wasm-simd-threaded)", &ort_wasm)]);
     if json {
         eprint!("{markdown}");
         for row in lines.iter().filter(|l| l.get("model").is_some()) {
@@ -186,8 +196,9 @@ fn markdown(lines: &[Value], command: &str, wasm: &[(&str, &Path)]) -> String {
          around the round trip to the worker (postMessage both ways, the inputs and outputs \
          converted: what a page waits for), and inside the worker around the run itself (Wick's \
          `stats.runMs`; onnxruntime-web's `session.run`). `max |Δ|`: largest difference from \
-         Wick's output (Wick's row: from ort-wasm-1t's). `Wick / ORT`: Wick's median over that \
-         row's, round trip and inside.\n\n",
+         single-threaded Wick's output (Wick's rows: from ort-wasm-1t's). `Wick / ORT`: Wick's \
+         median over that row's at the same thread count (1 with 1, the pool with every core), \
+         round trip and inside.\n\n",
         today(),
         revision(),
         machine()
@@ -220,8 +231,10 @@ fn markdown(lines: &[Value], command: &str, wasm: &[(&str, &Path)]) -> String {
     md.push_str("\nCold start (worker spawn → the first model ready, in the page):");
     for l in lines.iter().filter(|l| l["row"] == "runtime") {
         md.push_str(&format!(
-            " {} {} ms ({} ms to spawn, then {});",
+            " {} ({} thread{}) {} ms ({} ms to spawn, then {});",
             l["runtime"].as_str().unwrap_or("?"),
+            l["threads"],
+            if l["threads"] == 1 { "" } else { "s" },
             ms(&l["cold_ms"]),
             ms(&l["spawn_ms"]),
             l["cold_model"].as_str().unwrap_or("?")

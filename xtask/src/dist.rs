@@ -9,7 +9,14 @@
 //! main/wick_main.js, …          wasm-bindgen --target web output for wick-main-thread
 //! worker/wick_worker.js, …      wasm-bindgen --target web output for wick-worker
 //! worker/…                      every file of worker/js/
+//! worker-mt/wick_worker_mt.js, … the same for the multi-threaded build of wick-worker
+//!                               (+ snippets/: wasm-bindgen-rayon's pool worker script)
 //! ```
+//!
+//! The multi-threaded worker is wick-worker with its `threads` feature, built by nightly with
+//! std rebuilt for atomics and shared memory (stable's std for wasm32 has neither), in its own
+//! target directory (`<target>/wasm-mt`) so that neither build invalidates the other's cache.
+//! wick-worker.js picks it on a crossOriginIsolated page.
 
 use crate::{
     tools::{self, WASM_TARGET},
@@ -41,6 +48,37 @@ const MAIN: WasmCrate = WasmCrate {
     lib: "wick_main",
     out: "main",
 };
+
+/// The multi-threaded worker's sub-directory of the dist and its wasm-bindgen `--out-name`.
+const WORKER_MT_OUT: &str = "worker-mt";
+const WORKER_MT_NAME: &str = "wick_worker_mt";
+
+/// RUSTFLAGS of the multi-threaded worker. They replace `.cargo/config.toml`'s for wasm32, so
+/// they repeat its cfg and simd128. Atomics need bulk memory and mutable globals; the memory is
+/// shared and imported (each pool worker instantiates the module over the same memory) and may
+/// grow to the 4 GiB wasm32 allows (shared memory must declare its maximum up front); current
+/// nightly no longer exports the TLS symbols wasm-bindgen's thread support calls, so they are
+/// exported by name.
+const MT_RUSTFLAGS: &[&str] = &[
+    "--cfg",
+    "getrandom_backend=\"wasm_js\"",
+    "-C",
+    "target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128",
+    "-C",
+    "link-arg=--shared-memory",
+    "-C",
+    "link-arg=--import-memory",
+    "-C",
+    "link-arg=--max-memory=4294967296",
+    "-C",
+    "link-arg=--export=__wasm_init_tls",
+    "-C",
+    "link-arg=--export=__tls_size",
+    "-C",
+    "link-arg=--export=__tls_align",
+    "-C",
+    "link-arg=--export=__tls_base",
+];
 
 /// Hand-written glue: (source directory, destination inside the dist).
 const GLUE: [(&str, &str); 2] = [("worker/js", "worker"), ("main-thread/js", "")];
@@ -79,6 +117,12 @@ pub fn dist(out: &Path) -> Result<()> {
             krate.package,
         ]))?;
     }
+    let mt_target = target_dir().join("wasm-mt");
+    run(tools::nightly_cargo()
+        .env("CARGO_TARGET_DIR", &mt_target)
+        .env("CARGO_ENCODED_RUSTFLAGS", MT_RUSTFLAGS.join("\x1f"))
+        .args(["build", "--release", "--target", WASM_TARGET, "-p", WORKER.package])
+        .args(["--features", "threads", "-Z", "build-std=panic_abort,std"]))?;
     let release = target_dir().join(WASM_TARGET).join("release");
     for krate in [&WORKER, &MAIN] {
         run(Command::new(&bindgen)
@@ -86,18 +130,22 @@ pub fn dist(out: &Path) -> Result<()> {
             .arg(out.join(krate.out))
             .arg(release.join(format!("{}.wasm", krate.lib))))?;
     }
+    run(Command::new(&bindgen)
+        .args(["--target", "web", "--out-name", WORKER_MT_NAME, "--out-dir"])
+        .arg(out.join(WORKER_MT_OUT))
+        .arg(mt_target.join(WASM_TARGET).join("release").join(format!("{}.wasm", WORKER.lib))))?;
     for (dir, dest) in GLUE {
         copy_tree(&root.join(dir), &out.join(dest))
             .with_context(|| format!("copying the glue of {dir}/"))?;
     }
     write_package_json(out)?;
     println!("dist: {}", out.display());
-    for krate in [&WORKER, &MAIN] {
-        let wasm = format!("{}/{}_bg.wasm", krate.out, krate.lib);
+    let wasms = [&WORKER, &MAIN].map(|k| format!("{}/{}_bg.wasm", k.out, k.lib));
+    for wasm in wasms.into_iter().chain([format!("{WORKER_MT_OUT}/{WORKER_MT_NAME}_bg.wasm")]) {
         let size = fs::metadata(out.join(&wasm))
             .with_context(|| format!("no {wasm}"))?
             .len();
-        println!("  {wasm:<28} {:>10} bytes ({})", size, human(size));
+        println!("  {wasm:<34} {:>10} bytes ({})", size, human(size));
     }
     Ok(())
 }

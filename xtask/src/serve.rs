@@ -412,6 +412,9 @@ struct Reply {
     headers: Vec<(&'static str, String)>,
     body: Body,
     keep_alive: bool,
+    /// Sends COOP/COEP: off for a page asked for with `?isolated=0` (the tests' and benches'
+    /// not-isolated page, where the worker falls back to its single-threaded build).
+    isolated: bool,
 }
 
 enum Body {
@@ -433,6 +436,7 @@ impl Reply {
             headers,
             body: Body::Bytes(body),
             keep_alive,
+            isolated: true,
         }
     }
 
@@ -445,10 +449,14 @@ impl Reply {
         for (name, value) in &self.headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
+        if self.isolated {
+            head.push_str(
+                "Cross-Origin-Opener-Policy: same-origin\r\n\
+                 Cross-Origin-Embedder-Policy: require-corp\r\n",
+            );
+        }
         head.push_str(&format!(
             "Content-Length: {len}\r\n\
-             Cross-Origin-Opener-Policy: same-origin\r\n\
-             Cross-Origin-Embedder-Policy: require-corp\r\n\
              Cross-Origin-Resource-Policy: same-origin\r\n\
              Cache-Control: no-store\r\n\
              Connection: {}\r\n\r\n",
@@ -532,7 +540,15 @@ fn respond(request: &Request, mounts: &[Mount]) -> Reply {
         headers,
         body: Body::File { file, start, len },
         keep_alive,
+        isolated: !not_isolated(&request.target),
     }
+}
+
+/// Whether the query asks for a page that is not cross-origin isolated (`isolated=0`).
+fn not_isolated(target: &str) -> bool {
+    target
+        .split_once('?')
+        .is_some_and(|(_, query)| query.split(['&', '#']).any(|pair| pair == "isolated=0"))
 }
 
 fn reason(status: u16) -> &'static str {
@@ -703,6 +719,20 @@ mod tests {
             "large file streamed intact"
         );
         server.stop();
+    }
+
+    #[test]
+    fn isolated_0_serves_a_page_without_coop_and_coep() {
+        let tree = Tree::new();
+        let (addr, _server) = tree.start();
+        for target in ["/?isolated=0", "/app.js?v=1&isolated=0"] {
+            let r = get(addr, target, "");
+            assert_eq!(r.status, 200, "{target}");
+            assert_eq!(r.header("cross-origin-opener-policy"), None, "{target}");
+            assert_eq!(r.header("cross-origin-embedder-policy"), None, "{target}");
+        }
+        let r = get(addr, "/?isolated=01", "");
+        assert_eq!(r.header("cross-origin-embedder-policy"), Some("require-corp"));
     }
 
     #[test]

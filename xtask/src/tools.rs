@@ -1,5 +1,6 @@
 //! The tools the build and the tests need, checked and installed when missing: the wasm32 rustup
-//! target, the wasm-bindgen CLI at the version Cargo.lock pins, Debian packages (`protoc` to build
+//! target, the nightly toolchain with rust-src (the multi-threaded worker rebuilds std), the
+//! wasm-bindgen CLI at the version Cargo.lock pins, Debian packages (`protoc` to build
 //! candle-onnx, `chromium` for the browser tests, lavapipe for wick-gpu's native tests) and the
 //! npm packages of `tests/`.
 //!
@@ -70,6 +71,7 @@ pub const LAVAPIPE: DebTool = DebTool {
 /// Everything `dist` needs. Returns the wasm-bindgen program to run.
 pub fn for_build() -> Result<PathBuf> {
     wasm_target()?;
+    nightly()?;
     debian(&[PROTOC])?;
     wasm_bindgen()
 }
@@ -77,6 +79,7 @@ pub fn for_build() -> Result<PathBuf> {
 /// Everything `test` needs (build, native tests and browser tests).
 pub fn for_test() -> Result<PathBuf> {
     wasm_target()?;
+    nightly()?;
     debian(&[PROTOC, LAVAPIPE, CHROMIUM])?;
     let bindgen = wasm_bindgen()?;
     npm_deps()?;
@@ -97,6 +100,35 @@ pub fn wasm_target() -> Result<()> {
     }
     eprintln!("xtask: installing the Rust target {WASM_TARGET}");
     run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+}
+
+/// The nightly toolchain with its rust-src component: the multi-threaded worker is built with
+/// `-Z build-std`, since the std rustup ships for wasm32 has no atomics. A fresh machine runs
+/// `rustup toolchain install nightly --component rust-src`.
+pub fn nightly() -> Result<()> {
+    let installed = output(Command::new("rustup").args(["component", "list", "--toolchain", "nightly", "--installed"]));
+    if installed.is_some_and(|list| list.lines().any(|line| line.trim().starts_with("rust-src"))) {
+        return Ok(());
+    }
+    if find_in_path("rustup").is_none() {
+        bail!(
+            "the multi-threaded worker needs the nightly toolchain with rust-src, through rustup \
+             (https://rustup.rs): `rustup toolchain install nightly --component rust-src`"
+        );
+    }
+    eprintln!("xtask: installing the nightly toolchain with rust-src (for the multi-threaded worker)");
+    run(Command::new("rustup").args(["toolchain", "install", "nightly", "--component", "rust-src"]))
+}
+
+/// `cargo` of the nightly toolchain (through rustup), in the repository root; none of the
+/// variables the stable cargo that runs xtask set leaks into it.
+pub fn nightly_cargo() -> Command {
+    let mut cmd = Command::new("rustup");
+    cmd.args(["run", "nightly", "cargo"]).current_dir(project_root());
+    for var in ["CARGO", "RUSTC", "RUSTDOC", "RUSTUP_TOOLCHAIN", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
+        cmd.env_remove(var);
+    }
+    cmd
 }
 
 /// The wasm-bindgen CLI at exactly the version of the `wasm-bindgen` crate in Cargo.lock (the two

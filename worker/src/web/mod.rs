@@ -32,6 +32,13 @@ use crate::error::{Result, WickError};
 use load::LoadSpec;
 use wick_gpu::Gpu;
 
+/// `initThreadPool(n)` for wick-worker.js (the `threads` build only): starts rayon's pool of `n`
+/// Web Workers sharing this module's memory; the engine's kernels then run on it.
+// Exported by wasm-bindgen wherever it is declared; this `use` only makes this crate link it.
+#[cfg(feature = "threads")]
+#[allow(unused_imports)]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
 enum Slot {
     /// Being loaded by request `id`.
     Loading(u32),
@@ -146,7 +153,9 @@ async fn hello(protocol: u32) -> Result<Event> {
             ops: crate::engine::ops::op_names(),
             gpu_ops: crate::engine::gpu::ops::gpu_op_names().into_iter().map(String::from).collect(),
             simd: cfg!(target_feature = "simd128"),
-            threads: 1,
+            // rayon's pool: the Web Workers of the `threads` build; 1 in the single-threaded
+            // build (or if the pool did not start), where every job runs on this thread.
+            threads: rayon::current_num_threads() as u32,
             gpu: gpu::adapter().await,
         },
     })

@@ -15,9 +15,12 @@
 //! 3-D is a sum over kernel depth of 2-D convs with the depth folded into the batch.
 //! ConvTranspose is a stride-1 conv of the zero-upsampled input with the flipped kernel.
 
-use candle_core::Tensor;
+use std::mem::MaybeUninit;
 
-use super::gemm::{sgemm_gather, sgemm_packed, Act, Bias, Mat, PackB, NR};
+use candle_core::Tensor;
+use rayon::prelude::*;
+
+use super::gemm::{self, sgemm_gather, sgemm_packed, Act, Bias, Mat, PackB, Reps, NR};
 use super::{fast, input, Kernel, NodeCtx};
 use crate::error::Result;
 
@@ -350,6 +353,7 @@ const DIRECT_MAX: usize = 16 * 1024;
 /// The direct path of a stride-1 convolution over small planes: the input is zero-padded once
 /// per image, and then row `(c, ky, kx)` of the im2col matrix, for one output row, is a run of
 /// the padded plane at a fixed offset, which [`sgemm_gather`] reads in place: nothing is packed.
+#[derive(Clone)]
 struct Padded<'a> {
     geo: &'a Geometry,
     /// Padded rows and columns.
@@ -396,10 +400,9 @@ impl<'a> Padded<'a> {
     /// of `dst` is written.
     fn conv(&self, m: usize, a: Mat, bias: &[f32], act: Act, dst: &mut [std::mem::MaybeUninit<f32>]) {
         let [oh, ow] = self.geo.out;
-        for oy in 0..oh {
-            let b = &self.buf[oy * self.cols..];
-            sgemm_gather(m, ow, a, b, &self.offs, Bias::Rows(bias), act, &mut dst[oy * ow..], oh * ow);
-        }
+        // Output row oy reads the padded plane `oy` rows further down: one product repeated.
+        let reps = Reps { count: oh, b: self.cols, c: ow };
+        sgemm_gather(m, ow, a, &self.buf, &self.offs, reps, Bias::Rows(bias), act, dst, oh * ow);
     }
 }
 
@@ -526,22 +529,31 @@ impl ConvAttrs {
         let out = fast::with_f32(x, |xs| {
             fast::with_f32(w, |ws| {
                 fast::with_f32(&bias, |bs| {
-                    if let Some(mut padded) = padded {
-                        // Not zero-filled first: the direct path writes every output value.
-                        let mut out = Vec::with_capacity(n * m * p);
-                        for (plane, dst) in out.spare_capacity_mut()[..n * m * p].chunks_exact_mut(mg * p).enumerate() {
+                    // One product per image and group (plane); a batch or many groups of small
+                    // products are shared out plane by plane (each product cuts itself when large).
+                    let share = n * g > 1 && gemm::worth_sharing(n * m * p * depth);
+                    if let Some(padded) = padded {
+                        let direct = |padded: &mut Padded, (plane, dst): (usize, &mut [MaybeUninit<f32>])| {
                             let (img, grp) = (plane / g, plane % g);
                             padded.fill(&xs[(img * c + grp * cg) * h * wd..][..cg * h * wd]);
                             let a = Mat { data: &ws[grp * mg * depth..][..mg * depth], rs: depth, cs: 1 };
                             padded.conv(mg, a, &bs[grp * mg..][..mg], act, dst);
+                        };
+                        // Not zero-filled first: the direct path writes every output value.
+                        let mut out = Vec::with_capacity(n * m * p);
+                        let planes = &mut out.spare_capacity_mut()[..n * m * p];
+                        if share {
+                            planes.par_chunks_exact_mut(mg * p).enumerate().for_each_init(|| padded.clone(), direct);
+                        } else {
+                            let mut padded = padded;
+                            planes.chunks_exact_mut(mg * p).enumerate().for_each(|job| direct(&mut padded, job));
                         }
                         // SAFETY: each plane's `conv` wrote all its mg·oh·ow values (every output
                         // row of every channel), and the planes tile the n·m·p values.
                         unsafe { out.set_len(n * m * p) };
                         return out;
                     }
-                    let mut out = vec![0f32; n * m * p];
-                    for (plane, dst) in out.chunks_exact_mut(mg * p).enumerate() {
+                    let packed = |(plane, dst): (usize, &mut [f32])| {
                         let (img, grp) = (plane / g, plane % g);
                         let src = &xs[(img * c + grp * cg) * h * wd..][..cg * h * wd];
                         let a = Mat { data: &ws[grp * mg * depth..][..mg * depth], rs: depth, cs: 1 };
@@ -551,6 +563,12 @@ impl ConvAttrs {
                         } else {
                             sgemm_packed(mg, p, depth, a, &Columns { x: src, geo: &geo }, bias, act, dst, p);
                         }
+                    };
+                    let mut out = vec![0f32; n * m * p];
+                    if share {
+                        out.par_chunks_exact_mut(mg * p).enumerate().for_each(packed);
+                    } else {
+                        out.chunks_exact_mut(mg * p).enumerate().for_each(packed);
                     }
                     out
                 })

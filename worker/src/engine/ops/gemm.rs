@@ -1,6 +1,7 @@
 //! f32 matrix products for MatMul, Gemm, the fused MatMulAdd and convolutions: `C = A·B (+ a
 //! bias per column)`, A and B read through any strides (a transposed operand is never copied
-//! first), C row-major. One thread; four-lane vectors ([`V4`]: wasm simd128).
+//! first), C row-major. Four-lane vectors ([`V4`]: wasm simd128); a large product is cut into
+//! blocks of C that rayon's pool computes at once ([`cut`]), each exactly as one thread would.
 //!
 //! The shape of it: K is cut in blocks of [`KC`]; for each block, B's columns in panels of
 //! [`NR`] = 8 are packed into a small contiguous buffer (zero-padded at the right edge), and
@@ -15,7 +16,9 @@
 //! contiguous operands (so MatMul copied every transposed input), packs both sides on every
 //! call, cannot start from a bias, and measured slower on MiniLM's shapes in V8.
 
-use std::mem::MaybeUninit;
+use std::{mem::MaybeUninit, ops::Range};
+
+use rayon::prelude::*;
 
 use super::simd::V4;
 
@@ -85,7 +88,7 @@ impl Act {
 }
 
 /// The right-hand operand as sgemm reads it: a panel at a time.
-pub trait PackB {
+pub trait PackB: Sync {
     /// Rows `kb..kb+kc`, columns `j0..j0+cols` into `panel` as `kc` rows of [`NR`], zero past
     /// `cols`.
     fn pack(&self, kb: usize, kc: usize, j0: usize, cols: usize, panel: &mut [f32]);
@@ -184,46 +187,63 @@ pub fn sgemm_packed(m: usize, n: usize, k: usize, a: Mat, b: &impl PackB, bias: 
         }
         return;
     }
+    let out = Out(c.as_mut_ptr());
+    // SAFETY (both calls): the asserts above bound every index a block touches (see
+    // `packed_block`), and the blocks of a cut are disjoint rectangles of C.
+    match cut(1, m, n, k) {
+        None => unsafe { packed_block(0..m, 0..n, k, a, b, bias, act, out, ldc) },
+        Some(cut) => cut.tasks(1, m, n).for_each(|(_, rows, cols)| unsafe {
+            packed_block(rows, cols, k, a, b, bias, act, out, ldc)
+        }),
+    }
+}
+
+/// Rows `rows` and columns `cols` of [`sgemm_packed`]'s product: the same tiles, in the same
+/// order, as the whole product runs them (so a cut product is bit-identical).
+///
+/// # Safety
+/// [`sgemm_packed`]'s asserts must hold for the whole product; `rows` ⊆ `0..m` and `cols` ⊆
+/// `0..n`, their starts multiples of [`MR`] and [`NR`]; no other thread touches this block of C.
+#[allow(clippy::too_many_arguments)]
+unsafe fn packed_block(rows: Range<usize>, cols: Range<usize>, k: usize, a: Mat, b: &impl PackB, bias: Bias, act: Act, c: Out, ldc: usize) {
     let mut panel = vec![0f32; if b.packed(0, 0).is_some() { 0 } else { KC.min(k) * NR }];
     let mut edge = [0f32; NR];
     for kb in (0..k).step_by(KC) {
         let kc = KC.min(k - kb);
-        for j0 in (0..n).step_by(NR) {
-            let cols = NR.min(n - j0);
+        for j0 in cols.clone().step_by(NR) {
+            let width = NR.min(cols.end - j0);
             let bp = match b.packed(kb, j0) {
                 Some(ready) => {
                     assert!(ready.len() >= kc * NR, "sgemm: packed operand too short");
                     ready.as_ptr()
                 }
                 None => {
-                    b.pack(kb, kc, j0, cols, &mut panel);
+                    b.pack(kb, kc, j0, width, &mut panel);
                     panel.as_ptr()
                 }
             };
             if let (0, Bias::Cols(bias)) = (kb, bias) {
                 edge = [0.0; NR];
-                edge[..cols].copy_from_slice(&bias[j0..j0 + cols]);
+                edge[..width].copy_from_slice(&bias[j0..j0 + width]);
             }
-            let mut i0 = 0;
-            while i0 < m {
-                let rows = MR.min(m - i0);
+            let mut i0 = rows.start;
+            while i0 < rows.end {
+                let height = MR.min(rows.end - i0);
                 let init = match (kb, bias) {
                     (1.., _) => Init::C,
                     (0, Bias::Cols(_)) => Init::Bias(&edge),
-                    (0, Bias::Rows(b)) => Init::Rows(&b[i0..i0 + rows]),
+                    (0, Bias::Rows(b)) => Init::Rows(&b[i0..i0 + height]),
                     (0, Bias::None) => Init::Zero,
                 };
-                // SAFETY: the asserts above bound every index the tile touches: rows i0..i0+rows
-                // < m and depth kb..kb+kc ≤ k of A, the packed panel holds kc·NR values, and C's
-                // rows i0.. have `cols` ≤ n - j0 values from j0.
-                unsafe {
-                    let at = a.data.as_ptr().add(i0 * a.rs + kb * a.cs);
-                    let ct = c.as_mut_ptr().add(i0 * ldc + j0);
-                    let act = if kb + kc == k { act } else { Act::None };
-                    let t = Tile { kc, a: at, ars: a.rs, acs: a.cs, b: Panel(bp), c: ct, ldc, cols, act };
-                    run_tile(&t, rows, init);
-                }
-                i0 += rows;
+                // SAFETY: the caller's bounds: rows i0..i0+height < m and depth kb..kb+kc ≤ k
+                // of A, the packed panel holds kc·NR values, and C's rows i0.. have `width` ≤
+                // n - j0 values from j0.
+                let at = a.data.as_ptr().add(i0 * a.rs + kb * a.cs);
+                let ct = c.0.add(i0 * ldc + j0);
+                let act = if kb + kc == k { act } else { Act::None };
+                let t = Tile { kc, a: at, ars: a.rs, acs: a.cs, b: Panel(bp), c: ct, ldc, cols: width, act };
+                run_tile(&t, height, init);
+                i0 += height;
             }
         }
     }
@@ -232,49 +252,168 @@ pub fn sgemm_packed(m: usize, n: usize, k: usize, a: Mat, b: &impl PackB, bias: 
 /// `c[i·ldc + j] = Σ_p a(i, p) · b[offs[p] + j] (+ bias)`, then `act`, for an `m × n` result
 /// with depth `offs.len()`: B's rows lie anywhere in `b`, each contiguous, and are read in
 /// place (no packing). A stride-1 convolution's im2col matrix is this over its padded input.
-/// C may start uninitialised: every `c[i·ldc + j]` (i < m, j < n) is written, nothing else
-/// touched, nothing read.
+/// `reps` repeats the product with B and C moved along (one output row of a convolution per
+/// repetition, so that they are cut across threads together).
+/// C may start uninitialised: every `c[r·reps.c + i·ldc + j]` (r < reps.count, i < m, j < n)
+/// is written, nothing else touched, nothing read.
 ///
 /// # Panics
-/// If an operand is too short: `b` must hold `n` rounded up to [`NR`] values from every offset.
+/// If an operand is too short: `b` must hold `n` rounded up to [`NR`] values from every offset
+/// (plus each repetition's step).
 #[allow(clippy::too_many_arguments)]
-pub fn sgemm_gather(m: usize, n: usize, a: Mat, b: &[f32], offs: &[usize], bias: Bias, act: Act, c: &mut [MaybeUninit<f32>], ldc: usize) {
+pub fn sgemm_gather(m: usize, n: usize, a: Mat, b: &[f32], offs: &[usize], reps: Reps, bias: Bias, act: Act, c: &mut [MaybeUninit<f32>], ldc: usize) {
     let k = offs.len();
+    let last = reps.count.saturating_sub(1);
     assert!(a.holds(m, k), "sgemm: operand too short");
-    assert!(m == 0 || n == 0 || (m - 1) * ldc + n <= c.len(), "sgemm: output too short");
-    assert!(n == 0 || offs.iter().all(|&o| o + n.next_multiple_of(NR) <= b.len()), "sgemm: operand too short");
+    assert!(m == 0 || n == 0 || reps.count == 0 || last * reps.c + (m - 1) * ldc + n <= c.len(), "sgemm: output too short");
+    assert!(n == 0 || reps.count == 0 || offs.iter().all(|&o| last * reps.b + o + n.next_multiple_of(NR) <= b.len()), "sgemm: operand too short");
     match bias {
         Bias::Cols(b) => assert_eq!(b.len(), n, "sgemm: bias length"),
         Bias::Rows(b) => assert_eq!(b.len(), m, "sgemm: bias length"),
         Bias::None => {}
     }
+    let out = Out(c.as_mut_ptr().cast::<f32>());
+    let run = |r: usize, rows: Range<usize>, cols: Range<usize>| {
+        // SAFETY: the asserts above bound every index of every repetition (see `gather_block`),
+        // and the blocks of a cut are disjoint rectangles of C.
+        unsafe { gather_block(rows, cols, a, b.as_ptr().add(r * reps.b), offs, bias, act, out.add(r * reps.c), ldc) }
+    };
+    match cut(reps.count, m, n, k) {
+        None => (0..reps.count).for_each(|r| run(r, 0..m, 0..n)),
+        Some(cut) => cut.tasks(reps.count, m, n).for_each(|(r, rows, cols)| run(r, rows, cols)),
+    }
+}
+
+/// How [`sgemm_gather`] repeats its product: `count` times, B's rows `b` values and C `c`
+/// values further each time.
+#[derive(Clone, Copy)]
+pub struct Reps {
+    pub count: usize,
+    pub b: usize,
+    pub c: usize,
+}
+
+impl Reps {
+    #[cfg(test)]
+    pub const ONCE: Reps = Reps { count: 1, b: 0, c: 0 };
+}
+
+/// Rows `rows` and columns `cols` of one [`sgemm_gather`] product, B's rows from `b`.
+///
+/// # Safety
+/// `a` holds `rows.end × offs.len()`; `b` is readable `n` rounded up to [`NR`] values from
+/// every offset; `c` writable at `i·ldc + j` in the block; no other thread writes there.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gather_block(rows: Range<usize>, cols: Range<usize>, a: Mat, b: *const f32, offs: &[usize], bias: Bias, act: Act, c: Out, ldc: usize) {
+    let k = offs.len();
     let mut edge = [0f32; NR];
-    for j0 in (0..n).step_by(NR) {
-        let cols = NR.min(n - j0);
+    for j0 in cols.clone().step_by(NR) {
+        let width = NR.min(cols.end - j0);
         if let Bias::Cols(bias) = bias {
             edge = [0.0; NR];
-            edge[..cols].copy_from_slice(&bias[j0..j0 + cols]);
+            edge[..width].copy_from_slice(&bias[j0..j0 + width]);
         }
-        let mut i0 = 0;
-        while i0 < m {
-            let rows = MR.min(m - i0);
+        let mut i0 = rows.start;
+        while i0 < rows.end {
+            let height = MR.min(rows.end - i0);
             let init = match bias {
                 Bias::Cols(_) => Init::Bias(&edge),
-                Bias::Rows(b) => Init::Rows(&b[i0..i0 + rows]),
+                Bias::Rows(b) => Init::Rows(&b[i0..i0 + height]),
                 Bias::None => Init::Zero,
             };
-            // SAFETY: the asserts above bound every index: rows i0..i0+rows < m and depth < k
-            // of A, NR values from every offset + j0 (j0 + NR ≤ n rounded up) of B, and C's
-            // rows i0.. have `cols` ≤ n - j0 values from j0 (only written: the init is never
-            // `Init::C`, and stores go through raw pointers).
-            unsafe {
-                let g = Gather { base: b.as_ptr().add(j0), offs: offs.as_ptr() };
-                let ct = c.as_mut_ptr().add(i0 * ldc + j0).cast::<f32>();
-                let t = Tile { kc: k, a: a.data.as_ptr().add(i0 * a.rs), ars: a.rs, acs: a.cs, b: g, c: ct, ldc, cols, act };
-                run_tile(&t, rows, init);
-            }
-            i0 += rows;
+            // SAFETY: the caller's bounds: rows i0..i0+height and depth < k of A, NR values from
+            // every offset + j0 of B, and C's rows i0.. have `width` values from j0 (only
+            // written: the init is never `Init::C`).
+            let g = Gather { base: b.add(j0), offs: offs.as_ptr() };
+            let ct = c.0.add(i0 * ldc + j0);
+            let t = Tile { kc: k, a: a.data.as_ptr().add(i0 * a.rs), ars: a.rs, acs: a.cs, b: g, c: ct, ldc, cols: width, act };
+            run_tile(&t, height, init);
+            i0 += height;
         }
+    }
+}
+
+/// Multiply-adds below which a product stays on the calling thread: waking the pool costs
+/// tens of microseconds in a browser, about what 2^18 of them take on one core.
+const PAR_MIN: usize = 1 << 18;
+/// Multiply-adds a task should have at least (fewer, larger tasks when the product is small).
+const TASK_MIN: usize = 1 << 16;
+
+/// C shared by the tasks of one product, each writing only its own block.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: the tasks of a cut write disjoint blocks of C (see `Cut`), and the product returns
+// only once every task is done.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    /// `count` values further (a method, so that closures capture the whole `Out`, not the
+    /// pointer inside it).
+    ///
+    /// # Safety
+    /// As `pointer::add`.
+    unsafe fn add(self, count: usize) -> Out {
+        Out(self.0.add(count))
+    }
+}
+
+/// How a product (repeated `count` times) is cut across the thread pool: repetitions per
+/// task, then rows (a multiple of [`MR`]) and columns (a multiple of [`NR`], so every task
+/// packs whole panels) of each.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Cut {
+    reps: usize,
+    rows: usize,
+    cols: usize,
+}
+
+/// Whether `work` multiply-adds are worth sharing across the pool (callers that run many small
+/// products, one per batch, share them out whole).
+pub fn worth_sharing(work: usize) -> bool {
+    work >= PAR_MIN && rayon::current_num_threads() > 1
+}
+
+/// `None` when the work is too small to share or there is one thread (the single-threaded
+/// wasm build: then rayon is never entered).
+fn cut(count: usize, m: usize, n: usize, k: usize) -> Option<Cut> {
+    let work = count.saturating_mul(m).saturating_mul(n).saturating_mul(k);
+    if work < PAR_MIN {
+        return None;
+    }
+    plan_cut(count, m, n, work, rayon::current_num_threads())
+}
+
+/// About four tasks per thread (so a slow one does not hold the rest up), each of at least
+/// [`TASK_MIN`]: repetitions are cut first, then columns (each task then packs only its own
+/// panels of B), then rows.
+fn plan_cut(count: usize, m: usize, n: usize, work: usize, threads: usize) -> Option<Cut> {
+    let tasks = (work / TASK_MIN).min(threads * 4);
+    if threads < 2 || tasks < 2 {
+        return None;
+    }
+    let rb = count.min(tasks);
+    let left = tasks.div_ceil(rb);
+    let (panels, strips) = (n.div_ceil(NR), m.div_ceil(MR));
+    let nb = panels.min(left);
+    let mb = strips.min(left.div_ceil(nb));
+    Some(Cut {
+        reps: count.div_ceil(rb),
+        rows: strips.div_ceil(mb) * MR,
+        cols: panels.div_ceil(nb) * NR,
+    })
+}
+
+impl Cut {
+    /// Every task as (repetition, rows, columns), in parallel.
+    fn tasks(self, count: usize, m: usize, n: usize) -> impl ParallelIterator<Item = (usize, Range<usize>, Range<usize>)> {
+        let (rb, mb, nb) = (count.div_ceil(self.reps), m.div_ceil(self.rows), n.div_ceil(self.cols));
+        (0..rb * mb * nb).into_par_iter().flat_map_iter(move |t| {
+            let (r, i, j) = (t / (mb * nb), t / nb % mb, t % nb);
+            let rows = i * self.rows..(m.min((i + 1) * self.rows));
+            let cols = j * self.cols..(n.min((j + 1) * self.cols));
+            (r * self.reps..count.min((r + 1) * self.reps)).map(move |r| (r, rows.clone(), cols.clone()))
+        })
     }
 }
 
@@ -545,7 +684,7 @@ mod tests {
         let rows: Vec<f32> = offs.iter().flat_map(|&o| b[o..o + n].to_vec()).collect();
         let want = naive(m, n, k, Mat::rows(&av, k), Mat::rows(&rows, n), None);
         let mut c = vec![MaybeUninit::new(f32::NAN); m * (n + 3)];
-        sgemm_gather(m, n, Mat::rows(&av, k), &b, &offs, Bias::Rows(&bias), Act::None, &mut c, n + 3);
+        sgemm_gather(m, n, Mat::rows(&av, k), &b, &offs, Reps::ONCE, Bias::Rows(&bias), Act::None, &mut c, n + 3);
         // SAFETY: every element was initialised above (NaN) and the written ones are f32s.
         let c: Vec<f32> = c.into_iter().map(|v| unsafe { v.assume_init() }).collect();
         for i in 0..m {
@@ -555,6 +694,89 @@ mod tests {
             }
             assert!(c[i * (n + 3) + n].is_nan(), "nothing written past n");
         }
+    }
+
+    /// `f` on a pool of `threads` threads (a cut depends on the pool it runs in).
+    fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(f)
+    }
+
+    #[test]
+    fn a_cut_product_is_bit_identical_to_one_thread() {
+        // Ragged in every direction, deeper than one K block; B packed per call and at load.
+        let (m, n, k) = (45, 203, 300);
+        let (av, bv, bias) = (values(m * k, 13), values(k * n, 14), values(n, 15));
+        let (a, b) = (Mat::rows(&av, k), Mat::rows(&bv, n));
+        let packed = Packed::new(k, n, b).unwrap();
+        let run = |threads| {
+            on_threads(threads, || {
+                assert_eq!(cut(1, m, n, k).is_some(), threads > 1);
+                let (mut c, mut p) = (vec![0f32; m * n], vec![0f32; m * n]);
+                sgemm_packed(m, n, k, a, &b, Bias::Cols(&bias), Act::Silu, &mut c, n);
+                sgemm_packed(m, n, k, a, &packed, Bias::Cols(&bias), Act::Silu, &mut p, n);
+                (c, p)
+            })
+        };
+        let (one, many) = (run(1), run(4));
+        assert_eq!(one, many);
+        assert_eq!(one.0, one.1);
+    }
+
+    #[test]
+    fn a_cut_gather_is_bit_identical_to_one_thread() {
+        // A 3×3 stride-1 convolution over a 40×40 plane (padded to 42×42): 40 repetitions, one per
+        // output row, each B shifted one padded row down.
+        let (ch, side, m) = (6, 42, 20);
+        let plane = values(ch * side * side + NR, 16);
+        let offs: Vec<usize> = (0..ch).flat_map(|c| (0..3).flat_map(move |y| (0..3).map(move |x| (c * side + y) * side + x))).collect();
+        let k = offs.len();
+        let (av, bias) = (values(m * k, 17), values(m, 18));
+        let reps = Reps { count: 40, b: side, c: 40 };
+        let run = |threads| {
+            on_threads(threads, || {
+                let mut c = vec![MaybeUninit::new(f32::NAN); m * 40 * 40];
+                sgemm_gather(m, 40, Mat::rows(&av, k), &plane, &offs, reps, Bias::Rows(&bias), Act::Relu, &mut c, 1600);
+                // SAFETY: every element was initialised above and is an f32.
+                c.into_iter().map(|v| unsafe { v.assume_init() }).collect::<Vec<f32>>()
+            })
+        };
+        let one = run(1);
+        assert!(one.iter().all(|v| !v.is_nan()), "every value written");
+        assert_eq!(one, run(3));
+        // Output row 7 is the unrepeated product over B moved 7 rows down.
+        let mut row = vec![MaybeUninit::new(0f32); m * 1600];
+        sgemm_gather(m, 40, Mat::rows(&av, k), &plane[7 * side..], &offs, Reps::ONCE, Bias::Rows(&bias), Act::Relu, &mut row[7 * 40..], 1600);
+        for i in 0..m {
+            // SAFETY: written just above.
+            let got: Vec<f32> = row[i * 1600 + 280..][..40].iter().map(|v| unsafe { v.assume_init() }).collect();
+            assert_eq!(got, one[i * 1600 + 280..][..40]);
+        }
+    }
+
+    #[test]
+    fn cuts_share_the_work_in_aligned_blocks() {
+        // Too little work or one thread: no cut.
+        assert_eq!(plan_cut(1, 8, 8, 1 << 12, 8), None);
+        assert_eq!(plan_cut(1, 512, 512, 1 << 30, 1), None);
+        // Columns first, in whole panels; rows in whole strips.
+        let c = plan_cut(1, 64, 1000, 64 * 1000 * 256, 4).unwrap();
+        assert_eq!((c.reps, c.rows % MR, c.cols % NR), (1, 0, 0));
+        assert_eq!((c.rows, c.cols), (64, 64));
+        // Repetitions first.
+        let c = plan_cut(100, 16, 16, 100 * 16 * 16 * 256, 2).unwrap();
+        assert_eq!((c.reps, c.rows, c.cols), (13, 16, 16));
+        // Every task of a cut, taken together, covers C once.
+        let (m, n) = (45, 203);
+        let c = plan_cut(3, m, n, 3 * m * n * 300, 4).unwrap();
+        let mut seen = vec![0u8; 3 * m * n];
+        for (r, rows, cols) in c.tasks(3, m, n).collect::<Vec<_>>() {
+            for i in rows {
+                for j in cols.clone() {
+                    seen[(r * m + i) * n + j] += 1;
+                }
+            }
+        }
+        assert!(seen.iter().all(|&s| s == 1));
     }
 
     #[test]

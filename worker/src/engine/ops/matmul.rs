@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 
 use candle_core::{bail, CpuStorage, DType, Device, Storage, Tensor};
+use rayon::prelude::*;
 
 use super::gemm::{self, Mat};
 use super::{fast, input, Kernel, NodeCtx};
@@ -124,18 +125,26 @@ fn matmul_strided(a: Operand, b: Operand, bias: Option<&[f32]>) -> R<Tensor> {
     if fold || count == 1 {
         gemm::sgemm(count * m, n, k, a_mat(0), b_mat(0), bias, &mut c, n);
     } else {
-        let mut index = vec![0; rank];
-        for chunk in c.chunks_exact_mut((m * n).max(1)).take(count) {
-            let aoff: usize = index.iter().zip(&astep).map(|(i, s)| i * s).sum();
-            let boff: usize = index.iter().zip(&bstep).map(|(i, s)| i * s).sum();
-            gemm::sgemm(m, n, k, a_mat(aoff), b_mat(boff), bias, chunk, n);
+        // Batch `t`'s offsets into A and B: its index in `batch`, digit by digit.
+        let offsets = |mut t: usize| {
+            let (mut aoff, mut boff) = (0, 0);
             for d in (0..rank).rev() {
-                index[d] += 1;
-                if index[d] < batch[d] {
-                    break;
-                }
-                index[d] = 0;
+                let i = t % batch[d];
+                t /= batch[d];
+                (aoff, boff) = (aoff + i * astep[d], boff + i * bstep[d]);
             }
+            (aoff, boff)
+        };
+        let product = |(t, chunk): (usize, &mut [f32])| {
+            let (aoff, boff) = offsets(t);
+            gemm::sgemm(m, n, k, a_mat(aoff), b_mat(boff), bias, chunk, n);
+        };
+        let size = (m * n).max(1);
+        // Attention's products (one per head) are each too small to cut: share them out whole.
+        if gemm::worth_sharing(count * m * n * k) {
+            c.par_chunks_exact_mut(size).enumerate().for_each(product);
+        } else {
+            c.chunks_exact_mut(size).enumerate().for_each(product);
         }
     }
     Tensor::from_vec(c, out_dims, &Device::Cpu)
