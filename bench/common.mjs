@@ -12,8 +12,9 @@ export const ARGS = [
 ];
 
 /** A fresh headless Chromium (xtask names the binary in CHROMIUM). */
-export function launch() {
-  return chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', headless: true, args: ARGS });
+/** A headless Chromium; `extraArgs` e.g. `['--enable-unsafe-webgpu']` for a WebGPU adapter. */
+export function launch(extraArgs = []) {
+  return chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', headless: true, args: [...ARGS, ...extraArgs] });
 }
 
 export const log = (line) => process.stderr.write(`bench: ${line}\n`);

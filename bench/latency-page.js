@@ -56,22 +56,25 @@ async function timed(warmups, { runs, minMs }, once, inner) {
 
 /** Wick's worker: its single-threaded build on a page that is not cross-origin isolated, the
  * multi-threaded one (`threads` its pool's size) on one that is. */
-async function wickRuntime() {
+async function wickRuntime(backend = 'cpu') {
   const { Wick } = await import('/wick/wick.js');
   const started = performance.now();
   const wick = await Wick.spawn();
   const spawnMs = performance.now() - started;
   let pipe = null;
+  const gpu = wick.capabilities.gpu;
+  if (backend === 'webgpu' && !gpu) throw new Error('no WebGPU adapter');
   return {
     threads: wick.capabilities.threads,
     spawnMs,
+    adapter: backend === 'webgpu' ? adapterName(gpu) : undefined,
     async load(spec) {
       const t0 = performance.now();
       if (spec.task) {
-        pipe = await wick.pipeline(spec.task, spec.folder, { cache: false });
+        pipe = await wick.pipeline(spec.task, spec.folder, { cache: false, backend });
       } else {
         // External data is found beside the model, as onnxruntime-web's list below says.
-        await wick.load(spec.name, spec.model, { cache: false });
+        await wick.load(spec.name, spec.model, { cache: false, backend });
       }
       return performance.now() - t0;
     },
@@ -98,8 +101,17 @@ const RUNTIMES = {
     if (!crossOriginIsolated) throw new Error('the page is not cross-origin isolated: no threads');
     return wickRuntime();
   },
+  async 'wick-webgpu'() {
+    return wickRuntime('webgpu');
+  },
   async 'ort-wasm-1t'() {
     return ortRuntime(1);
+  },
+  async 'ort-webgpu'() {
+    const adapter = await navigator.gpu?.requestAdapter();
+    if (!adapter) throw new Error('no WebGPU adapter');
+    const runtime = await ortRuntime(1, 'webgpu');
+    return { ...runtime, adapter: adapterName({ ...adapter.info, isFallbackAdapter: adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter }) };
   },
   async 'ort-wasm-mt'() {
     if (!crossOriginIsolated) throw new Error('the page is not cross-origin isolated: no threads');
@@ -107,8 +119,14 @@ const RUNTIMES = {
   },
 };
 
-async function ortRuntime(threads) {
-  const worker = new Worker('/bench/ort-latency-worker.js', { type: 'module' });
+/** "google swiftshader (fallback)" and the like, for the table. */
+function adapterName(gpu) {
+  const name = [gpu.vendor, gpu.architecture, gpu.description].filter(Boolean).join(' ') || 'unnamed adapter';
+  return gpu.isFallbackAdapter ? `${name} (fallback adapter)` : name;
+}
+
+async function ortRuntime(threads, ep = 'wasm') {
+  const worker = new Worker(`/bench/ort-latency-worker.js?ep=${ep}`, { type: 'module' });
   const started = performance.now();
   await call(worker, { type: 'init', threads });
   const spawnMs = performance.now() - started;
@@ -136,7 +154,7 @@ let runtime = null;
 window.bench = {
   async setup(name) {
     runtime = await RUNTIMES[name]();
-    return { threads: runtime.threads, spawnMs: runtime.spawnMs };
+    return { threads: runtime.threads, spawnMs: runtime.spawnMs, adapter: runtime.adapter };
   },
   load: (spec) => runtime.load(spec),
   measure: (spec, warmups, budget) => runtime.measure(spec, warmups, budget),

@@ -13,9 +13,12 @@
 // load_ms, max_abs_diff, ratio, inner_ratio}` (or `error`); `inner_*`: time inside the worker.
 // --runtimes names configurations: `wick-cpu` (the single-threaded worker, on a page that is not
 // cross-origin isolated), `wick-cpu-mt` (the multi-threaded worker; its rows say runtime
-// `wick-cpu` with its pool's threads), `ort-wasm-1t`, `ort-wasm-mt`. Differences are against
+// `wick-cpu` with its pool's threads), `ort-wasm-1t`, `ort-wasm-mt`, and on WebGPU (a browser
+// with --enable-unsafe-webgpu: SwiftShader, CPU-emulated, on a machine without a GPU; each row
+// says its `adapter`) `wick-webgpu` and `ort-webgpu`. Differences are against
 // single-threaded Wick's output (Wick's own rows against ort-wasm-1t's); `ratio` is Wick's median
-// over this row's, for ORT rows, at the same thread count (1t with 1t, mt with mt).
+// over this row's, for ORT rows, at the same thread count (1t with 1t, mt with mt) or on the
+// same backend (webgpu with webgpu).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
@@ -54,11 +57,13 @@ const decode = (b64) => (b64 ? new Float32Array(new Uint8Array(Buffer.from(b64, 
 /** The `runtime` a configuration's rows report. */
 const LABEL = { 'wick-cpu-mt': 'wick-cpu' };
 /** Which Wick configuration an ORT row is compared with: the same thread count. */
-const PARTNER = { 'ort-wasm-1t': 'wick-cpu', 'ort-wasm-mt': 'wick-cpu-mt' };
+const PARTNER = { 'ort-wasm-1t': 'wick-cpu', 'ort-wasm-mt': 'wick-cpu-mt', 'ort-webgpu': 'wick-webgpu' };
+/** The configurations that run on WebGPU: their browser gets an adapter (SwiftShader here). */
+const WEBGPU = new Set(['wick-webgpu', 'ort-webgpu']);
 
 /** One runtime in a fresh browser: every model it can run. */
 async function runtimeRows(runtime, models, lines) {
-  const browser = await launch();
+  const browser = await launch(WEBGPU.has(runtime) ? ['--enable-unsafe-webgpu'] : []);
   const rows = [];
   try {
     lines.push({ row: 'meta', chromium: browser.version() });
@@ -73,11 +78,11 @@ async function runtimeRows(runtime, models, lines) {
     await page.waitForFunction(() => window.bench);
     const setup = await limited(page.evaluate((r) => window.bench.setup(r), runtime), `${runtime} setup`);
     const label = LABEL[runtime] ?? runtime;
-    const meta = { row: 'runtime', runtime: label, threads: setup.threads, spawn_ms: setup.spawnMs };
+    const meta = { row: 'runtime', runtime: label, threads: setup.threads, spawn_ms: setup.spawnMs, adapter: setup.adapter };
     lines.push(meta);
     for (const spec of models) {
       if (spec.task && label !== 'wick-cpu') continue;
-      const row = { model: spec.name, runtime: label, threads: setup.threads, config: runtime };
+      const row = { model: spec.name, runtime: label, threads: setup.threads, config: runtime, adapter: setup.adapter };
       try {
         row.load_ms = await limited(page.evaluate((s) => window.bench.load(s), spec), `${runtime} ${spec.name} load`);
         // Cold start: the worker spawned, then the first model ready to run.

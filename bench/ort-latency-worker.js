@@ -1,7 +1,9 @@
-// onnxruntime-web (npm, served at /ort/) on its wasm execution provider, in a dedicated module
-// worker, for `cargo xtask bench latency`: init with a thread count, load a model with its
+// onnxruntime-web (npm, served at /ort/) on its wasm (or WebGPU) execution provider, in a
+// dedicated module worker, for `cargo xtask bench latency`: init with a thread count, load a model with its
 // external data, run it on tensors and answer the first output.
-import * as ort from '/ort/ort.wasm.min.mjs';
+// `?ep=webgpu`: the WebGPU execution provider (its own bundle) instead.
+const EP = new URL(import.meta.url).searchParams.get('ep') ?? 'wasm';
+const ort = await import(EP === 'webgpu' ? '/ort/ort.webgpu.min.mjs' : '/ort/ort.wasm.min.mjs');
 
 let session = null;
 
@@ -12,7 +14,7 @@ const handlers = {
     return {};
   },
   load: async ({ model, externalData }) => {
-    session = await ort.InferenceSession.create(model, { executionProviders: ['wasm'], externalData });
+    session = await ort.InferenceSession.create(model, { executionProviders: [EP], externalData });
     return {};
   },
   run: async ({ tensors }) => {
@@ -20,7 +22,9 @@ const handlers = {
     const t0 = performance.now();
     const outputs = await session.run(feeds);
     const runMs = performance.now() - t0;
-    return { data: outputs[session.outputNames[0]].data, runMs };
+    const out = outputs[session.outputNames[0]];
+    // WebGPU outputs may live on the GPU: getData() reads them back.
+    return { data: out.location === 'cpu' ? out.data : await out.getData(), runMs };
   },
 };
 

@@ -28,6 +28,9 @@ use std::{
 
 /// The configurations bench/latency.mjs runs; `wick-cpu-mt`'s rows say `wick-cpu` with n threads.
 const RUNTIMES: [&str; 4] = ["wick-cpu", "wick-cpu-mt", "ort-wasm-1t", "ort-wasm-mt"];
+/// The WebGPU configurations, in a browser with an adapter (SwiftShader on a machine without a
+/// GPU: CPU-emulated, and labelled so). Left out of `--smoke` runs: emulated GPUs are slow.
+const WEBGPU_RUNTIMES: [&str; 2] = ["wick-webgpu", "ort-webgpu"];
 /// The raw-model rows: name, case folder under target/real-models (None: the digits fixture).
 const MODELS: [(&str, Option<&str>); 4] = [
     ("mnist-cnn", None),
@@ -124,10 +127,14 @@ pub fn latency(args: &mut Args) -> Result<()> {
     }
     let (addr, server) = serve::serve("127.0.0.1:0", mounts)?;
     let chromium = crate::util::chromium();
+    let mut runtimes = RUNTIMES.to_vec();
+    if !smoke {
+        runtimes.extend(WEBGPU_RUNTIMES);
+    }
     let driven = run(Command::new("node")
         .current_dir(&root)
         .arg("bench/latency.mjs")
-        .args(["--base", &format!("http://{addr}"), "--runtimes", &RUNTIMES.join(","), "--runs", &runs.to_string()])
+        .args(["--base", &format!("http://{addr}"), "--runtimes", &runtimes.join(","), "--runs", &runs.to_string()])
         .args(["--min-s", if smoke { "0" } else { "2" }])
         .args(["--timeout-s", if smoke { "120" } else { "900" }])
         .arg("--models")
@@ -197,8 +204,11 @@ fn markdown(lines: &[Value], command: &str, wasm: &[(&str, &Path)]) -> String {
          converted: what a page waits for), and inside the worker around the run itself (Wick's \
          `stats.runMs`; onnxruntime-web's `session.run`). `max |Δ|`: largest difference from \
          single-threaded Wick's output (Wick's rows: from ort-wasm-1t's). `Wick / ORT`: Wick's \
-         median over that row's at the same thread count (1 with 1, the pool with every core), \
-         round trip and inside.\n\n",
+         median over that row's at the same thread count (1 with 1, the pool with every core) or \
+         on the same backend (WebGPU with WebGPU), round trip and inside. The WebGPU rows run in a \
+         browser with `--enable-unsafe-webgpu`; on a machine without a GPU its adapter is \
+         SwiftShader, which emulates the GPU on the CPU: those rows measure the backends' overheads, \
+         not GPU speed.\n\n",
         today(),
         revision(),
         machine()
@@ -211,14 +221,19 @@ fn markdown(lines: &[Value], command: &str, wasm: &[(&str, &Path)]) -> String {
             Some(Value::Null) | None => "—".into(),
             Some(other) => other.to_string(),
         };
+        // A WebGPU row names its adapter; an emulated one (SwiftShader) says so.
+        let runtime = match row["adapter"].as_str() {
+            Some(a) if a.contains("swiftshader") => format!("{} (SwiftShader: CPU-emulated)", row["runtime"].as_str().unwrap_or("?")),
+            Some(a) => format!("{} ({a})", row["runtime"].as_str().unwrap_or("?")),
+            None => row["runtime"].as_str().unwrap_or("?").to_string(),
+        };
         let ratio = row["ratio"].as_f64().map_or_else(|| "—".into(), |r| format!("{r:.2}×"));
         let inner_ratio = row["inner_ratio"].as_f64().map_or_else(|| "—".into(), |r| format!("{r:.2}×"));
         match row.get("error") {
-            Some(e) => md.push_str(&format!("| {} | {} | {} | | failed: {} | | | | | | |\n", row["model"].as_str().unwrap_or("?"), row["runtime"].as_str().unwrap_or("?"), row["threads"], e.as_str().unwrap_or("?").replace('|', "\\|"))),
+            Some(e) => md.push_str(&format!("| {} | {runtime} | {} | | failed: {} | | | | | | |\n", row["model"].as_str().unwrap_or("?"), row["threads"], e.as_str().unwrap_or("?").replace('|', "\\|"))),
             None => md.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {diff} | {ratio} | {inner_ratio} | {} |\n",
+                "| {} | {runtime} | {} | {} | {} | {} | {} | {diff} | {ratio} | {inner_ratio} | {} |\n",
                 row["model"].as_str().unwrap_or("?"),
-                row["runtime"].as_str().unwrap_or("?"),
                 row["threads"],
                 row["runs"],
                 ms(&row["median_ms"]),
