@@ -38,13 +38,16 @@ Commands:
   test [--native-only | --browser-only]
                         cargo test --workspace, then the browser tests
                         (node --test {tests,main-thread/tests}/**/*.test.mjs against the served site)
-  check-model [--rel R] [--abs A] DIR...
+  check-model [--backend cpu|webgpu] [--rel R] [--abs A] DIR...
                         run ONNX-test-style folders (model.onnx + test_data_set_*/) natively:
                         max abs / rel difference per output, then `N passed, M failed`
   conformance [--suite node|pytorch-converted|pytorch-operator|simple|all] [--filter SUBSTR]
-              [--list-failures FILE] [--write-md FILE] [--rel R] [--abs A] [--wheel FILE]
+              [--backend cpu|webgpu] [--list-failures FILE] [--write-md FILE] [--rel R] [--abs A]
+              [--wheel FILE]
                         the ONNX backend test suite (default: node) from the onnx wheel,
-                        fetched into target/onnx-tests/ by pip (or from --wheel); see CONFORMANCE.md
+                        fetched into target/onnx-tests/ by pip (or from --wheel); see CONFORMANCE.md;
+                        --backend webgpu runs each case through the WebGPU backend (natively:
+                        Vulkan, e.g. lavapipe) and counts GPU and CPU-only cases apart
   bench [latency | generation | asr | load] [--json] [options]
                         measurements in headless Chromium, written to BENCHMARKS.md; plain
                         `bench` runs latency, then generation, then asr, then load

@@ -3,7 +3,8 @@
 //! (`WICK_BASE_URL`, `CHROMIUM`, and the folders of the models made here, `WICK_REAL_MODELS`,
 //! `WICK_SHARDED_MODEL`, `WICK_VISION_MODELS`, `WICK_TEXT_MODELS`, `WICK_TEXTGEN_MODELS` and
 //! `WICK_ASR_MODELS` — served at `/vision-models/`, `/text-models/`, `/textgen-models/` and
-//! `/asr-models/` — in its environment; the native tests get the same folders). Both parts run
+//! `/asr-models/` — in its environment; the native tests get the same folders, and
+//! `WICK_ONNX_TESTS`, the ONNX backend test data of `cargo xtask conformance`). Both parts run
 //! even if the first fails; the
 //! summary at the end says which failed.
 
@@ -33,13 +34,15 @@ pub fn test(native: bool, browser: bool) -> Result<()> {
         let text = models::text_models()?;
         let textgen = models::textgen_models()?;
         let asr = models::asr_models()?;
+        let onnx_tests = crate::conformance::test_data(None)?;
         let mut cmd = cargo();
         cmd.args(["test", "--workspace", "--", "--include-ignored"])
             .env("WICK_REAL_MODELS", &real)
             .env("WICK_VISION_MODELS", &vision)
             .env("WICK_TEXT_MODELS", &text)
             .env("WICK_TEXTGEN_MODELS", &textgen)
-            .env("WICK_ASR_MODELS", &asr);
+            .env("WICK_ASR_MODELS", &asr)
+            .env("WICK_ONNX_TESTS", &onnx_tests);
         results.push((
             format!("native  ({})", describe(&cmd)),
             run(&mut cmd).map(|()| String::new()),

@@ -1,9 +1,9 @@
 //! The `wick-check` command line (`worker/src/bin/wick-check.rs` only calls [`main`]):
 //!
 //! ```text
-//! wick-check check [--rel R] [--abs A] DIR...
-//! wick-check conformance --data DIR [--suite S|all] [--filter SUBSTR] [--rel R] [--abs A]
-//!                        [--list-failures FILE] [--write-md FILE]
+//! wick-check check [--backend cpu|webgpu] [--rel R] [--abs A] DIR...
+//! wick-check conformance --data DIR [--backend cpu|webgpu] [--suite S|all] [--filter SUBSTR]
+//!                        [--rel R] [--abs A] [--list-failures FILE] [--write-md FILE]
 //! ```
 //!
 //! The last line printed is always `N passed, M failed`; the exit status is 1 when anything
@@ -14,13 +14,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::conformance::{self, MdContext, SuiteRun, SUITES};
-use super::{case_dirs, check_case_guarded, Tolerance, CAN_CATCH_PANICS};
+use super::{case_dirs, check_case_guarded, Backend, Tolerance, CAN_CATCH_PANICS};
 
 const USAGE: &str = "\
-Usage: wick-check check [--rel R] [--abs A] DIR...
+Usage: wick-check check [--backend cpu|webgpu] [--rel R] [--abs A] DIR...
        wick-check profile DIR...
        wick-check conformance --data DIR [--suite node|pytorch-converted|pytorch-operator|simple|all]
-                              [--filter SUBSTR] [--rel R] [--abs A]
+                              [--backend cpu|webgpu] [--filter SUBSTR] [--rel R] [--abs A]
                               [--list-failures FILE] [--write-md FILE]
 
 check        runs each ONNX-test-style folder (model.onnx + test_data_set_*/{input,output}_*.pb;
@@ -30,6 +30,11 @@ profile      runs each folder's first data set 3 times after a warm-up and print
              op type (the engine's hot spots, natively).
 conformance  runs the ONNX backend test suite(s) under DIR (onnx/backend/test/data): one line
              per test, the op types that fail most, the skip count, then the totals.
+
+--backend    cpu (default): the CPU engine. webgpu: each case through Model::run_gpu on one
+             WebGPU device opened for the whole run (natively: Vulkan, lavapipe in tests); steps
+             with a GPU kernel run on it, others on the CPU. Each line then says `[gpu]` (a step
+             ran on the GPU) or `[cpu only]`, and the totals count GPU and CPU-only cases apart.
 
 A float element passes when |got-want| <= R*|want|, or, for |want| < 1, |got-want| <= A
 (default R = A = 1e-4; float16 / bfloat16 outputs use at least 2^-10 / 2^-7, their own precision);
@@ -57,6 +62,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
 #[derive(Default)]
 struct Opts {
     tol: Tolerance,
+    backend: Option<String>,
     data: Option<PathBuf>,
     suite: Option<String>,
     filter: Option<String>,
@@ -87,6 +93,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--rel" => opts.tol.rel = number(value()?)?,
             "--abs" => opts.tol.abs = number(value()?)?,
             "--data" => opts.data = Some(value()?.into()),
+            "--backend" => opts.backend = Some(value()?),
             "--suite" => opts.suite = Some(value()?),
             "--filter" => opts.filter = Some(value()?),
             "--list-failures" => opts.list_failures = Some(value()?.into()),
@@ -113,6 +120,7 @@ fn run(args: Vec<String>) -> Result<bool, String> {
         );
     }
     let io = |e: io::Error| e.to_string();
+    let backend = || Backend::open(opts.backend.as_deref().unwrap_or("cpu"));
     match command.as_str() {
         "check" => {
             if opts.paths.is_empty() {
@@ -125,11 +133,14 @@ fn run(args: Vec<String>) -> Result<bool, String> {
             ];
             if unused.iter().any(|&u| u) || opts.list_failures.is_some() || opts.write_md.is_some()
             {
-                return Err("check takes only --rel, --abs and folders".into());
+                return Err("check takes only --backend, --rel, --abs and folders".into());
             }
-            check(&opts.paths, opts.tol).map_err(io)
+            check(&opts.paths, opts.tol, &backend()?).map_err(io)
         }
-        "conformance" => conformance(opts).map_err(io),
+        "conformance" => {
+            let backend = backend()?;
+            conformance(opts, &backend).map_err(io)
+        }
         "profile" => profile(&opts.paths).map(|()| true),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
@@ -175,33 +186,46 @@ fn profile(paths: &[PathBuf]) -> Result<(), String> {
     Ok(())
 }
 
-fn check(paths: &[PathBuf], tol: Tolerance) -> io::Result<bool> {
+fn check(paths: &[PathBuf], tol: Tolerance, backend: &Backend) -> io::Result<bool> {
     let mut out = io::stdout().lock();
     let (mut passed, mut failed) = (0, 0);
+    let mut gpu = [0; 2]; // GPU cases passed, failed
     for dir in case_dirs(paths) {
-        let report = check_case_guarded(&dir, tol);
+        let report = check_case_guarded(&dir, tol, backend);
         writeln!(out, "{}", dir.display())?;
         for o in &report.outputs {
             let mark = if o.diff.passed() { "ok  " } else { "FAIL" };
             writeln!(out, "  {mark} {}/{}: {}", o.set, o.name, o.diff)?;
         }
+        let name = match report.gpu {
+            None => report.name.clone(),
+            Some(true) => format!("{} [gpu]", report.name),
+            Some(false) => format!("{} [cpu only]", report.name),
+        };
+        if report.gpu == Some(true) {
+            gpu[usize::from(report.failure.is_some())] += 1;
+        }
         match &report.failure {
             None => {
                 passed += 1;
-                writeln!(out, "PASS {}", report.name)?;
+                writeln!(out, "PASS {name}")?;
             }
             Some(f) => {
                 failed += 1;
-                writeln!(out, "FAIL {}: {}", report.name, f.reason())?;
+                writeln!(out, "FAIL {name}: {}", f.reason())?;
             }
         }
         out.flush()?;
+    }
+    if backend.is_gpu() {
+        let cpu_only = passed + failed - gpu[0] - gpu[1];
+        writeln!(out, "GPU cases: {} passed, {} failed; CPU-only cases: {cpu_only}", gpu[0], gpu[1])?;
     }
     writeln!(out, "{passed} passed, {failed} failed")?;
     Ok(failed == 0)
 }
 
-fn conformance(opts: Opts) -> io::Result<bool> {
+fn conformance(opts: Opts, backend: &Backend) -> io::Result<bool> {
     let bad = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
     if !opts.paths.is_empty() {
         return Err(bad(format!(
@@ -229,7 +253,7 @@ fn conformance(opts: Opts) -> io::Result<bool> {
         if suites.len() > 1 {
             writeln!(out, "== {s}")?;
         }
-        let run = conformance::run_suite(&data, s, opts.filter.as_deref(), opts.tol, &mut out)?;
+        let run = conformance::run_suite(&data, s, opts.filter.as_deref(), opts.tol, backend, &mut out)?;
         eprintln!(
             "wick-check: {s}: {} tests in {:.1} s ({} passed, {} failed, {} skipped)",
             run.results.len(),
@@ -245,6 +269,9 @@ fn conformance(opts: Opts) -> io::Result<bool> {
     }
     if let Some(file) = &opts.write_md {
         let mut command = format!("cargo xtask conformance --suite {suite}");
+        if backend.is_gpu() {
+            command.push_str(" --backend webgpu");
+        }
         if let Some(f) = &opts.filter {
             command.push_str(&format!(" --filter {f}"));
         }
@@ -268,6 +295,11 @@ fn conformance(opts: Opts) -> io::Result<bool> {
         sum(SuiteRun::skipped),
     );
     writeln!(out, "{skipped} skipped")?;
+    if backend.is_gpu() {
+        let n = runs.iter().map(SuiteRun::gpu_counts).fold([0; 4], |a, b| std::array::from_fn(|i| a[i] + b[i]));
+        writeln!(out, "GPU cases: {} passed, {} failed", n[0], n[1])?;
+        writeln!(out, "CPU-only cases: {} ({} passed, {} failed)", n[2] + n[3], n[2], n[3])?;
+    }
     writeln!(out, "{passed} passed, {failed} failed")?;
     Ok(failed == 0)
 }

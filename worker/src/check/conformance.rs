@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use super::{case_dirs, check_case_guarded, Failure, ModelFacts, Tolerance};
+use super::{case_dirs, check_case_guarded, Backend, Failure, ModelFacts, Tolerance};
 
 /// The suites of `onnx/backend/test/data/`, in the order `all` runs them.
 pub const SUITES: &[&str] = &["node", "pytorch-converted", "pytorch-operator", "simple"];
@@ -81,15 +81,24 @@ pub struct TestResult {
     pub verdict: Verdict,
     /// The op types a failure counts against (empty unless it failed).
     pub blamed: Vec<String>,
+    /// On the WebGPU backend, whether a step ran on the GPU ([`super::CaseReport::gpu`]);
+    /// `None` on the CPU backend and for skips.
+    pub gpu: Option<bool>,
 }
 
 impl TestResult {
-    /// The line printed for it: `PASS test_abs`, `FAIL test_x: reason`, `SKIP test_y: reason`.
+    /// The line printed for it: `PASS test_abs`, `FAIL test_x: reason`, `SKIP test_y: reason`;
+    /// on the WebGPU backend the name is followed by `[gpu]` or `[cpu only]`.
     pub fn line(&self) -> String {
+        let name = match self.gpu {
+            None => self.name.clone(),
+            Some(true) => format!("{} [gpu]", self.name),
+            Some(false) => format!("{} [cpu only]", self.name),
+        };
         match &self.verdict {
-            Verdict::Pass => format!("PASS {}", self.name),
-            Verdict::Fail(f) => format!("FAIL {}: {}", self.name, f.reason()),
-            Verdict::Skip(s) => format!("SKIP {}: {}", self.name, s.reason()),
+            Verdict::Pass => format!("PASS {name}"),
+            Verdict::Fail(f) => format!("FAIL {name}: {}", f.reason()),
+            Verdict::Skip(s) => format!("SKIP {name}: {}", s.reason()),
         }
     }
 }
@@ -115,6 +124,24 @@ impl SuiteRun {
     pub fn skipped(&self) -> usize {
         self.count(|v| matches!(v, Verdict::Skip(_)))
     }
+    /// On the WebGPU backend: (GPU cases passed, GPU cases failed, CPU-only cases passed,
+    /// CPU-only cases failed); skips count nowhere.
+    pub fn gpu_counts(&self) -> [usize; 4] {
+        let mut n = [0; 4];
+        for r in &self.results {
+            let failed = match r.verdict {
+                Verdict::Pass => 0,
+                Verdict::Fail(_) => 1,
+                Verdict::Skip(_) => continue,
+            };
+            match r.gpu {
+                Some(true) => n[failed] += 1,
+                Some(false) => n[2 + failed] += 1,
+                None => {}
+            }
+        }
+        n
+    }
     pub fn failures(&self) -> impl Iterator<Item = (&TestResult, &Failure)> {
         self.results.iter().filter_map(|r| match &r.verdict {
             Verdict::Fail(f) => Some((r, f)),
@@ -130,6 +157,7 @@ pub fn run_suite(
     suite: &str,
     filter: Option<&str>,
     tol: Tolerance,
+    backend: &Backend,
     out: &mut dyn Write,
 ) -> io::Result<SuiteRun> {
     let root = data.join(suite);
@@ -158,15 +186,18 @@ pub fn run_suite(
                 name,
                 verdict: Verdict::Skip(s),
                 blamed: Vec::new(),
+                gpu: None,
             },
             None => {
-                let report = check_case_guarded(&dir, tol);
+                let report = check_case_guarded(&dir, tol, backend);
                 let blamed = report.blamed_ops();
+                let gpu = report.gpu;
                 let verdict = report.failure.map_or(Verdict::Pass, Verdict::Fail);
                 TestResult {
                     name,
                     verdict,
                     blamed,
+                    gpu,
                 }
             }
         };
@@ -513,6 +544,7 @@ mod tests {
                     name: name.into(),
                     verdict,
                     blamed: blamed.iter().map(|s| s.to_string()).collect(),
+                    gpu: None,
                 })
                 .collect(),
             seconds: 1.0,
@@ -576,12 +608,14 @@ mod tests {
             name: "test_abs".into(),
             verdict: Verdict::Pass,
             blamed: vec![],
+            gpu: None,
         };
         assert_eq!(pass.line(), "PASS test_abs");
         let fail = TestResult {
             name: "test_acos".into(),
             verdict: Verdict::Fail(unsupported("Acos")),
             blamed: vec![],
+            gpu: None,
         };
         assert_eq!(
             fail.line(),
@@ -591,9 +625,31 @@ mod tests {
             name: "test_adam".into(),
             verdict: Verdict::Skip(Skip::Training),
             blamed: vec![],
+            gpu: None,
         };
         assert!(skip
             .line()
             .starts_with("SKIP test_adam: ai.onnx.preview.training"));
+    }
+
+    #[test]
+    fn the_webgpu_backend_tags_each_case_and_counts_gpu_cases_apart() {
+        let result = |name: &str, verdict, gpu| TestResult { name: name.into(), verdict, blamed: vec![], gpu };
+        let run = SuiteRun {
+            suite: "node".into(),
+            results: vec![
+                result("test_relu", Verdict::Pass, Some(true)),
+                result("test_add", Verdict::Pass, Some(true)),
+                result("test_acos", Verdict::Fail(unsupported("Acos")), Some(false)),
+                result("test_cast", Verdict::Pass, Some(false)),
+                result("test_conv", Verdict::Fail(Failure::Panic("x".into())), Some(true)),
+                result("test_adam", Verdict::Skip(Skip::Training), None),
+            ],
+            seconds: 1.0,
+        };
+        assert_eq!(run.gpu_counts(), [2, 1, 1, 1]);
+        assert_eq!(run.results[0].line(), "PASS test_relu [gpu]");
+        assert_eq!(run.results[3].line(), "PASS test_cast [cpu only]");
+        assert!(run.results[2].line().starts_with("FAIL test_acos [cpu only]: operator Acos"));
     }
 }

@@ -17,11 +17,12 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Once;
 
 use candle_onnx::onnx::{self, GraphProto};
 
-use crate::engine::{ops::OPS, parse_model};
+use crate::engine::{ops::OPS, parse_model, Resident};
 use crate::error::WickError;
 use crate::native::{data_sets, load_model};
 pub use compare::{compare, Diff, Tolerance};
@@ -185,6 +186,32 @@ pub fn onnx_type_name(code: i32) -> String {
         _ => return format!("type {code}"),
     };
     name.to_string()
+}
+
+/// What runs the cases: the CPU engine (`Model::run`), or the WebGPU backend
+/// (`Model::run_gpu`) on one device opened once for the whole run.
+#[derive(Clone, Default)]
+pub enum Backend {
+    #[default]
+    Cpu,
+    WebGpu(Rc<wick_gpu::Gpu>),
+}
+
+impl Backend {
+    /// `cpu` or `webgpu` (which opens the device: lavapipe natively).
+    pub fn open(name: &str) -> Result<Backend, String> {
+        match name {
+            "cpu" => Ok(Backend::Cpu),
+            "webgpu" => wick_gpu::Gpu::new_blocking()
+                .map(|gpu| Backend::WebGpu(Rc::new(gpu)))
+                .map_err(|e| format!("--backend webgpu: no device: {e}")),
+            other => Err(format!("unknown backend `{other}`; cpu or webgpu")),
+        }
+    }
+
+    pub fn is_gpu(&self) -> bool {
+        matches!(self, Backend::WebGpu(_))
+    }
 }
 
 /// Why a case failed. Engine errors keep their type.
@@ -383,6 +410,10 @@ pub struct CaseReport {
     pub outputs: Vec<OutputReport>,
     /// The first failure; `None` when the case passed.
     pub failure: Option<Failure>,
+    /// On the WebGPU backend: whether it is a GPU case — a step ran on the GPU in some data
+    /// set (or, when a run failed with an error, the model has a step with a GPU kernel).
+    /// `None` on the CPU backend.
+    pub gpu: Option<bool>,
 }
 
 impl CaseReport {
@@ -407,20 +438,26 @@ fn file_name(p: &Path) -> String {
 
 /// Load the case's `model.onnx`, run every data set, compare every output.
 pub fn check_case(dir: &Path, tol: Tolerance) -> CaseReport {
+    check_case_on(dir, tol, &Backend::Cpu)
+}
+
+/// [`check_case`] on `backend`.
+pub fn check_case_on(dir: &Path, tol: Tolerance, backend: &Backend) -> CaseReport {
     let mut report = CaseReport {
         name: file_name(dir),
         dir: dir.to_path_buf(),
         facts: None,
         outputs: Vec::new(),
         failure: None,
+        gpu: backend.is_gpu().then_some(false),
     };
-    report.failure = run_case(dir, tol, &mut report).err();
+    report.failure = run_case(dir, tol, backend, &mut report).err();
     report
 }
 
 // The large error is the point: it is the case's outcome, made once per case.
 #[allow(clippy::result_large_err)]
-fn run_case(dir: &Path, tol: Tolerance, report: &mut CaseReport) -> Result<(), Failure> {
+fn run_case(dir: &Path, tol: Tolerance, backend: &Backend, report: &mut CaseReport) -> Result<(), Failure> {
     let model_path = dir.join("model.onnx");
     let facts = ModelFacts::read(&model_path).map_err(Failure::Load)?;
     let model = load_model(&model_path);
@@ -434,6 +471,11 @@ fn run_case(dir: &Path, tol: Tolerance, report: &mut CaseReport) -> Result<(), F
     if sets.is_empty() {
         return Err(Failure::NoDataSets);
     }
+    // One device for the whole run; the model's weights stay on it across its data sets.
+    let resident = match backend {
+        Backend::Cpu => None,
+        Backend::WebGpu(gpu) => Some(Resident::new(gpu.clone())),
+    };
     let mut first_wrong = None;
     for set in sets {
         let set_name = file_name(&set.dir);
@@ -448,9 +490,23 @@ fn run_case(dir: &Path, tol: Tolerance, report: &mut CaseReport) -> Result<(), F
                 },
             )
             .collect();
-        let run = model.run(inputs, None).map_err(|error| Failure::Run {
-            set: set_name.clone(),
-            error,
+        let run = match &resident {
+            None => model.run(inputs, None),
+            Some(resident) => pollster::block_on(model.run_gpu(resident, inputs, None)).map(|(run, stats)| {
+                if stats.gpu_steps > 0 {
+                    report.gpu = Some(true);
+                }
+                run
+            }),
+        };
+        let run = run.map_err(|error| {
+            if resident.is_some() && model.gpu_kernel_steps() > 0 {
+                report.gpu = Some(true);
+            }
+            Failure::Run {
+                set: set_name.clone(),
+                error,
+            }
         })?;
         if run.outputs.len() != set.outputs.len() {
             return Err(Failure::OutputCount {
@@ -540,14 +596,15 @@ pub fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     })
 }
 
-/// [`check_case`], with a panic reported as [`Failure::Panic`].
-pub fn check_case_guarded(dir: &Path, tol: Tolerance) -> CaseReport {
-    catch_panic(|| check_case(dir, tol)).unwrap_or_else(|message| CaseReport {
+/// [`check_case_on`], with a panic reported as [`Failure::Panic`].
+pub fn check_case_guarded(dir: &Path, tol: Tolerance, backend: &Backend) -> CaseReport {
+    catch_panic(|| check_case_on(dir, tol, backend)).unwrap_or_else(|message| CaseReport {
         name: file_name(dir),
         dir: dir.to_path_buf(),
         facts: ModelFacts::read(&dir.join("model.onnx")).ok(),
         outputs: Vec::new(),
         failure: Some(Failure::Panic(one_line(&message))),
+        gpu: backend.is_gpu().then_some(true),
     })
 }
 

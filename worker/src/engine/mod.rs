@@ -120,6 +120,12 @@ impl Model {
         }
         self.plan.run_gpu(resident, inputs, wanted).await
     }
+
+    /// Steps that have a WebGPU kernel (each still runs on the CPU when its kernel declines the
+    /// inputs of a run).
+    pub fn gpu_kernel_steps(&self) -> usize {
+        self.plan.steps.iter().filter(|s| s.gpu.is_some()).count()
+    }
 }
 
 /// The opset version in force per domain ("" is the default ONNX domain).
