@@ -58,7 +58,8 @@ impl Gpu {
         let lost = Arc::new(Mutex::new(None));
         let on_lost = lost.clone();
         device.set_device_lost_callback(move |reason, message| {
-            *on_lost.lock().unwrap_or_else(PoisonError::into_inner) = Some(format!("{reason:?}: {message}"));
+            *on_lost.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some(format!("{reason:?}: {message}"));
         });
         let kernels = scoped(&device, "building the pipelines", || Kernels::new(&device)).await?;
         Ok(Gpu {
@@ -72,7 +73,11 @@ impl Gpu {
 
     /// The device-lost error, once the device is gone.
     pub fn lost(&self) -> Option<GpuError> {
-        let reason = self.lost.lock().unwrap_or_else(PoisonError::into_inner).clone()?;
+        let reason = self
+            .lost
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()?;
         Some(GpuError::DeviceLost { reason })
     }
 

@@ -2,53 +2,13 @@
 //! references computed here with straightforward loops, on the native adapter (lavapipe in CI).
 //! No adapter is a failure, not a skip: lavapipe is a declared dependency.
 
-use std::sync::OnceLock;
+mod common;
+
+use common::{gpu, max_diff, read, upload, values};
 use wick_gpu::{
-    AttentionParams, Conv2dParams, CoordinateMode, Gpu, GpuBytes, GpuError, GpuTensor, NearestMode,
+    AttentionParams, Conv2dParams, CoordinateMode, GpuBytes, GpuError, GpuTensor, NearestMode,
     Pool2dParams, PoolKind, ResizeMode, ResizeParams,
 };
-
-/// One device for the whole file: opening one is the slow part on lavapipe.
-fn gpu() -> &'static Gpu {
-    static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| match Gpu::new_blocking() {
-        Ok(gpu) => {
-            eprintln!("adapter: {}", gpu.adapter());
-            gpu
-        }
-        Err(e) => panic!("{e}"),
-    })
-}
-
-/// Deterministic values in [-1, 1), different per seed.
-fn values(len: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
-
-fn upload(dims: &[usize], data: &[f32]) -> GpuTensor {
-    pollster::block_on(GpuTensor::upload(gpu(), dims, data)).expect("upload")
-}
-
-/// Largest difference, relative to the magnitude where it is above 1.
-fn max_diff(got: &[f32], want: &[f32]) -> f32 {
-    assert_eq!(got.len(), want.len());
-    got.iter()
-        .zip(want)
-        .map(|(g, w)| (g - w).abs() / w.abs().max(1.0))
-        .fold(0.0, f32::max)
-}
-
-fn read(t: &GpuTensor) -> Vec<f32> {
-    t.read_blocking(gpu()).expect("read-back")
-}
 
 /// ONNX Conv, one output at a time.
 fn cpu_conv(

@@ -2,42 +2,11 @@
 //! Softmax, LayerNorm/RMSNorm, Gather, Transpose/Slice/Expand/Concat, Reduce, Where) against
 //! plain CPU references computed here, on the native adapter (lavapipe in CI).
 
-use std::sync::OnceLock;
+mod common;
+
+use common::{gpu, read, upload, values};
 use wick_gpu::kernels::binary::broadcast_shape;
-use wick_gpu::{BinaryOp, Gpu, GpuError, GpuTensor, ReduceOp, UnaryOp};
-
-/// One device for the whole file: opening one is the slow part on lavapipe.
-fn gpu() -> &'static Gpu {
-    static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| match Gpu::new_blocking() {
-        Ok(gpu) => {
-            eprintln!("adapter: {}", gpu.adapter());
-            gpu
-        }
-        Err(e) => panic!("{e}"),
-    })
-}
-
-/// Deterministic values in [-1, 1), different per seed.
-fn values(len: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
-
-fn upload(dims: &[usize], data: &[f32]) -> GpuTensor {
-    pollster::block_on(GpuTensor::upload(gpu(), dims, data)).expect("upload")
-}
-
-fn read(t: &GpuTensor) -> Vec<f32> {
-    t.read_blocking(gpu()).expect("read-back")
-}
+use wick_gpu::{BinaryOp, GpuError, GpuTensor, ReduceOp, UnaryOp};
 
 fn run<T>(f: impl std::future::Future<Output = Result<T, GpuError>>) -> T {
     pollster::block_on(f).expect("kernel")
