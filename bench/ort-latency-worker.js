@@ -1,14 +1,17 @@
 // onnxruntime-web (npm, served at /ort/) on its wasm (or WebGPU) execution provider, in a
 // dedicated module worker, for `cargo xtask bench latency`: init with a thread count, load a model with its
 // external data, run it on tensors and answer the first output.
-// `?ep=webgpu`: the WebGPU execution provider (its own bundle) instead.
+// `?ep=webgpu`: the WebGPU execution provider (its own bundle) instead. Imported in the
+// handlers, not at top level: a top-level await would drop the messages sent meanwhile.
 const EP = new URL(import.meta.url).searchParams.get('ep') ?? 'wasm';
-const ort = await import(EP === 'webgpu' ? '/ort/ort.webgpu.min.mjs' : '/ort/ort.wasm.min.mjs');
+const loading = import(EP === 'webgpu' ? '/ort/ort.webgpu.min.mjs' : '/ort/ort.wasm.min.mjs');
+let ort = null;
 
 let session = null;
 
 const handlers = {
   init: async ({ threads }) => {
+    ort = await loading;
     ort.env.wasm.numThreads = threads;
     ort.env.wasm.wasmPaths = '/ort/';
     return {};
