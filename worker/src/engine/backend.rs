@@ -42,11 +42,6 @@ impl ModelBackend {
         self.reason.borrow().clone()
     }
 
-    /// Bytes of the model's weights resident on the GPU.
-    pub fn gpu_bytes(&self) -> u64 {
-        self.resident.borrow().as_ref().map_or(0, |r| r.bytes())
-    }
-
     /// Runs `model` on this backend; GPU stats when it ran (or tried to run) on the GPU.
     pub async fn run(
         &self,
