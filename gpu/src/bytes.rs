@@ -38,16 +38,14 @@ impl GpuBytes {
         // At least one word: a binding may not be empty.
         let mut contents = data.to_vec();
         contents.resize(len.div_ceil(4).max(1) * 4, 0);
-        let buffer = gpu
-            .scoped("upload_bytes", || {
-                gpu.device
-                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                        label: Some("wick bytes"),
-                        contents: &contents,
-                        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-                    })
-            })
-            .await?;
+        let buffer = gpu.scoped("upload_bytes", || {
+            gpu.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("wick bytes"),
+                    contents: &contents,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                })
+        })?;
         Ok(GpuBytes {
             buffer,
             dims: dims.to_vec(),

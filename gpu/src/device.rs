@@ -1,7 +1,15 @@
 //! [`Gpu`]: the adapter, device and queue, and the kernels' pipelines, built once. Every call
 //! into the device runs inside error scopes, so a validation error or an out-of-memory becomes a
 //! [`GpuError`] instead of wgpu's default uncaptured-error panic.
+//!
+//! Scopes are pushed and popped around each call at once, but their results are awaited only
+//! at the next [`Gpu::check`] — which every read-back makes. In the browser each awaited pop is
+//! a round trip to the GPU process; awaiting one per kernel cost ~16 ms a step on SwiftShader.
+//! A run that interleaves with others (async) holds [`Gpu::exclusive`] so that the errors a
+//! check collects are its own.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::kernels::Kernels;
@@ -14,7 +22,24 @@ pub struct Gpu {
     adapter: String,
     /// Why the device was lost, once it is (set by wgpu's device-lost callback).
     lost: Arc<Mutex<Option<String>>>,
+    /// Error scopes popped but not yet looked at, oldest first.
+    pending: Mutex<Vec<Popped>>,
+    /// Held by a run for its whole length: see [`Gpu::exclusive`].
+    turn: futures_util::lock::Mutex<()>,
 }
+
+/// A call's popped scopes (out of memory, validation), resolved by the next [`Gpu::check`].
+struct Popped {
+    op: &'static str,
+    scopes: [ScopeResult; 2],
+}
+
+/// Natively the results are Send (the device is shared across test threads); on the web nothing
+/// is.
+#[cfg(not(target_arch = "wasm32"))]
+type ScopeResult = Pin<Box<dyn Future<Output = Option<wgpu::Error>> + Send>>;
+#[cfg(target_arch = "wasm32")]
+type ScopeResult = Pin<Box<dyn Future<Output = Option<wgpu::Error>>>>;
 
 impl Gpu {
     /// Opens the first adapter: WebGPU in the browser, Vulkan natively.
@@ -61,13 +86,17 @@ impl Gpu {
             *on_lost.lock().unwrap_or_else(PoisonError::into_inner) =
                 Some(format!("{reason:?}: {message}"));
         });
-        let kernels = scoped(&device, "building the pipelines", || Kernels::new(&device)).await?;
+        let popped = push_pop(&device, "building the pipelines", || Kernels::new(&device));
+        let kernels = popped.0;
+        report(popped.1).await?;
         Ok(Gpu {
             device,
             queue,
             kernels,
             adapter: name,
             lost,
+            pending: Mutex::new(Vec::new()),
+            turn: futures_util::lock::Mutex::new(()),
         })
     }
 
@@ -101,40 +130,73 @@ impl Gpu {
         &self.adapter
     }
 
-    /// Runs `f` inside out-of-memory and validation error scopes.
-    pub(crate) async fn scoped<T>(
-        &self,
-        op: &'static str,
-        f: impl FnOnce() -> T,
-    ) -> Result<T, GpuError> {
+    /// Runs `f` inside out-of-memory and validation error scopes; what they catch is reported
+    /// by the next [`Gpu::check`].
+    pub(crate) fn scoped<T>(&self, op: &'static str, f: impl FnOnce() -> T) -> Result<T, GpuError> {
         if let Some(lost) = self.lost() {
             return Err(lost);
         }
-        let value = scoped(&self.device, op, f).await;
-        // A loss during the call shows as whatever error the call met: report the loss.
-        match self.lost() {
-            Some(lost) => Err(lost),
-            None => value,
+        let (value, popped) = push_pop(&self.device, op, f);
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(popped);
+        Ok(value)
+    }
+
+    /// The first error any call since the last check met (all of them are awaited together:
+    /// one round trip), or the device loss. Read-backs check before they return values.
+    pub async fn check(&self) -> Result<(), GpuError> {
+        let pending =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut first = None;
+        for popped in pending {
+            // Await every scope, even after an error: each result must be consumed once.
+            if let Err(e) = report(popped).await {
+                first.get_or_insert(e);
+            }
         }
+        // A loss during the calls shows as whatever error they met: report the loss.
+        if let Some(lost) = self.lost() {
+            return Err(lost);
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// The device to oneself until the guard drops. A run that awaits (read-backs) between its
+    /// calls holds it, so that no other run's calls, and so errors, land between them.
+    pub async fn exclusive(&self) -> Turn<'_> {
+        Turn(self.turn.lock().await)
     }
 }
 
-async fn scoped<T>(
-    device: &wgpu::Device,
-    op: &'static str,
-    f: impl FnOnce() -> T,
-) -> Result<T, GpuError> {
+/// [`Gpu::exclusive`]'s guard.
+#[must_use = "the device is one's own only while the guard lives"]
+pub struct Turn<'a>(#[allow(dead_code)] futures_util::lock::MutexGuard<'a, ()>);
+
+/// Pushes the scopes, runs `f`, pops them (innermost first): popping takes effect now, the
+/// results only report later.
+fn push_pop<T>(device: &wgpu::Device, op: &'static str, f: impl FnOnce() -> T) -> (T, Popped) {
     let memory = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let value = f();
-    // Scopes pop innermost first; both pops take effect now, the futures only report.
-    let validation = validation.pop();
-    let memory = memory.pop();
-    if let Some(error) = memory.await {
-        return Err(GpuError::from_wgpu(op, error));
+    let validation: ScopeResult = Box::pin(validation.pop());
+    let memory: ScopeResult = Box::pin(memory.pop());
+    (
+        value,
+        Popped {
+            op,
+            scopes: [memory, validation],
+        },
+    )
+}
+
+/// Out of memory first: a failed allocation makes later uses invalid too.
+async fn report(popped: Popped) -> Result<(), GpuError> {
+    let [memory, validation] = popped.scopes;
+    let (memory, validation) = (memory.await, validation.await);
+    match memory.or(validation) {
+        Some(error) => Err(GpuError::from_wgpu(popped.op, error)),
+        None => Ok(()),
     }
-    if let Some(error) = validation.await {
-        return Err(GpuError::from_wgpu(op, error));
-    }
-    Ok(value)
 }

@@ -1,8 +1,9 @@
-//! Wick's WebGPU backend, first brick: f32 compute kernels on `wgpu` (WebGPU in the browser,
-//! Vulkan natively — lavapipe in `cargo test`). Not yet wired into the worker.
+//! Wick's WebGPU backend: f32 compute kernels on `wgpu` (WebGPU in the browser, Vulkan
+//! natively — lavapipe in `cargo test`). The worker's engine drives it (`engine/gpu/`).
 //!
 //! - `error.rs` owns [`GpuError`], the crate's one error enum.
-//! - `device.rs` owns [`Gpu`]: adapter, device, queue, the pipelines built once, error scopes.
+//! - `device.rs` owns [`Gpu`]: adapter, device, queue, the pipelines built once, error scopes
+//!   (checked together at read-backs).
 //! - `tensor.rs` owns [`GpuTensor`]: a storage buffer + dims, upload and async read-back.
 //! - `kernels/` owns one compute pipeline per kernel, each with its WGSL beside it: `matmul`
 //!   (batched MatMul, Gemm), `binary` (Add/Sub/Mul/Div/Pow/Max/Min, broadcast to 6-D), `unary`
@@ -21,7 +22,7 @@ pub mod kernels;
 mod tensor;
 
 pub use bytes::GpuBytes;
-pub use device::Gpu;
+pub use device::{Gpu, Turn};
 pub use error::GpuError;
 pub use kernels::attention::AttentionParams;
 pub use kernels::binary::BinaryOp;

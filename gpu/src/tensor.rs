@@ -53,18 +53,16 @@ impl GpuTensor {
         }
         // A binding may not be empty: an empty tensor still owns one f32.
         let contents: &[f32] = if data.is_empty() { &[0.0] } else { data };
-        let buffer = gpu
-            .scoped("upload", || {
-                gpu.device
-                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                        label: Some("wick tensor"),
-                        contents: bytemuck::cast_slice(contents),
-                        usage: wgpu::BufferUsages::STORAGE
-                            | wgpu::BufferUsages::COPY_SRC
-                            | wgpu::BufferUsages::COPY_DST,
-                    })
-            })
-            .await?;
+        let buffer = gpu.scoped("upload", || {
+            gpu.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("wick tensor"),
+                    contents: bytemuck::cast_slice(contents),
+                    usage: wgpu::BufferUsages::STORAGE
+                        | wgpu::BufferUsages::COPY_SRC
+                        | wgpu::BufferUsages::COPY_DST,
+                })
+        })?;
         Ok(GpuTensor {
             buffer,
             dims: dims.to_vec(),
@@ -72,47 +70,44 @@ impl GpuTensor {
     }
 
     /// An uninitialised output of `dims`.
-    pub(crate) async fn output(
+    pub(crate) fn output(
         gpu: &Gpu,
         op: &'static str,
         dims: Vec<usize>,
     ) -> Result<GpuTensor, GpuError> {
         let len: usize = dims.iter().product();
         let size = (len.max(1) * size_of::<f32>()) as u64;
-        let buffer = gpu
-            .scoped(op, || {
-                gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some(op),
-                    size,
-                    usage: wgpu::BufferUsages::STORAGE
-                        | wgpu::BufferUsages::COPY_SRC
-                        | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                })
+        let buffer = gpu.scoped(op, || {
+            gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(op),
+                size,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
             })
-            .await?;
+        })?;
         Ok(GpuTensor { buffer, dims })
     }
 
-    /// Reads the values back: a copy into a mappable staging buffer, then `map_async`.
+    /// Reads the values back: a copy into a mappable staging buffer, then `map_async`. Checks
+    /// the device first ([`Gpu::check`]): values that a failed call wrote are never returned.
     pub async fn read(&self, gpu: &Gpu) -> Result<Vec<f32>, GpuError> {
         let size = (self.len().max(1) * size_of::<f32>()) as u64;
-        let staging = gpu
-            .scoped("read-back", || {
-                let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("wick read-back"),
-                    size,
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                });
-                let mut encoder = gpu
-                    .device
-                    .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
-                encoder.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, size);
-                gpu.queue.submit([encoder.finish()]);
-                staging
-            })
-            .await?;
+        let staging = gpu.scoped("read-back", || {
+            let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("wick read-back"),
+                size,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let mut encoder = gpu
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+            encoder.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, size);
+            gpu.queue.submit([encoder.finish()]);
+            staging
+        })?;
         let (sender, receiver) = oneshot();
         staging.map_async(wgpu::MapMode::Read, .., move |result| sender.send(result));
         // Natively nothing else drives the device; on the web the browser does (never block it).
@@ -122,10 +117,11 @@ impl GpuTensor {
             .map_err(|e| GpuError::Map {
                 reason: e.to_string(),
             })?;
-        receiver.await.map_err(|e| {
-            gpu.lost().unwrap_or(GpuError::Map {
-                reason: e.to_string(),
-            })
+        let mapped = receiver.await;
+        // The calls' errors before the mapping's: a failed kernel explains a failed copy.
+        gpu.check().await?;
+        mapped.map_err(|e| GpuError::Map {
+            reason: e.to_string(),
         })?;
         let values = {
             let view = staging.get_mapped_range(..).map_err(|e| GpuError::Map {

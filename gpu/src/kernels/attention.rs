@@ -4,7 +4,7 @@
 //! (running max and sum), so the scores never exist in memory and T is unbounded.
 
 use super::conv::{fits, groups_2d};
-use super::{dispatch, uniform};
+use super::launch;
 use crate::{Gpu, GpuError, GpuTensor};
 
 /// Invocations per workgroup: keys scored per step, and the stride over output dims.
@@ -89,7 +89,7 @@ impl Gpu {
         }
         let rows = b * h * s;
         fits(OP, q.len().max(k.len()).max(v.len()).max(rows * dv))?;
-        let out = GpuTensor::output(self, OP, vec![b, h, s, dv]).await?;
+        let out = GpuTensor::output(self, OP, vec![b, h, s, dv])?;
         if rows == 0 || dv == 0 {
             return Ok(out);
         }
@@ -107,16 +107,14 @@ impl Gpu {
             row: gx,
             pad: [0; 2],
         };
-        self.scoped(OP, || {
-            let params = uniform(self, &params);
-            dispatch(
-                self,
-                &self.kernels.attention,
-                &[&q.buffer, &k.buffer, &v.buffer, &out.buffer, &params],
-                (gx, gy),
-            );
-        })
-        .await?;
+        launch(
+            self,
+            OP,
+            &self.kernels.attention,
+            &[&q.buffer, &k.buffer, &v.buffer, &out.buffer],
+            &params,
+            (gx, gy),
+        )?;
         Ok(out)
     }
 }

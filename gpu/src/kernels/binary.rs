@@ -1,7 +1,7 @@
 //! Elementwise Add / Sub / Mul / Div / Pow / Max / Min with numpy broadcasting, up to 6-D
 //! (`binary.wgsl`). The op is a uniform, so one pipeline serves all of them.
 
-use super::{check_groups, dispatch, uniform};
+use super::{check_groups, launch};
 use crate::{Gpu, GpuError, GpuTensor};
 
 /// Invocations per workgroup, one per output element.
@@ -128,20 +128,18 @@ impl Gpu {
             a_strides: strides(a.dims())?,
             b_strides: strides(b.dims())?,
         };
-        let out = GpuTensor::output(self, OP, shape).await?;
+        let out = GpuTensor::output(self, OP, shape)?;
         if len == 0 {
             return Ok(out);
         }
-        self.scoped(OP, || {
-            let params = uniform(self, &params);
-            dispatch(
-                self,
-                &self.kernels.binary,
-                &[&a.buffer, &b.buffer, &out.buffer, &params],
-                (groups_x, groups_y),
-            );
-        })
-        .await?;
+        launch(
+            self,
+            OP,
+            &self.kernels.binary,
+            &[&a.buffer, &b.buffer, &out.buffer],
+            &params,
+            (groups_x, groups_y),
+        )?;
         Ok(out)
     }
 }

@@ -5,7 +5,7 @@
 //! direct, 700 ms through the GEMM). Conv1d is the caller's: pass `H = 1`; so is `auto_pad`,
 //! resolved to explicit pads when the model loads.
 
-use super::{check_groups, dispatch, uniform};
+use super::{check_groups, launch};
 use crate::{Gpu, GpuError, GpuTensor};
 
 /// The implicit GEMM's workgroup (16×16 invocations) computes TILE_M output channels × TILE_N
@@ -199,7 +199,7 @@ impl Gpu {
         // Both kernels index x, w and the output with u32.
         fits(OP, n * c * h * wd)?;
         fits(OP, m * cg * kh * kw)?;
-        let out = GpuTensor::output(self, OP, vec![n, m, oh, ow]).await?;
+        let out = GpuTensor::output(self, OP, vec![n, m, oh, ow])?;
         if len == 0 {
             return Ok(out);
         }
@@ -227,16 +227,14 @@ impl Gpu {
         };
         // Without a bias the binding still needs a buffer: x stands in, never read.
         let bias = bias.map_or(&x.buffer, |b| &b.buffer);
-        self.scoped(OP, || {
-            let params = uniform(self, &params);
-            dispatch(
-                self,
-                pipeline,
-                &[&x.buffer, &w.buffer, bias, &out.buffer, &params],
-                groups_xy,
-            );
-        })
-        .await?;
+        launch(
+            self,
+            OP,
+            pipeline,
+            &[&x.buffer, &w.buffer, bias, &out.buffer],
+            &params,
+            groups_xy,
+        )?;
         Ok(out)
     }
 }

@@ -1,7 +1,7 @@
 //! ONNX Gather (opset 13) along one axis, f32 data, indices from the host (`gather.wgsl`).
 //! Indices are checked and made non-negative here, then uploaded as u32.
 
-use super::{dispatch, fit, spread, uniform};
+use super::{fit, launch, spread};
 use crate::{Gpu, GpuError, GpuTensor};
 use wgpu::util::DeviceExt;
 
@@ -82,27 +82,26 @@ impl Gpu {
             count: fit(OP, count)?,
             pad: [0; 3],
         };
-        let out = GpuTensor::output(self, OP, out_dims).await?;
+        let out = GpuTensor::output(self, OP, out_dims)?;
         if len == 0 {
             return Ok(out);
         }
-        self.scoped(OP, || {
-            let indices = self
-                .device
+        let indices = self.scoped(OP, || {
+            self.device
                 .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                     label: Some("gather indices"),
                     contents: bytemuck::cast_slice(&wrapped),
                     usage: wgpu::BufferUsages::STORAGE,
-                });
-            let params = uniform(self, &params);
-            dispatch(
-                self,
-                &self.kernels.gather,
-                &[&data.buffer, &indices, &out.buffer, &params],
-                (groups_x, groups_y),
-            );
-        })
-        .await?;
+                })
+        })?;
+        launch(
+            self,
+            OP,
+            &self.kernels.gather,
+            &[&data.buffer, &indices, &out.buffer],
+            &params,
+            (groups_x, groups_y),
+        )?;
         Ok(out)
     }
 }

@@ -3,7 +3,7 @@
 //! (signed strides: negative steps, 0 where broadcast), write at `dst_offset + Σ cᵢ·dᵢ`.
 //! Reshape needs no kernel: [`GpuTensor::reshape`] shares the buffer.
 
-use super::{contiguous_strides, dispatch, fit, spread, uniform};
+use super::{contiguous_strides, fit, launch, spread};
 use crate::kernels::binary::broadcast_shape;
 use crate::{Gpu, GpuError, GpuTensor};
 
@@ -77,16 +77,14 @@ impl Gpu {
                 .map_err(|_| GpuError::shape(op, "stride over i32"))?;
             params.dst_strides[slot] = fit(op, copy.dst_strides[d])?;
         }
-        self.scoped(op, || {
-            let params = uniform(self, &params);
-            dispatch(
-                self,
-                &self.kernels.layout,
-                &[&src.buffer, &dst.buffer, &params],
-                (groups_x, groups_y),
-            );
-        })
-        .await
+        launch(
+            self,
+            op,
+            &self.kernels.layout,
+            &[&src.buffer, &dst.buffer],
+            &params,
+            (groups_x, groups_y),
+        )
     }
 
     /// ONNX Transpose: output dim `i` is input dim `perm[i]`.
@@ -107,7 +105,7 @@ impl Gpu {
         let strides = contiguous_strides(dims);
         let out_dims: Vec<usize> = perm.iter().map(|&p| dims[p]).collect();
         let src_strides: Vec<isize> = perm.iter().map(|&p| strides[p] as isize).collect();
-        let out = GpuTensor::output(self, OP, out_dims.clone()).await?;
+        let out = GpuTensor::output(self, OP, out_dims.clone())?;
         let copy = Strided {
             dims: &out_dims,
             src_offset: 0,
@@ -150,7 +148,7 @@ impl Gpu {
             src_strides.push(step * strides[d] as isize);
         }
         let out_dims: Vec<usize> = ranges.iter().map(|r| r.2).collect();
-        let out = GpuTensor::output(self, OP, out_dims.clone()).await?;
+        let out = GpuTensor::output(self, OP, out_dims.clone())?;
         let copy = Strided {
             dims: &out_dims,
             src_offset,
@@ -177,7 +175,7 @@ impl Gpu {
                 _ => 0,
             })
             .collect();
-        let out = GpuTensor::output(self, OP, out_dims.clone()).await?;
+        let out = GpuTensor::output(self, OP, out_dims.clone())?;
         let copy = Strided {
             dims: &out_dims,
             src_offset: 0,
@@ -208,7 +206,7 @@ impl Gpu {
         }
         let mut out_dims = first.dims().to_vec();
         out_dims[axis] = xs.iter().map(|x| x.dims()[axis]).sum();
-        let out = GpuTensor::output(self, OP, out_dims.clone()).await?;
+        let out = GpuTensor::output(self, OP, out_dims.clone())?;
         let dst_strides = contiguous_strides(&out_dims);
         let mut at = 0;
         for x in xs {

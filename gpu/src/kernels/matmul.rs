@@ -2,7 +2,7 @@
 //! Gemm (`alpha·op(A)·op(B) + beta·C`), f32, one tiled kernel in workgroup memory
 //! (`matmul.wgsl`).
 
-use super::{check_groups, contiguous_strides, dispatch, fit, uniform};
+use super::{check_groups, contiguous_strides, fit, launch};
 use crate::kernels::binary::broadcast_shape;
 use crate::{Gpu, GpuError, GpuTensor};
 
@@ -125,7 +125,7 @@ impl Gpu {
             b_batch: batch_strides(b_batch, k * n)?,
         };
         let batches: usize = batch.iter().product();
-        let out = GpuTensor::output(self, OP, out_dims).await?;
+        let out = GpuTensor::output(self, OP, out_dims)?;
         self.run_matmul(OP, dims, batches, a, b, None, &out).await?;
         Ok(out)
     }
@@ -204,7 +204,7 @@ impl Gpu {
             a_batch: [0; 4],
             b_batch: [0; 4],
         };
-        let out = GpuTensor::output(self, OP, vec![m, n]).await?;
+        let out = GpuTensor::output(self, OP, vec![m, n])?;
         self.run_matmul(OP, dims, 1, a, b, c, &out).await?;
         Ok(out)
     }
@@ -227,15 +227,13 @@ impl Gpu {
         let groups_y = check_groups(self, op, u64::from(dims.m_tiles) * batches as u64)?;
         // Without C the binding still needs a buffer; the shader never reads it.
         let c = c.map_or(&a.buffer, |c| &c.buffer);
-        self.scoped(op, || {
-            let params = uniform(self, &dims);
-            dispatch(
-                self,
-                &self.kernels.matmul,
-                &[&a.buffer, &b.buffer, c, &out.buffer, &params],
-                (groups_x, groups_y),
-            );
-        })
-        .await
+        launch(
+            self,
+            op,
+            &self.kernels.matmul,
+            &[&a.buffer, &b.buffer, c, &out.buffer],
+            &dims,
+            (groups_x, groups_y),
+        )
     }
 }

@@ -7,7 +7,7 @@
 //! workgroup per output instead (`matmul_nbits_gemv.wgsl`). The f32 weight never exists.
 
 use super::conv::{fits, groups_2d};
-use super::{check_groups, dispatch, uniform};
+use super::{check_groups, launch};
 use crate::{Gpu, GpuBytes, GpuError, GpuTensor};
 
 /// The workgroup is TILE×TILE invocations, one per output of a block of rows × columns.
@@ -125,7 +125,7 @@ impl Gpu {
         };
         let mut dims = batch.to_vec();
         dims.push(n);
-        let out = GpuTensor::output(self, OP, dims).await?;
+        let out = GpuTensor::output(self, OP, dims)?;
         if m == 0 || n == 0 {
             return Ok(out);
         }
@@ -141,23 +141,14 @@ impl Gpu {
         };
         // Without zero points the binding still needs a buffer: b stands in, never read.
         let zp = zero_points.map_or(&b.buffer, |z| &z.buffer);
-        self.scoped(OP, || {
-            let params = uniform(self, &params);
-            dispatch(
-                self,
-                pipeline,
-                &[
-                    &a.buffer,
-                    &b.buffer,
-                    &scales.buffer,
-                    zp,
-                    &out.buffer,
-                    &params,
-                ],
-                groups,
-            );
-        })
-        .await?;
+        launch(
+            self,
+            OP,
+            pipeline,
+            &[&a.buffer, &b.buffer, &scales.buffer, zp, &out.buffer],
+            &params,
+            groups,
+        )?;
         Ok(out)
     }
 }

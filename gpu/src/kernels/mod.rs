@@ -78,8 +78,27 @@ fn pipeline(device: &wgpu::Device, label: &str, wgsl: &str) -> wgpu::ComputePipe
     })
 }
 
+/// One kernel call: binds `buffers` and then a uniform holding `params` to group 0 in that
+/// order, and dispatches `workgroups`, inside the call's error scopes (reported by the next
+/// [`Gpu::check`](crate::Gpu::check)).
+pub(crate) fn launch<P: bytemuck::Pod>(
+    gpu: &crate::Gpu,
+    op: &'static str,
+    pipeline: &wgpu::ComputePipeline,
+    buffers: &[&wgpu::Buffer],
+    params: &P,
+    workgroups: (u32, u32),
+) -> Result<(), GpuError> {
+    gpu.scoped(op, || {
+        let params = uniform(gpu, params);
+        let mut all = buffers.to_vec();
+        all.push(&params);
+        dispatch(gpu, pipeline, &all, workgroups);
+    })
+}
+
 /// Binds `buffers` to group 0 in order, records one dispatch and submits it.
-pub(crate) fn dispatch(
+fn dispatch(
     gpu: &crate::Gpu,
     pipeline: &wgpu::ComputePipeline,
     buffers: &[&wgpu::Buffer],
@@ -129,7 +148,7 @@ pub(crate) fn check_groups(
 }
 
 /// A small uniform buffer holding `params`.
-pub(crate) fn uniform<T: bytemuck::Pod>(gpu: &crate::Gpu, params: &T) -> wgpu::Buffer {
+fn uniform<T: bytemuck::Pod>(gpu: &crate::Gpu, params: &T) -> wgpu::Buffer {
     use wgpu::util::DeviceExt;
     gpu.device
         .create_buffer_init(&wgpu::util::BufferInitDescriptor {

@@ -2,7 +2,7 @@
 //! (opset 23) in `norm.wgsl`: one workgroup per row of the normalized dims; a flag in the
 //! uniform picks RMS (no mean, no bias).
 
-use super::{dispatch, fit, spread, uniform};
+use super::{fit, launch, spread};
 use crate::{Gpu, GpuError, GpuTensor};
 
 /// Invocations per workgroup, sharing one row.
@@ -104,22 +104,20 @@ impl Gpu {
             has_bias: u32::from(bias.is_some()),
             rms: u32::from(rms),
         };
-        let out = GpuTensor::output(self, op, dims.to_vec()).await?;
+        let out = GpuTensor::output(self, op, dims.to_vec())?;
         if out.is_empty() {
             return Ok(out);
         }
         // Without a bias the binding still needs a buffer; the shader never reads it.
         let bias = bias.map_or(&scale.buffer, |b| &b.buffer);
-        self.scoped(op, || {
-            let params = uniform(self, &params);
-            dispatch(
-                self,
-                &self.kernels.norm,
-                &[&x.buffer, &scale.buffer, bias, &out.buffer, &params],
-                (groups_x, groups_y),
-            );
-        })
-        .await?;
+        launch(
+            self,
+            op,
+            &self.kernels.norm,
+            &[&x.buffer, &scale.buffer, bias, &out.buffer],
+            &params,
+            (groups_x, groups_y),
+        )?;
         Ok(out)
     }
 }

@@ -4,7 +4,7 @@
 //! (`global_pool.wgsl`, one workgroup per (n, c) reducing in workgroup memory).
 
 use super::conv::{fits, groups_2d};
-use super::{dispatch, uniform};
+use super::launch;
 use crate::{Gpu, GpuError, GpuTensor};
 
 /// Invocations per workgroup: one per output (pool2d), or the reduction's width (global_pool).
@@ -150,20 +150,18 @@ impl Gpu {
             dil_w: fits(OP, p.dilations[1])?,
             pad: [0; 3],
         };
-        let out = GpuTensor::output(self, OP, vec![n, c, oh, ow]).await?;
+        let out = GpuTensor::output(self, OP, vec![n, c, oh, ow])?;
         if len == 0 {
             return Ok(out);
         }
-        self.scoped(OP, || {
-            let params = uniform(self, &params);
-            dispatch(
-                self,
-                &self.kernels.pool,
-                &[&x.buffer, &out.buffer, &params],
-                (gx, gy),
-            );
-        })
-        .await?;
+        launch(
+            self,
+            OP,
+            &self.kernels.pool,
+            &[&x.buffer, &out.buffer],
+            &params,
+            (gx, gy),
+        )?;
         Ok(out)
     }
 
@@ -189,7 +187,7 @@ impl Gpu {
         fits(OP, rows * size)?;
         let mut out_dims = dims.to_vec();
         out_dims[2..].fill(1);
-        let out = GpuTensor::output(self, OP, out_dims).await?;
+        let out = GpuTensor::output(self, OP, out_dims)?;
         if rows == 0 {
             return Ok(out);
         }
@@ -200,16 +198,14 @@ impl Gpu {
             size: fits(OP, size)?,
             row: gx,
         };
-        self.scoped(OP, || {
-            let params = uniform(self, &params);
-            dispatch(
-                self,
-                &self.kernels.global_pool,
-                &[&x.buffer, &out.buffer, &params],
-                (gx, gy),
-            );
-        })
-        .await?;
+        launch(
+            self,
+            OP,
+            &self.kernels.global_pool,
+            &[&x.buffer, &out.buffer],
+            &params,
+            (gx, gy),
+        )?;
         Ok(out)
     }
 }

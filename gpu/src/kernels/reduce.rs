@@ -2,7 +2,7 @@
 //! ReduceL2 over any set of axes (`reduce.wgsl`): one workgroup per output element, the op a
 //! uniform, so one pipeline serves all of them.
 
-use super::{contiguous_strides, dispatch, fit, spread, uniform};
+use super::{contiguous_strides, fit, launch, spread};
 use crate::{Gpu, GpuError, GpuTensor};
 
 /// Invocations per workgroup, sharing one output element.
@@ -130,20 +130,18 @@ impl Gpu {
             red_dims,
             red_strides,
         };
-        let out = GpuTensor::output(self, OP, out_dims).await?;
+        let out = GpuTensor::output(self, OP, out_dims)?;
         if out_len == 0 {
             return Ok(out);
         }
-        self.scoped(OP, || {
-            let params = uniform(self, &params);
-            dispatch(
-                self,
-                &self.kernels.reduce,
-                &[&x.buffer, &out.buffer, &params],
-                (groups_x, groups_y),
-            );
-        })
-        .await?;
+        launch(
+            self,
+            OP,
+            &self.kernels.reduce,
+            &[&x.buffer, &out.buffer],
+            &params,
+            (groups_x, groups_y),
+        )?;
         Ok(out)
     }
 }

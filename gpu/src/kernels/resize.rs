@@ -5,7 +5,7 @@
 //! not covered here.
 
 use super::conv::{fits, groups_2d};
-use super::{dispatch, uniform};
+use super::launch;
 use crate::{Gpu, GpuError, GpuTensor};
 
 /// Invocations per workgroup, one per output element.
@@ -122,20 +122,18 @@ impl Gpu {
             scale_w,
             pad: 0,
         };
-        let out = GpuTensor::output(self, OP, vec![n, c, oh, ow]).await?;
+        let out = GpuTensor::output(self, OP, vec![n, c, oh, ow])?;
         if len == 0 {
             return Ok(out);
         }
-        self.scoped(OP, || {
-            let params = uniform(self, &params);
-            dispatch(
-                self,
-                &self.kernels.resize,
-                &[&x.buffer, &out.buffer, &params],
-                (gx, gy),
-            );
-        })
-        .await?;
+        launch(
+            self,
+            OP,
+            &self.kernels.resize,
+            &[&x.buffer, &out.buffer],
+            &params,
+            (gx, gy),
+        )?;
         Ok(out)
     }
 }

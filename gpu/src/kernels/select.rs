@@ -3,7 +3,7 @@
 //! as 0/1).
 
 use super::binary::{broadcast_shape, strides, MAX_RANK};
-use super::{dispatch, fit, spread, uniform};
+use super::{fit, launch, spread};
 use crate::{Gpu, GpuError, GpuTensor};
 
 /// Invocations per workgroup, one per output element.
@@ -73,20 +73,18 @@ impl Gpu {
             x_strides: strides(x.dims())?,
             y_strides: strides(y.dims())?,
         };
-        let out = GpuTensor::output(self, OP, shape).await?;
+        let out = GpuTensor::output(self, OP, shape)?;
         if len == 0 {
             return Ok(out);
         }
-        self.scoped(OP, || {
-            let params = uniform(self, &params);
-            dispatch(
-                self,
-                &self.kernels.select,
-                &[&cond.buffer, &x.buffer, &y.buffer, &out.buffer, &params],
-                (groups_x, groups_y),
-            );
-        })
-        .await?;
+        launch(
+            self,
+            OP,
+            &self.kernels.select,
+            &[&cond.buffer, &x.buffer, &y.buffer, &out.buffer],
+            &params,
+            (groups_x, groups_y),
+        )?;
         Ok(out)
     }
 }

@@ -1,7 +1,7 @@
 //! ONNX Softmax and LogSoftmax (opset 13: along one axis) in `softmax.wgsl`: one workgroup per
 //! row along the axis, max subtracted first; a flag in the uniform picks the log form.
 
-use super::{dispatch, fit, spread, uniform};
+use super::{fit, launch, spread};
 use crate::{Gpu, GpuError, GpuTensor};
 
 /// Invocations per workgroup, sharing one row.
@@ -65,20 +65,18 @@ impl Gpu {
             log: u32::from(log),
             pad: [0; 3],
         };
-        let out = GpuTensor::output(self, op, dims.to_vec()).await?;
+        let out = GpuTensor::output(self, op, dims.to_vec())?;
         if out.is_empty() {
             return Ok(out);
         }
-        self.scoped(op, || {
-            let params = uniform(self, &params);
-            dispatch(
-                self,
-                &self.kernels.softmax,
-                &[&x.buffer, &out.buffer, &params],
-                (groups_x, groups_y),
-            );
-        })
-        .await?;
+        launch(
+            self,
+            op,
+            &self.kernels.softmax,
+            &[&x.buffer, &out.buffer],
+            &params,
+            (groups_x, groups_y),
+        )?;
         Ok(out)
     }
 }

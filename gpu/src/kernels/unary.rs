@@ -2,7 +2,7 @@
 //! Ceil, Erf, Gelu, Silu, Sin, Cos, Softplus, LeakyRelu, Elu, Clip, HardSigmoid, HardSwish) in
 //! `unary.wgsl`. The op and its attributes are a uniform, so one pipeline serves all of them.
 
-use super::{dispatch, fit, spread, uniform};
+use super::{fit, launch, spread};
 use crate::{Gpu, GpuError, GpuTensor};
 
 /// Invocations per workgroup, one per element.
@@ -167,20 +167,18 @@ impl Gpu {
             beta,
             pad2: [0; 2],
         };
-        let out = GpuTensor::output(self, OP, x.dims().to_vec()).await?;
+        let out = GpuTensor::output(self, OP, x.dims().to_vec())?;
         if len == 0 {
             return Ok(out);
         }
-        self.scoped(OP, || {
-            let params = uniform(self, &params);
-            dispatch(
-                self,
-                &self.kernels.unary,
-                &[&x.buffer, &out.buffer, &params],
-                (groups_x, groups_y),
-            );
-        })
-        .await?;
+        launch(
+            self,
+            OP,
+            &self.kernels.unary,
+            &[&x.buffer, &out.buffer],
+            &params,
+            (groups_x, groups_y),
+        )?;
         Ok(out)
     }
 }

@@ -5,6 +5,8 @@
 //! and counted ([`GpuRunStats`]). Weights are uploaded once and stay resident ([`Resident`]).
 //!
 //! Runs are async: reading a buffer back resolves only when the browser gets control again.
+//! A kernel's device error is reported at the next read-back (`Gpu::check`), so it fails the
+//! step that reads, naming the kernel; a run holds the device (`Gpu::exclusive`) meanwhile.
 
 pub mod ops;
 
@@ -152,6 +154,8 @@ impl Plan {
         wanted: Option<&[String]>,
     ) -> Result<(RunOutput, GpuRunStats)> {
         let gpu = resident.gpu();
+        // Kernel errors surface at the next read-back: no other run's calls may come between.
+        let _turn = gpu.exclusive().await;
         let mut stats = GpuRunStats::default();
         let mut cpu_ops = BTreeSet::new();
         let mut values: Vec<Value> = (0..self.slot_count).map(|_| Value::default()).collect();
@@ -274,6 +278,8 @@ impl Plan {
                 return Err(WickError::BadInput(format!("the model has no output named '{missing}'")));
             }
         }
+        // Calls whose results were never read back (outputs computed on the CPU) are checked too.
+        gpu.check().await.map_err(|e| wick_error(e, "(end of run)", "check"))?;
         stats.cpu_ops = cpu_ops.into_iter().collect();
         Ok((RunOutput { outputs, peak_intermediate_bytes: peak }, stats))
     }
