@@ -24,6 +24,9 @@ pub struct Gpu {
     lost: Arc<Mutex<Option<String>>>,
     /// Error scopes popped but not yet looked at, oldest first.
     pending: Mutex<Vec<Popped>>,
+    /// Kernels recorded since the last submission: one command buffer for many dispatches
+    /// (each submission costs the browser an IPC and the driver a batch).
+    encoder: Mutex<Option<wgpu::CommandEncoder>>,
     /// Held by a run for its whole length: see [`Gpu::exclusive`].
     turn: futures_util::lock::Mutex<()>,
 }
@@ -96,6 +99,7 @@ impl Gpu {
             adapter: name,
             lost,
             pending: Mutex::new(Vec::new()),
+            encoder: Mutex::new(None),
             turn: futures_util::lock::Mutex::new(()),
         })
     }
@@ -144,9 +148,33 @@ impl Gpu {
         Ok(value)
     }
 
-    /// The first error any call since the last check met (all of them are awaited together:
-    /// one round trip), or the device loss. Read-backs check before they return values.
+    /// Records commands into the open encoder (opened if none is).
+    pub(crate) fn record(&self, f: impl FnOnce(&mut wgpu::CommandEncoder)) {
+        let mut open = self.encoder.lock().unwrap_or_else(PoisonError::into_inner);
+        let encoder = open.get_or_insert_with(|| {
+            self.device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor::default())
+        });
+        f(encoder);
+    }
+
+    /// Submits what was recorded; called inside the caller's error scopes.
+    pub(crate) fn submit(&self) {
+        // Under the lock: what another thread records next must reach the queue after this.
+        let mut open = self.encoder.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(encoder) = open.take() {
+            self.queue.submit([encoder.finish()]);
+        }
+    }
+
+    /// Submits the recorded kernels and returns the first error any call since the last check
+    /// met (all of them are awaited together: one round trip), or the device loss. Read-backs
+    /// check before they return values. After an error, every output of those calls is
+    /// undefined — an invalid command in a submission voids the whole submission.
     pub async fn check(&self) -> Result<(), GpuError> {
+        if self.lost().is_none() {
+            self.scoped("submit", || self.submit())?;
+        }
         let pending =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
         let mut first = None;

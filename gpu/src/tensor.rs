@@ -101,11 +101,9 @@ impl GpuTensor {
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
-            let mut encoder = gpu
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
-            encoder.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, size);
-            gpu.queue.submit([encoder.finish()]);
+            // After the kernels recorded so far, in the same submission.
+            gpu.record(|encoder| encoder.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, size));
+            gpu.submit();
             staging
         })?;
         let (sender, receiver) = oneshot();

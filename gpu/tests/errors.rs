@@ -26,10 +26,9 @@ fn a_failed_call_fails_the_next_read_back_and_the_device_serves_on() {
         ),
         "{err:?}"
     );
-    // Reported once: the next read of a good result succeeds, and so do new calls.
-    let doubled: Vec<f32> = a.iter().map(|x| x + x).collect();
-    assert_eq!(max_diff(&read(&sum), &doubled), 0.0);
-    drop(huge);
+    // Reported once; what was recorded with the failed call is void (one submission), but
+    // the device serves new calls.
+    drop((huge, sum));
     let again = pollster::block_on(gpu.binary(BinaryOp::Mul, &small, &small)).expect("mul");
     let squared: Vec<f32> = a.iter().map(|x| x * x).collect();
     assert_eq!(max_diff(&read(&again), &squared), 0.0);

@@ -45,7 +45,13 @@ pub fn latency(args: &mut Args) -> Result<()> {
     // Without the Whisper encoder row, whose models take minutes to make on a fresh machine.
     let no_asr = args.flag("--no-asr");
     let runs = crate::bench::runs_arg(args, if smoke { 2 } else { 10 })?;
+    // `--runtimes a,b`: only these configurations, printed but not written to BENCHMARKS.md
+    // (whose table holds them all).
+    let only: Option<Vec<String>> = args.value("--runtimes")?.map(|r| r.split(',').map(str::to_string).collect());
     args.done()?;
+    if let Some(bad) = only.iter().flatten().find(|r| !RUNTIMES.contains(&r.as_str()) && !WEBGPU_RUNTIMES.contains(&r.as_str())) {
+        bail!("unknown runtime `{bad}`: one of {}", [&RUNTIMES[..], &WEBGPU_RUNTIMES[..]].concat().join(", "));
+    }
     let root = project_root();
     crate::bench::build_site()?;
     let ort = root.join("tests/node_modules/onnxruntime-web/dist");
@@ -131,6 +137,9 @@ pub fn latency(args: &mut Args) -> Result<()> {
     if !smoke {
         runtimes.extend(WEBGPU_RUNTIMES);
     }
+    if let Some(only) = &only {
+        runtimes.retain(|r| only.iter().any(|o| o == r));
+    }
     let driven = run(Command::new("node")
         .current_dir(&root)
         .arg("bench/latency.mjs")
@@ -170,7 +179,7 @@ pub fn latency(args: &mut Args) -> Result<()> {
     } else {
         print!("{markdown}");
     }
-    if !smoke {
+    if !smoke && only.is_none() {
         let path = root.join("BENCHMARKS.md");
         write_section(&path, "latency", "Latency", &markdown)?;
         eprintln!("xtask: wrote the latency section of {}", path.display());

@@ -51,13 +51,15 @@ Commands:
   bench [latency | generation | asr | load] [--json] [options]
                         measurements in headless Chromium, written to BENCHMARKS.md; plain
                         `bench` runs latency, then generation, then asr, then load
-           latency [--runs N] [--smoke] [--no-asr]
+           latency [--runs N] [--smoke] [--no-asr] [--runtimes a,b]
                         each model through Wick and onnxruntime-web (wasm; each with 1 thread
-                        and every core), in dedicated workers: median/min of N runs (default 10)
+                        and every core; WebGPU), in dedicated workers: median/min of N runs (default 10)
                         after 2 warm-ups, max output difference, Wick/ORT; the vision pipelines
                         end to end; wasm size and cold start. --json: one object per row on
                         stdout; --smoke: the MNIST CNN only, 2 runs, BENCHMARKS.md untouched;
-                        --no-asr: without the Whisper encoder row (its models take minutes)
+                        --no-asr: without the Whisper encoder row (its models take minutes);
+                        --runtimes: only those (wick-cpu, wick-cpu-mt, ort-wasm-1t, ort-wasm-mt,
+                        wick-webgpu, ort-webgpu), printed, BENCHMARKS.md untouched
            generation [--runs N] [--smoke]
                         SmolLM2-135M q4 (and the tiny CI model) through Wick and transformers.js
                         (npm, installed into bench/node_modules), greedy, 64 new tokens: prefill

@@ -93,13 +93,15 @@ pub(crate) fn launch<P: bytemuck::Pod>(
         let params = uniform(gpu, params);
         let mut all = buffers.to_vec();
         all.push(&params);
-        dispatch(gpu, pipeline, &all, workgroups);
+        dispatch(gpu, op, pipeline, &all, workgroups);
     })
 }
 
-/// Binds `buffers` to group 0 in order, records one dispatch and submits it.
+/// Binds `buffers` to group 0 in order and records one dispatch in the device's open encoder
+/// (submitted at the next read-back or check: one submission for a run's kernels).
 fn dispatch(
     gpu: &crate::Gpu,
+    op: &'static str,
     pipeline: &wgpu::ComputePipeline,
     buffers: &[&wgpu::Buffer],
     workgroups: (u32, u32),
@@ -118,16 +120,16 @@ fn dispatch(
         layout: &layout,
         entries: &entries,
     });
-    let mut encoder = gpu
-        .device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
-    {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+    gpu.record(|encoder| {
+        // Named, so that an error found when the batch is submitted says which kernel.
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(op),
+            timestamp_writes: None,
+        });
         pass.set_pipeline(pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(workgroups.0, workgroups.1, 1);
-    }
-    gpu.queue.submit([encoder.finish()]);
+    });
 }
 
 /// Workgroup counts must fit the device's per-dimension limit.
