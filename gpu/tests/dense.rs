@@ -243,7 +243,11 @@ fn cpu_matmul(a: &[f32], ad: &[usize], b: &[f32], bd: &[usize]) -> (Vec<usize>, 
 
 #[test]
 fn matmul_batches_and_broadcasts_like_numpy() {
-    let cases: [(&[usize], &[usize]); 9] = [
+    // M and N ≥ 24 take the blocked pipeline; a shared B folds A's batches into its rows.
+    let cases: [(&[usize], &[usize]); 12] = [
+        (&[3, 40, 50], &[50, 70]),
+        (&[2, 3, 30, 26], &[3, 26, 45]),
+        (&[4, 1, 29, 33], &[1, 5, 33, 25]),
         (&[3, 17, 33], &[3, 33, 9]),
         (&[2, 1, 5, 7], &[4, 7, 6]),
         (&[7], &[7, 5]),
@@ -276,7 +280,10 @@ fn matmul_batches_and_broadcasts_like_numpy() {
 #[test]
 fn gemm_transposes_scales_and_adds_c() {
     type Case = (usize, usize, usize, bool, bool, Option<&'static [usize]>);
-    let cases: [Case; 6] = [
+    let cases: [Case; 9] = [
+        (70, 37, 45, true, true, Some(&[45])),
+        (50, 19, 64, true, false, Some(&[50, 64])),
+        (40, 65, 33, false, true, None),
         (17, 33, 9, false, false, Some(&[9])),
         (7, 5, 3, true, false, Some(&[7, 1])),
         (33, 16, 20, false, true, Some(&[33, 20])),

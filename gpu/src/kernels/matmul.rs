@@ -6,15 +6,32 @@ use super::{check_groups, contiguous_strides, fit, launch};
 use crate::kernels::binary::broadcast_shape;
 use crate::{Gpu, GpuError, GpuTensor};
 
-/// The workgroup is TILE×TILE invocations, one per element of a block of C.
+/// The small-matrix pipeline's workgroup: TILE×TILE invocations, one per element of a block.
 pub const TILE: u32 = 16;
+/// The blocked pipeline's workgroup: THREADS×THREADS invocations, 4×4 elements each, so a
+/// BLOCK×BLOCK block; KT is the reduction step staged in workgroup memory.
+pub const THREADS: u32 = 8;
+pub const BLOCK: u32 = 4 * THREADS;
+pub const KT: u32 = 16;
+/// Matrices with M and N both at least this take the blocked pipeline: below, most of its
+/// 32×32 block would be padding (attention's per-head products over a few tokens).
+pub const BLOCKED_FROM: u32 = 24;
 /// The most batch dims a MatMul operand may have (so 6-D operands at most).
 pub const MAX_BATCH_RANK: usize = 4;
 
 pub(crate) fn source() -> String {
     format!(
-        "const TILE: u32 = {TILE}u;\n{}",
+        "const TILE: u32 = {TILE}u;\n{}{}",
+        include_str!("matmul_common.wgsl"),
         include_str!("matmul.wgsl")
+    )
+}
+
+pub(crate) fn blocked_source() -> String {
+    format!(
+        "const THREADS: u32 = {THREADS}u;\nconst BLOCK: u32 = {BLOCK}u;\nconst KT: u32 = {KT}u;\n{}{}",
+        include_str!("matmul_common.wgsl"),
+        include_str!("matmul_blocked.wgsl")
     )
 }
 
@@ -24,7 +41,7 @@ struct Dims {
     m: u32,
     k: u32,
     n: u32,
-    /// Workgroup rows per matrix: y = batch × m_tiles + tile row.
+    /// Workgroup rows per matrix: y = batch × m_tiles + tile row (set by `run_matmul`).
     m_tiles: u32,
     trans_a: u32,
     trans_b: u32,
@@ -111,7 +128,7 @@ impl Gpu {
             m: fit(OP, m)?,
             k: fit(OP, k)?,
             n: fit(OP, n)?,
-            m_tiles: fit(OP, m)?.div_ceil(TILE),
+            m_tiles: 0,
             trans_a: 0,
             trans_b: 0,
             alpha: 1.0,
@@ -191,7 +208,7 @@ impl Gpu {
             m: fit(OP, m)?,
             k: fit(OP, k)?,
             n: fit(OP, n)?,
-            m_tiles: fit(OP, m)?.div_ceil(TILE),
+            m_tiles: 0,
             trans_a: u32::from(trans_a),
             trans_b: u32::from(trans_b),
             alpha,
@@ -213,8 +230,8 @@ impl Gpu {
     async fn run_matmul(
         &self,
         op: &'static str,
-        dims: Dims,
-        batches: usize,
+        mut dims: Dims,
+        mut batches: usize,
         a: &GpuTensor,
         b: &GpuTensor,
         c: Option<&GpuTensor>,
@@ -223,14 +240,33 @@ impl Gpu {
         if out.is_empty() {
             return Ok(());
         }
-        let groups_x = check_groups(self, op, u64::from(dims.n.div_ceil(TILE)))?;
+        // One B for every batch and A's matrices back to back (MatMul of activations by a
+        // weight): the batches are one taller matrix, so its blocks are full.
+        let a_contiguous = (0..MAX_BATCH_RANK)
+            .rev()
+            .try_fold(dims.m * dims.k, |stride, d| {
+                (dims.batch[d] == 1 || dims.a_batch[d] == stride).then(|| stride * dims.batch[d])
+            });
+        if batches > 1 && dims.b_batch == [0; 4] && dims.trans_a == 0 && a_contiguous.is_some() {
+            dims.m = fit(op, dims.m as usize * batches)?;
+            dims.batch = [1; 4];
+            dims.a_batch = [0; 4];
+            batches = 1;
+        }
+        let (pipeline, block) = if dims.m >= BLOCKED_FROM && dims.n >= BLOCKED_FROM {
+            (&self.kernels.matmul_blocked, BLOCK)
+        } else {
+            (&self.kernels.matmul, TILE)
+        };
+        dims.m_tiles = dims.m.div_ceil(block);
+        let groups_x = check_groups(self, op, u64::from(dims.n.div_ceil(block)))?;
         let groups_y = check_groups(self, op, u64::from(dims.m_tiles) * batches as u64)?;
         // Without C the binding still needs a buffer; the shader never reads it.
         let c = c.map_or(&a.buffer, |c| &c.buffer);
         launch(
             self,
             op,
-            &self.kernels.matmul,
+            pipeline,
             &[&a.buffer, &b.buffer, c, &out.buffer],
             &dims,
             (groups_x, groups_y),

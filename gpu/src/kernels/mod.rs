@@ -20,6 +20,7 @@ use crate::GpuError;
 
 pub(crate) struct Kernels {
     pub(crate) matmul: wgpu::ComputePipeline,
+    pub(crate) matmul_blocked: wgpu::ComputePipeline,
     pub(crate) binary: wgpu::ComputePipeline,
     pub(crate) unary: wgpu::ComputePipeline,
     pub(crate) softmax: wgpu::ComputePipeline,
@@ -42,6 +43,7 @@ impl Kernels {
     pub(crate) fn new(device: &wgpu::Device) -> Kernels {
         Kernels {
             matmul: pipeline(device, "matmul", &matmul::source()),
+            matmul_blocked: pipeline(device, "matmul_blocked", &matmul::blocked_source()),
             binary: pipeline(device, "binary", &binary::source()),
             unary: pipeline(device, "unary", &unary::source()),
             softmax: pipeline(device, "softmax", &softmax::source()),
