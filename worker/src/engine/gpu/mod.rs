@@ -17,17 +17,18 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use candle_core::{DType, Device, Tensor};
-use wick_gpu::{Gpu, GpuError, GpuTensor};
+use wick_gpu::{Gpu, GpuBytes, GpuError, GpuTensor};
 use wick_shared::GpuRunStats;
 
 use super::plan::{Plan, RunOutput};
 use crate::error::{Result, WickError};
 
-/// Where a kernel wants input `i`: float data on the device, or small host values it reads
-/// on the CPU (shapes, axes, indices).
+/// Where a kernel wants input `i`: float data on the device, raw bytes on the device (packed
+/// quantized weights, uint8), or small host values it reads on the CPU (shapes, axes, indices).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Place {
     Device,
+    Bytes,
     Host,
 }
 
@@ -39,6 +40,7 @@ pub(crate) struct Meta<'a> {
 
 pub(crate) enum Arg<'a> {
     Device(&'a GpuTensor),
+    Bytes(&'a GpuBytes),
     Host(&'a Tensor),
 }
 
@@ -73,8 +75,8 @@ pub(crate) trait GpuKernel {
         Place::Device
     }
 
-    /// Whether this kernel takes these inputs (device inputs are always f32 by then); when
-    /// not, the step runs on the CPU.
+    /// Whether this kernel takes these inputs (by then device inputs are f32 and byte inputs
+    /// uint8); when not, the step runs on the CPU.
     fn accepts(&self, _inputs: &[Option<Meta>]) -> bool {
         true
     }
@@ -83,15 +85,16 @@ pub(crate) trait GpuKernel {
 }
 
 /// A model's state on one device: the device and the weights already uploaded to it (by
-/// constant slot), which stay there for later runs.
+/// constant slot; f32 tensors, and packed bytes), which stay there for later runs.
 pub struct Resident {
     gpu: Rc<Gpu>,
     weights: RefCell<HashMap<usize, Rc<GpuTensor>>>,
+    bytes: RefCell<HashMap<usize, Rc<GpuBytes>>>,
 }
 
 impl Resident {
     pub fn new(gpu: Rc<Gpu>) -> Resident {
-        Resident { gpu, weights: RefCell::new(HashMap::new()) }
+        Resident { gpu, weights: RefCell::new(HashMap::new()), bytes: RefCell::new(HashMap::new()) }
     }
 
     pub fn gpu(&self) -> &Gpu {
@@ -100,7 +103,8 @@ impl Resident {
 
     /// Bytes of weights held on the device.
     pub fn bytes(&self) -> u64 {
-        self.weights.borrow().values().map(|t| (t.len() * 4) as u64).sum()
+        let floats: u64 = self.weights.borrow().values().map(|t| (t.len() * 4) as u64).sum();
+        floats + self.bytes.borrow().values().map(|b| b.len() as u64).sum::<u64>()
     }
 }
 
@@ -110,6 +114,8 @@ impl Resident {
 struct Value {
     host: Option<Tensor>,
     device: Option<Rc<GpuTensor>>,
+    /// uint8 host values' bytes on the device (only ever made from `host`).
+    bytes: Option<Rc<GpuBytes>>,
 }
 
 impl Value {
@@ -163,6 +169,7 @@ impl Plan {
         for (slot, t) in &self.constants {
             values[*slot].host = Some(t.clone());
             values[*slot].device = resident.weights.borrow().get(slot).cloned();
+            values[*slot].bytes = resident.bytes.borrow().get(slot).cloned();
         }
         let needed = wanted.map(|w| self.needed(w)).transpose()?;
         for (name, slot) in &self.inputs {
@@ -190,11 +197,12 @@ impl Plan {
             let device_error = |e: GpuError| wick_error(e, &step.name, &step.op_type);
             let kernel = step.gpu.as_deref().filter(|k| {
                 let metas: Vec<Option<Meta>> = step.inputs.iter().map(|s| s.and_then(|s| values[s].meta())).collect();
-                let floats = metas
-                    .iter()
-                    .enumerate()
-                    .all(|(i, m)| k.place(i) == Place::Host || m.as_ref().is_none_or(|m| m.dtype == DType::F32));
-                floats && k.accepts(&metas)
+                let placeable = metas.iter().enumerate().all(|(i, m)| match k.place(i) {
+                    Place::Host => true,
+                    Place::Device => m.as_ref().is_none_or(|m| m.dtype == DType::F32),
+                    Place::Bytes => m.as_ref().is_none_or(|m| m.dtype == DType::U8),
+                });
+                placeable && k.accepts(&metas)
             });
             let results: Vec<Value> = match kernel {
                 Some(kernel) => {
@@ -209,6 +217,14 @@ impl Plan {
                                     }
                                 }
                             }
+                            Place::Bytes => {
+                                to_device_bytes(gpu, &mut values[slot], &mut stats).await.map_err(device_error)?;
+                                if constant.contains_key(&slot) {
+                                    if let Some(b) = &values[slot].bytes {
+                                        resident.bytes.borrow_mut().insert(slot, b.clone());
+                                    }
+                                }
+                            }
                             Place::Host => to_host(gpu, &mut values[slot], &mut stats).await.map_err(device_error)?,
                         }
                     }
@@ -220,6 +236,7 @@ impl Plan {
                             let v = &values[(*s)?];
                             match kernel.place(i) {
                                 Place::Device => v.device.as_deref().map(Arg::Device),
+                                Place::Bytes => v.bytes.as_deref().map(Arg::Bytes),
                                 Place::Host => v.host.as_ref().map(Arg::Host),
                             }
                         })
@@ -231,8 +248,8 @@ impl Plan {
                     stats.gpu_steps += 1;
                     outs.into_iter()
                         .map(|o| match o {
-                            Out::Device(d) => Value { host: None, device: Some(Rc::new(d)) },
-                            Out::Host(t) => Value { host: Some(t), device: None },
+                            Out::Device(d) => Value { device: Some(Rc::new(d)), ..Value::default() },
+                            Out::Host(t) => Value { host: Some(t), ..Value::default() },
                         })
                         .collect()
                 }
@@ -245,7 +262,7 @@ impl Plan {
                     let outs = step.kernel.run(&args).map_err(|e| fail(e.to_string()))?;
                     stats.cpu_steps += 1;
                     cpu_ops.insert(step.op_type.clone());
-                    outs.into_iter().map(|t| Value { host: Some(t), device: None }).collect()
+                    outs.into_iter().map(|t| Value { host: Some(t), ..Value::default() }).collect()
                 }
             };
             if results.len() < step.outputs.iter().flatten().count() {
@@ -308,6 +325,23 @@ async fn to_device(gpu: &Gpu, v: &mut Value, stats: &mut GpuRunStats) -> std::re
     stats.uploads += 1;
     stats.upload_bytes += (data.len() * 4) as u64;
     v.device = Some(Rc::new(d));
+    Ok(())
+}
+
+/// Makes sure a uint8 host value has a device copy of its bytes, uploading them if not.
+async fn to_device_bytes(gpu: &Gpu, v: &mut Value, stats: &mut GpuRunStats) -> std::result::Result<(), GpuError> {
+    if v.bytes.is_some() {
+        return Ok(());
+    }
+    let Some(t) = &v.host else { return Ok(()) };
+    let data: Vec<u8> = t
+        .flatten_all()
+        .and_then(|f| f.to_vec1())
+        .map_err(|e| GpuError::Shape { op: "upload_bytes", message: e.to_string() })?;
+    let b = GpuBytes::upload(gpu, t.dims(), &data).await?;
+    stats.uploads += 1;
+    stats.upload_bytes += data.len() as u64;
+    v.bytes = Some(Rc::new(b));
     Ok(())
 }
 

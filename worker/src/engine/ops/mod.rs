@@ -15,7 +15,7 @@ pub(crate) mod gemm;
 pub(crate) mod simd;
 mod index;
 mod matmul;
-mod nbits;
+pub(crate) mod nbits;
 mod normalization;
 pub(crate) mod pool;
 mod quantization;

@@ -37,15 +37,15 @@ const GEMV_ROWS: usize = 4;
 
 /// The node's attributes.
 #[derive(Debug, Clone, Copy)]
-struct Dims {
-    k: usize,
-    n: usize,
-    bits: usize,
-    block: usize,
+pub(crate) struct Dims {
+    pub(crate) k: usize,
+    pub(crate) n: usize,
+    pub(crate) bits: usize,
+    pub(crate) block: usize,
 }
 
 impl Dims {
-    fn n_blocks(&self) -> usize {
+    pub(crate) fn n_blocks(&self) -> usize {
         self.k.div_ceil(self.block)
     }
 
@@ -443,7 +443,7 @@ pub fn matmul_nbits(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::test_util::*;
     use super::*;
     use candle_core::Device;
@@ -463,16 +463,17 @@ mod tests {
     }
 
     /// One fixture case: the inputs by position (absent ones `None`) and onnxruntime's output.
-    struct Case {
-        d: Dims,
-        m: usize,
-        inputs: Vec<Option<Tensor>>,
-        want: Vec<f32>,
-        numpy: bool,
+    pub(crate) struct Case {
+        pub(crate) d: Dims,
+        pub(crate) m: usize,
+        pub(crate) inputs: Vec<Option<Tensor>>,
+        pub(crate) want: Vec<f32>,
+        pub(crate) numpy: bool,
     }
 
-    /// worker/tests/fixtures/matmul_nbits.bin, written by scripts/make_nbits_fixture.py.
-    fn cases() -> Vec<Case> {
+    /// worker/tests/fixtures/matmul_nbits.bin, written by scripts/make_nbits_fixture.py (also
+    /// the GPU op's reference: engine/gpu/ops/matmul.rs).
+    pub(crate) fn cases() -> Vec<Case> {
         let data: &[u8] = include_bytes!("../../../tests/fixtures/matmul_nbits.bin");
         assert_eq!(&data[..4], b"NBIT");
         let mut at = 4;

@@ -72,6 +72,7 @@ pub(crate) static GPU_OPS: &[GpuOpDef] = &[
     op("MatMul", matmul::matmul),
     op("Gemm", matmul::gemm),
     fused_op("MatMulAdd", matmul::matmul_add),
+    GpuOpDef { domain: "com.microsoft", op_type: "MatMulNBits", build: matmul::matmul_nbits },
     // conv.rs
     op("Conv", conv::conv),
     fused_op("ConvAct", conv::conv_act),
