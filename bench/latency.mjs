@@ -80,8 +80,16 @@ async function runtimeRows(runtime, models, lines) {
     const label = LABEL[runtime] ?? runtime;
     const meta = { row: 'runtime', runtime: label, threads: setup.threads, spawn_ms: setup.spawnMs, adapter: setup.adapter };
     lines.push(meta);
+    // An emulated GPU (SwiftShader: a fallback adapter) runs a model for seconds: fewer runs,
+    // and not the Whisper encoder (minutes a run). The rows' `runs` says how many.
+    const emulated = WEBGPU.has(runtime) && /swiftshader|fallback/i.test(setup.adapter ?? '');
+    const warmups = emulated ? 1 : Number(opts.warmups);
+    const budget = emulated
+      ? { runs: Math.min(3, Number(opts.runs)), minMs: 0 }
+      : { runs: Number(opts.runs), minMs: Number(opts['min-s']) * 1000 };
     for (const spec of models) {
       if (spec.task && label !== 'wick-cpu') continue;
+      if (emulated && spec.slowOnEmulatedGpu) continue;
       const row = { model: spec.name, runtime: label, threads: setup.threads, config: runtime, adapter: setup.adapter };
       try {
         row.load_ms = await limited(page.evaluate((s) => window.bench.load(s), spec), `${runtime} ${spec.name} load`);
@@ -89,7 +97,7 @@ async function runtimeRows(runtime, models, lines) {
         meta.cold_ms ??= setup.spawnMs + row.load_ms;
         meta.cold_model ??= spec.name;
         const m = await limited(
-          page.evaluate(([s, w, n]) => window.bench.measure(s, w, n), [spec, Number(opts.warmups), { runs: Number(opts.runs), minMs: Number(opts['min-s']) * 1000 }]),
+          page.evaluate(([s, w, n]) => window.bench.measure(s, w, n), [spec, warmups, budget]),
           `${runtime} ${spec.name} runs`,
         );
         Object.assign(row, {

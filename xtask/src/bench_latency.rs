@@ -95,6 +95,7 @@ pub fn latency(args: &mut Args) -> Result<()> {
             "model": format!("{folder}onnx/encoder_model.onnx"),
             "externalData": ["encoder_model.onnx_data"],
             "inputs": [{"name": "input_features", "dtype": "float32", "dims": [1, 80, 3000], "url": format!("{folder}audio/fox.mel.f32.bin")}],
+            "slowOnEmulatedGpu": true,
         }));
     }
     // The vision pipelines end to end: the photo's file bytes in, labels or boxes out.
@@ -217,7 +218,7 @@ fn markdown(lines: &[Value], command: &str, wasm: &[(&str, &Path)]) -> String {
          on the same backend (WebGPU with WebGPU), round trip and inside. The WebGPU rows run in a \
          browser with `--enable-unsafe-webgpu`; on a machine without a GPU its adapter is \
          SwiftShader, which emulates the GPU on the CPU: those rows measure the backends' overheads, \
-         not GPU speed.\n\n",
+         not GPU speed, and take 1 warm-up and 3 runs, without the Whisper encoder.\n\n",
         today(),
         revision(),
         machine()
