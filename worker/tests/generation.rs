@@ -7,9 +7,12 @@
 //! named by `WICK_TEXTGEN_MODELS`; `cargo xtask test` makes it.
 
 use std::path::PathBuf;
+use std::rc::Rc;
 
 use serde_json::Value;
 use wick_shared::{ChatMessage, FinishReason, GenerateOptions, Prompt, TaskKind};
+use wick_gpu::Gpu;
+use wick_worker::engine::{ModelBackend, Resident};
 use wick_worker::native::load_variant_for_task;
 use wick_worker::tasks::text_generation::{Generation, Step};
 
@@ -28,13 +31,22 @@ fn clock() -> f64 {
     std::time::UNIX_EPOCH.elapsed().map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
-/// Greedy generation of `name`'s `variant` on the reference prompt, compared with onnxruntime.
+/// Greedy generation of `name`'s `variant` on the reference prompt, compared with onnxruntime;
+/// on the CPU backend, or on WebGPU (lavapipe natively).
 fn greedy_matches_onnxruntime(name: &str, variant: &str) {
+    greedy_on(name, variant, false);
+}
+
+fn greedy_on(name: &str, variant: &str, webgpu: bool) {
     let dir = folder(name);
     let reference: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
     let want = &reference["variants"][variant];
     let file_variant = want["file"].as_str().unwrap().strip_prefix("onnx/model_").map(|f| f.trim_end_matches(".onnx"));
-    let loaded = load_variant_for_task(&dir, file_variant, TaskKind::TextGeneration).unwrap();
+    let mut loaded = load_variant_for_task(&dir, file_variant, TaskKind::TextGeneration).unwrap();
+    if webgpu {
+        let gpu = Rc::new(Gpu::new_blocking().unwrap_or_else(|e| panic!("{e}")));
+        loaded.backend = ModelBackend::gpu(Resident::new(gpu), false, "the test asks for it");
+    }
     let messages: Vec<ChatMessage> = serde_json::from_value(reference["messages"].clone()).unwrap();
     let max = reference["max_new_tokens"].as_u64().unwrap() as u32;
     let options = GenerateOptions { max_new_tokens: Some(max), ..Default::default() };
@@ -44,7 +56,7 @@ fn greedy_matches_onnxruntime(name: &str, variant: &str) {
     let mut streamed = String::new();
     let mut first = true;
     let finish = loop {
-        match g.step(&clock).unwrap() {
+        match pollster::block_on(g.step(&clock)).unwrap() {
             Step::Token { text, .. } => streamed.push_str(&text),
             Step::Finished { reason, text } => {
                 streamed.push_str(&text);
@@ -68,12 +80,26 @@ fn greedy_matches_onnxruntime(name: &str, variant: &str) {
     assert_eq!(g.text(), want["greedy_text"].as_str().unwrap());
     let stats = g.stats();
     eprintln!("{name} {variant}: {:?} — prefill {:.0} ms, decode {:.1} tok/s", g.text(), stats.prefill_ms, stats.decode_tok_s);
+    if webgpu {
+        let gpu = loaded.take_gpu_stats().expect("GPU stats");
+        eprintln!("{name} {variant} on WebGPU: {gpu:?}");
+        assert!(gpu.gpu_steps > gpu.cpu_steps, "most steps on the GPU: {gpu:?}");
+        assert!(!gpu.cpu_ops.iter().any(|op| op == "MatMulNBits" || op == "MatMul"), "{:?}", gpu.cpu_ops);
+    }
 }
 
 #[test]
 #[ignore = "needs the text-generation models: `cargo xtask test` makes them (WICK_TEXTGEN_MODELS)"]
 fn tiny_q4_greedy_matches_onnxruntime() {
     greedy_matches_onnxruntime("tiny-llama-random", "q4");
+}
+
+/// onnxruntime's MatMulNBits layout (uint8 zero points), which the GPU kernel unpacks: every
+/// product on the device, the KV cache read back and sent again each step.
+#[test]
+#[ignore = "needs the text-generation models: `cargo xtask test` makes them (WICK_TEXTGEN_MODELS)"]
+fn tiny_ortq4_greedy_on_webgpu_matches_onnxruntime() {
+    greedy_on("tiny-llama-random-ortq4", "q4", true);
 }
 
 #[test]
@@ -99,7 +125,7 @@ fn stop_texts_end_the_answer_before_them_and_sampling_is_seeded() {
         let mut g = Generation::new(&loaded, &Prompt::Text(reference["prompt"].as_str().unwrap().into()), &options, 1).unwrap();
         let mut streamed = String::new();
         loop {
-            match g.step(&clock).unwrap() {
+            match pollster::block_on(g.step(&clock)).unwrap() {
                 Step::Token { text, .. } => streamed.push_str(&text),
                 Step::Finished { reason, text } => return (streamed + &text, reason, g.text().to_string()),
             }

@@ -294,7 +294,7 @@ impl<'a> Generation<'a> {
     }
 
     /// The forward pass over `new` tokens at the end of `self.tokens`: the last position's logits.
-    fn forward(&mut self, new: usize) -> Result<Vec<f32>> {
+    async fn forward(&mut self, new: usize) -> Result<Vec<f32>> {
         let total = self.tokens.len();
         let past_len = total - new;
         let cpu = &Device::Cpu;
@@ -313,7 +313,8 @@ impl<'a> Generation<'a> {
         }
         let mut wanted = vec![self.logits_name.clone()];
         wanted.extend(self.cache.iter().map(|c| c.output.clone()));
-        let mut out: HashMap<String, Tensor> = self.loaded.model.run(feeds, Some(&wanted))?.outputs.into_iter().collect();
+        // On the model's backend: with WebGPU the cache goes to the device and back each step.
+        let mut out: HashMap<String, Tensor> = self.loaded.infer(feeds, Some(&wanted)).await?.outputs.into_iter().collect();
         for (slot, past) in self.cache.iter().zip(self.past.iter_mut()) {
             *past = out.remove(&slot.output).ok_or_else(|| bad(format!("the model did not produce {}", slot.output)))?;
         }
@@ -329,7 +330,7 @@ impl<'a> Generation<'a> {
     }
 
     /// Generate one token (the first call runs the prompt), or say why generation ended.
-    pub fn step(&mut self, now_ms: &dyn Fn() -> f64) -> Result<Step> {
+    pub async fn step(&mut self, now_ms: &dyn Fn() -> f64) -> Result<Step> {
         if let Some(reason) = self.finished {
             return Ok(Step::Finished { reason, text: String::new() });
         }
@@ -338,7 +339,7 @@ impl<'a> Generation<'a> {
         }
         let first = self.tokens.len() == self.prompt_len;
         let started = now_ms();
-        let logits = self.forward(if first { self.prompt_len } else { 1 })?;
+        let logits = self.forward(if first { self.prompt_len } else { 1 }).await?;
         let id = self.sampler.pick(&logits);
         self.logits = logits;
         let took = now_ms() - started;

@@ -180,11 +180,16 @@ async fn device() -> Result<Rc<Gpu>> {
 
 /// The tasks whose models run in sync step loops (generation and transcription with their KV
 /// caches, VAD frame by frame): on the CPU backend in this version.
+/// Tasks whose models run on the CPU whatever the backend (their step loops call the model
+/// directly): `webgpu` is refused for them.
 fn cpu_only(task: Option<TaskKind>) -> bool {
-    matches!(
-        task,
-        Some(TaskKind::TextGeneration | TaskKind::AutomaticSpeechRecognition | TaskKind::VoiceActivityDetection)
-    )
+    matches!(task, Some(TaskKind::AutomaticSpeechRecognition | TaskKind::VoiceActivityDetection))
+}
+
+/// Tasks that run on WebGPU when asked but that `auto` leaves on the CPU: generation sends its
+/// KV cache to the device and back every step (it does not stay there yet).
+fn cpu_preferred(task: Option<TaskKind>) -> bool {
+    matches!(task, Some(TaskKind::TextGeneration))
 }
 
 /// Picks the backend for a load and says why.
@@ -219,7 +224,7 @@ async fn choose(choice: BackendChoice, task: Option<TaskKind>) -> Result<ModelBa
                         .join(" ")
                 )));
             }
-            if cpu_only(task) {
+            if cpu_only(task) || cpu_preferred(task) {
                 return Ok(ModelBackend::cpu(format!("the {} task runs on the CPU backend in this version", task_name())));
             }
             match device().await {
@@ -324,7 +329,7 @@ async fn generate(id: u32, name: &str, prompt: Prompt, options: GenerateOptions)
     let mut generation = Generation::new(&loaded, &prompt, &options, seed)?;
     let inflight = Inflight::new(id)?;
     let mut finish = None;
-    stream(id, &inflight, || match generation.step(&now_ms)? {
+    stream(id, &inflight, async || match generation.step(&now_ms).await? {
         Step::Token { text, .. } => Ok((text, false)),
         Step::Finished { reason, text } => {
             finish = Some(reason);
@@ -371,7 +376,7 @@ async fn transcribe(id: u32, name: &str, audio: AudioInput, options: TranscribeO
         max_new_tokens: options.max_new_tokens.map(|n| n as usize),
     };
     let mut job = Transcription::new(&transcriber, pcm, windows, settings)?;
-    stream(id, &inflight, || match job.step(&now_ms)? {
+    stream(id, &inflight, async || match job.step(&now_ms)? {
         transcription::Step::Piece(text) => Ok((text, false)),
         transcription::Step::Finished => Ok((String::new(), true)),
     })
@@ -413,10 +418,10 @@ impl Drop for Inflight {
 /// Drive a streamed request: `step` until it says it is done, posting each non-empty piece of
 /// text as a `token` event, with a yield to the event loop between steps so that a `cancel`
 /// (or any other request) is handled within one step.
-async fn stream(id: u32, inflight: &Inflight, mut step: impl FnMut() -> Result<(String, bool)>) -> Result<()> {
+async fn stream(id: u32, inflight: &Inflight, mut step: impl AsyncFnMut() -> Result<(String, bool)>) -> Result<()> {
     loop {
         inflight.check()?;
-        let (text, done) = step()?;
+        let (text, done) = step().await?;
         if !text.is_empty() {
             post(id, Event::Token { text });
         }
