@@ -3,7 +3,8 @@
 // resolves null: the fallback case) and `capabilities.gpu` is absent; with it, SwiftShader's
 // adapter, whose features and limits must equal what the page's own navigator.gpu reports (the
 // independent reference). The backend: with the adapter, models loaded with `backend: "webgpu"`
-// give onnxruntime's outputs and the CPU backend's; without it `auto` falls back to the CPU and
+// give onnxruntime's outputs and the CPU backend's (text generation with 4-bit weights too: its
+// greedy answer); without it `auto` falls back to the CPU and
 // says why, and `webgpu` is a typed error after which the worker keeps serving.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -135,6 +136,32 @@ test('with WebGPU, a transformer (MiniLM) runs on the webgpu backend with the CP
     assert.ok(diff <= 1e-3, `${name}: ${diff}`);
   }
   assert.ok(run.stats.gpu.gpuSteps > 0, JSON.stringify(run.stats));
+});
+
+test('with WebGPU, text generation (4-bit weights) gives onnxruntime\'s greedy answer on the webgpu backend', { timeout: TIMEOUT * 4 }, async () => {
+  const dir = process.env.WICK_TEXTGEN_MODELS;
+  assert.ok(dir, 'WICK_TEXTGEN_MODELS is set by `cargo xtask test` (target/textgen-models)');
+  // onnxruntime's MatMulNBits layout (uint8 zero points): the GPU kernel unpacks it.
+  const model = 'tiny-llama-random-ortq4';
+  const reference = JSON.parse(readFileSync(join(dir, model, 'reference.json'), 'utf8'));
+  await gotoBlank(webgpu.page);
+  const got = await webgpu.page.evaluate(async ({ url, messages, max }) => {
+    const { pipeline } = await import('/wick/wick.js');
+    const generator = await pipeline('text-generation', url, { variant: 'q4', backend: 'webgpu', cache: false });
+    try {
+      const pieces = [];
+      const generation = generator.generate(messages, { maxNewTokens: max });
+      for await (const piece of generation) pieces.push(piece);
+      const result = await generation.result;
+      return { pieces, text: result.text, stats: result.stats, backend: generator.backend, reason: generator.info.backendReason };
+    } finally {
+      await generator.dispose();
+    }
+  }, { url: `/textgen-models/${model}/`, messages: reference.messages, max: reference.max_new_tokens });
+  console.log(`# generation on webgpu: ${got.pieces.length} pieces, ${JSON.stringify(got.stats)}, backend ${got.backend} (${got.reason})`);
+  assert.equal(got.backend, 'webgpu', got.reason);
+  assert.equal(got.text, reference.variants.q4.greedy_text, 'onnxruntime\'s greedy answer');
+  assert.equal(got.pieces.join(''), got.text);
 });
 
 test('auto picks WebGPU only for a hardware adapter, and says why', { timeout: TIMEOUT }, async () => {

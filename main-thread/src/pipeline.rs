@@ -271,7 +271,7 @@ impl Pipeline {
         self.model.clone()
     }
 
-    /// Where the model runs ("cpu").
+    /// Where the model runs ("cpu" or "webgpu").
     #[wasm_bindgen(getter, unchecked_return_type = "Backend")]
     pub fn backend(&self) -> JsValue {
         convert::get(&self.info, "backend")

@@ -192,6 +192,13 @@ fn cpu_preferred(task: Option<TaskKind>) -> bool {
     matches!(task, Some(TaskKind::TextGeneration))
 }
 
+/// The adapter as the browser describes it (wgpu's own info has no name on the web).
+fn adapter_name(adapter: &wick_shared::GpuAdapter) -> String {
+    let parts = [adapter.vendor.as_str(), adapter.architecture.as_str(), adapter.description.as_str()];
+    let name = parts.iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join(" ");
+    if name.is_empty() { "an unnamed adapter".to_string() } else { name }
+}
+
 /// Picks the backend for a load and says why.
 async fn choose(choice: BackendChoice, task: Option<TaskKind>) -> Result<ModelBackend> {
     let adapter = gpu::adapter().await;
@@ -199,14 +206,14 @@ async fn choose(choice: BackendChoice, task: Option<TaskKind>) -> Result<ModelBa
     match choice {
         BackendChoice::Cpu => Ok(ModelBackend::cpu("backend \"cpu\" was asked for")),
         BackendChoice::Webgpu => {
-            if adapter.is_none() {
+            let Some(adapter) = adapter else {
                 return Err(WickError::GpuUnavailable("this worker's navigator.gpu offers no adapter".into()));
-            }
+            };
             if cpu_only(task) {
                 return Err(WickError::GpuUnavailable(format!("the {} task runs on the CPU backend in this version", task_name())));
             }
             let gpu = device().await?;
-            let reason = format!("backend \"webgpu\" was asked for ({})", gpu.adapter());
+            let reason = format!("backend \"webgpu\" was asked for ({})", adapter_name(&adapter));
             Ok(ModelBackend::gpu(Resident::new(gpu), false, reason))
         }
         BackendChoice::Auto => {
@@ -216,12 +223,7 @@ async fn choose(choice: BackendChoice, task: Option<TaskKind>) -> Result<ModelBa
             if adapter.is_fallback_adapter {
                 return Ok(ModelBackend::cpu(format!(
                     "the only WebGPU adapter is a software fallback ({}): the CPU backend is faster",
-                    [adapter.vendor.as_str(), adapter.architecture.as_str(), adapter.description.as_str()]
-                        .iter()
-                        .filter(|s| !s.is_empty())
-                        .copied()
-                        .collect::<Vec<_>>()
-                        .join(" ")
+                    adapter_name(&adapter)
                 )));
             }
             if cpu_only(task) || cpu_preferred(task) {
@@ -229,7 +231,7 @@ async fn choose(choice: BackendChoice, task: Option<TaskKind>) -> Result<ModelBa
             }
             match device().await {
                 Ok(gpu) => {
-                    let reason = format!("a WebGPU adapter is available ({})", gpu.adapter());
+                    let reason = format!("a WebGPU adapter is available ({})", adapter_name(&adapter));
                     Ok(ModelBackend::gpu(Resident::new(gpu), true, reason))
                 }
                 Err(e) => Ok(ModelBackend::cpu(format!("no WebGPU device: {e}"))),
