@@ -146,6 +146,7 @@ fn conv2d_matches_the_cpu() {
             conv([1, 1], [1, 1, 1, 1], [1, 1], 1),
             true,
         ),
+        // Pointwise with M and H·W ≥ 24: the blocked MatMul pipeline (bias along rows).
         (
             [3, 64, 7, 7],
             40,
@@ -153,6 +154,14 @@ fn conv2d_matches_the_cpu() {
             1,
             conv([1, 1], [0; 4], [1, 1], 1),
             false,
+        ),
+        (
+            [2, 20, 6, 5],
+            30,
+            1,
+            1,
+            conv([1, 1], [0; 4], [2, 2], 1),
+            true,
         ),
     ];
     for (i, (xd, m, kh, kw, p, with_bias)) in cases.into_iter().enumerate() {

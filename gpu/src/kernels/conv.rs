@@ -203,6 +203,12 @@ impl Gpu {
         if len == 0 {
             return Ok(out);
         }
+        // A pointwise conv is a matrix product: the register-blocked MatMul pipeline beats the
+        // implicit GEMM's per-element patch arithmetic (2–4× on lavapipe).
+        let pointwise = kh == 1 && kw == 1 && p.strides == [1, 1] && p.pads == [0; 4];
+        if pointwise && groups == 1 && self.pointwise_conv(x, w, bias, &out).await? {
+            return Ok(out);
+        }
         let (pipeline, groups_xy, params) = if depthwise {
             let (gx, gy) = groups_2d(self, OP, len.div_ceil(WORKGROUP as usize) as u64)?;
             let row = gx

@@ -226,6 +226,47 @@ impl Gpu {
         Ok(out)
     }
 
+    /// A pointwise convolution (1×1 kernel, stride 1, no padding, one group) as the product
+    /// `w [M, C] × x[i] [C, H·W] (+ bias [M] along rows)` for each image `i` into `out`
+    /// `[N, M, H, W]`, when the blocked pipeline takes it (M and H·W at least BLOCKED_FROM):
+    /// returns false, having done nothing, when it does not.
+    pub(crate) async fn pointwise_conv(
+        &self,
+        x: &GpuTensor,
+        w: &GpuTensor,
+        bias: Option<&GpuTensor>,
+        out: &GpuTensor,
+    ) -> Result<bool, GpuError> {
+        const OP: &str = "conv2d";
+        let (&[n, c, h, wd], &[m, ..]) = (x.dims(), w.dims()) else {
+            return Ok(false);
+        };
+        let pixels = h * wd;
+        if m < BLOCKED_FROM as usize || pixels < BLOCKED_FROM as usize {
+            return Ok(false);
+        }
+        let dims = Dims {
+            m: fit(OP, m)?,
+            k: fit(OP, c)?,
+            n: fit(OP, pixels)?,
+            m_tiles: 0,
+            trans_a: 0,
+            trans_b: 0,
+            alpha: 1.0,
+            beta: 1.0,
+            // The bias is C broadcast along each row.
+            c_row: 1,
+            c_col: 0,
+            has_c: u32::from(bias.is_some()),
+            pad: 0,
+            batch: [1, 1, 1, fit(OP, n)?],
+            a_batch: [0; 4],
+            b_batch: batch_strides(&[n], c * pixels)?,
+        };
+        self.run_matmul(OP, dims, n, w, x, bias, out).await?;
+        Ok(true)
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn run_matmul(
         &self,
