@@ -1,10 +1,11 @@
-//! com.microsoft MatMulNBits (4-bit): `a` `[…, K]` f32 × a block-quantized `[K, N]` weight
-//! stored transposed as `b` `[N, n_blocks, block_size/2]` bytes, → `[…, N]`. Weight (k, n) is
-//! `(q − zp) · scale`: q the k-th nibble of column n (low nibble first), scale
-//! `scales[n·n_blocks + k / block_size]`, zp the same-indexed nibble of `zero_points`
-//! `[N, ceil(n_blocks/2)]`, or 8 without them. Tiled like `matmul.wgsl`, the weight tile
-//! dequantized as it is staged (`matmul_nbits.wgsl`); a single row (a decoding step) takes one
-//! workgroup per output instead (`matmul_nbits_gemv.wgsl`). The f32 weight never exists.
+//! com.microsoft MatMulNBits (2-, 4- or 8-bit): `a` `[…, K]` f32 × a block-quantized `[K, N]`
+//! weight stored transposed as `b` `[N, n_blocks, block_size·bits/8]` bytes, → `[…, N]`. Weight
+//! (k, n) is `(q − zp) · scale`: q the k-th value of column n (low bits first), scale
+//! `scales[n·n_blocks + k / block_size]`, zp the same-indexed value of `zero_points`
+//! `[N, ceil(n_blocks·bits/8)]`, or 2^(bits−1) without them. Tiled like `matmul.wgsl`, the
+//! weight tile dequantized as it is staged (`matmul_nbits.wgsl`); a single row (a decoding step)
+//! takes one workgroup per output instead (`matmul_nbits_gemv.wgsl`). The f32 weight never
+//! exists.
 
 use super::conv::{fits, groups_2d};
 use super::{check_groups, launch};
@@ -38,14 +39,14 @@ struct Params {
     n: u32,
     block_size: u32,
     n_blocks: u32,
-    zp_stride: u32, // bytes per row of zero points; 0 when absent (zp = 8)
+    zp_stride: u32, // bytes per row of zero points; 0 when absent (zp = 2^(bits−1))
     row: u32,       // gemv: workgroups per row of the dispatch
-    pad: u32,
+    bits: u32,
 }
 
 impl Gpu {
-    /// MatMulNBits with `bits == 4` (others are a shape error); `block_size` a power of two
-    /// ≥ 16, `n_blocks = ceil(k / block_size)`; the last block's padding is never read.
+    /// MatMulNBits with `bits` 2, 4 or 8 (others are a shape error); `block_size` a power of
+    /// two ≥ 16, `n_blocks = ceil(k / block_size)`; the last block's padding is never read.
     #[allow(clippy::too_many_arguments)] // the op's own inputs and attributes, one each
     pub async fn matmul_nbits(
         &self,
@@ -59,10 +60,10 @@ impl Gpu {
         block_size: usize,
     ) -> Result<GpuTensor, GpuError> {
         const OP: &str = "matmul_nbits";
-        if bits != 4 {
+        if ![2, 4, 8].contains(&bits) {
             return Err(GpuError::shape(
                 OP,
-                format!("bits = {bits}; only 4 is supported"),
+                format!("bits = {bits}; 2, 4 or 8 are supported"),
             ));
         }
         if block_size < 16 || !block_size.is_power_of_two() {
@@ -86,7 +87,7 @@ impl Gpu {
             return Err(GpuError::shape(
                 OP,
                 format!(
-                    "b {:?}: want {n}·{n_blocks}·{blob} bytes ([N, n_blocks, block_size/2])",
+                    "b {:?}: want {n}·{n_blocks}·{blob} bytes ([N, n_blocks, block_size·bits/8])",
                     b.dims()
                 ),
             ));
@@ -97,7 +98,7 @@ impl Gpu {
                 format!("scales {:?}: want {} values", scales.dims(), n * n_blocks),
             ));
         }
-        let zp_stride = n_blocks.div_ceil(2);
+        let zp_stride = (n_blocks * bits).div_ceil(8);
         if let Some(zp) = zero_points {
             if zp.len() != n * zp_stride {
                 return Err(GpuError::shape(
@@ -121,7 +122,7 @@ impl Gpu {
                 0
             },
             row: 0,
-            pad: 0,
+            bits: bits as u32,
         };
         let mut dims = batch.to_vec();
         dims.push(n);

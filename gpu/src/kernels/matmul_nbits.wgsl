@@ -1,9 +1,10 @@
-// MatMulNBits, 4-bit: C[M,N] = A[M,K] × W[K,N], W(k, n) = (q − zp) · scale dequantized while
-// the tile is staged. b holds column n's K nibbles contiguously (block by block, low nibble
-// first), so byte (n · n_blocks · block_size + k) / 2 — block_size is even. One workgroup
-// computes one TILE×TILE block of C. TILE is prepended by matmul_nbits.rs.
+// MatMulNBits, 2-, 4- or 8-bit: C[M,N] = A[M,K] × W[K,N], W(k, n) = (q − zp) · scale
+// dequantized while the tile is staged. b holds column n's K values contiguously (block by
+// block, low bits first), so value n · n_blocks · block_size + k; zero points are packed the
+// same way, zp_stride bytes a column (default 2^(bits−1)). One workgroup computes one TILE×TILE
+// block of C. TILE is prepended by matmul_nbits.rs.
 
-struct Params { m: u32, k: u32, n: u32, block_size: u32, n_blocks: u32, zp_stride: u32, row: u32, pad0: u32 }
+struct Params { m: u32, k: u32, n: u32, block_size: u32, n_blocks: u32, zp_stride: u32, row: u32, bits: u32 }
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
 @group(0) @binding(1) var<storage, read> b: array<u32>;
@@ -15,9 +16,10 @@ struct Params { m: u32, k: u32, n: u32, block_size: u32, n_blocks: u32, zp_strid
 var<workgroup> tile_a: array<array<f32, TILE>, TILE>;
 var<workgroup> tile_b: array<array<f32, TILE>, TILE>;
 
-/// Nibble `i` of a packed u32 array: low nibble of each byte first.
-fn nibble(i: u32, word: u32) -> u32 {
-    return (word >> ((i % 8u) * 4u)) & 15u;
+/// Value `i` of a packed array, from the u32 `word` that holds it: low bits first.
+fn value(i: u32, word: u32) -> u32 {
+    let per_word = 32u / p.bits;
+    return (word >> ((i % per_word) * p.bits)) & ((1u << p.bits) - 1u);
 }
 
 @compute @workgroup_size(TILE, TILE)
@@ -36,13 +38,14 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) l
         if (kb < p.k && col < p.n) {
             let block = kb / p.block_size;
             let q = col * p.n_blocks * p.block_size + kb;
-            var zp = 8u;
+            let per_word = 32u / p.bits;
+            var zp = 1u << (p.bits - 1u);
             if (p.zp_stride != 0u) {
-                let z = col * p.zp_stride * 2u + block;
-                zp = nibble(z, zero_points[z / 8u]);
+                let z = col * p.zp_stride * (8u / p.bits) + block;
+                zp = value(z, zero_points[z / per_word]);
             }
             let scale = scales[col * p.n_blocks + block];
-            vb = (f32(nibble(q, b[q / 8u])) - f32(zp)) * scale;
+            vb = (f32(value(q, b[q / per_word])) - f32(zp)) * scale;
         }
         tile_b[local.y][local.x] = vb;
         workgroupBarrier();

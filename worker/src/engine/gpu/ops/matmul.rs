@@ -1,5 +1,5 @@
 //! Matrix products on the GPU: MatMul (numpy batching), Gemm, the fused MatMul + bias
-//! (`wick.fused` MatMulAdd), and com.microsoft MatMulNBits (4-bit B kept packed on the device).
+//! (`wick.fused` MatMulAdd), and com.microsoft MatMulNBits (2/4/8-bit B kept packed on the device).
 
 use wick_gpu::kernels::binary::{broadcast_shape, MAX_RANK};
 use wick_gpu::{BinaryOp, Gpu};
@@ -87,12 +87,14 @@ pub fn gemm(ctx: &NodeCtx) -> Option<Box<dyn GpuKernel>> {
     }))
 }
 
-/// MatMulNBits with 4-bit B, f32 scales and packed (uint8) or no zero points: B and the zero
-/// points go to the device as bytes, once (they are weights), and are unpacked in the tile.
-/// Other forms (2/8 bits, float or f16 parameters) fail `accepts` or the build: the CPU runs them.
+/// MatMulNBits with 2-, 4- or 8-bit B, f32 scales and packed (uint8) or no zero points: B and
+/// the zero points go to the device as bytes, once (they are weights), and are unpacked in the
+/// tile. Other forms (float or f16 parameters, g_idx) fail `accepts` or the build: the CPU runs
+/// them.
 struct MatMulNBits {
     k: usize,
     n: usize,
+    bits: usize,
     block: usize,
 }
 
@@ -119,7 +121,7 @@ impl GpuKernel for MatMulNBits {
                 _ => None,
             };
             let y = gpu
-                .matmul_nbits(device(xs, 0)?, b, device(xs, 2)?, zero_points, self.k, self.n, 4, self.block)
+                .matmul_nbits(device(xs, 0)?, b, device(xs, 2)?, zero_points, self.k, self.n, self.bits, self.block)
                 .await?;
             let y = match optional_device(xs, 5) {
                 Some(bias) if bias.dims() == [self.n] => gpu.binary(BinaryOp::Add, &y, bias).await?,
@@ -136,10 +138,10 @@ pub fn matmul_nbits(ctx: &NodeCtx) -> Option<Box<dyn GpuKernel>> {
     // g_idx (input 4) reorders blocks: the CPU kernel refuses it too.
     let g_idx = ctx.node.input.get(4).is_some_and(|s| !s.is_empty());
     let block_ok = block >= 16 && (block as u64).is_power_of_two();
-    if bits != 4 || !block_ok || k <= 0 || n <= 0 || g_idx {
+    if ![2, 4, 8].contains(&bits) || !block_ok || k <= 0 || n <= 0 || g_idx {
         return None;
     }
-    Some(Box::new(MatMulNBits { k: k as usize, n: n as usize, block: block as usize }))
+    Some(Box::new(MatMulNBits { k: k as usize, n: n as usize, bits: bits as usize, block: block as usize }))
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
@@ -191,15 +193,15 @@ mod tests {
         Model::build(proto, weights).expect("the model builds")
     }
 
-    /// Every 4-bit case of the fixture (onnxruntime's outputs) with f32 scales and packed or no
-    /// zero points runs on the GPU, its packed weights uploaded once; float zero points stay on
-    /// the CPU (the kernel unpacks bytes only), with the same result.
+    /// Every case of the fixture (onnxruntime's outputs; 2, 4 and 8 bits) with blocks of ≥ 16, f32
+    /// scales and packed or no zero points runs on the GPU, its packed weights uploaded once;
+    /// float zero points stay on the CPU (the kernel unpacks bytes only), with the same result.
     #[test]
     fn matmul_nbits_on_the_gpu_matches_onnxruntime() {
         let gpu = Rc::new(wick_gpu::Gpu::new_blocking().unwrap_or_else(|e| panic!("{e}")));
         let mut on_gpu = 0;
-        for c in cases().iter().filter(|c| c.d.bits == 4 && c.d.block >= 16 && c.d.block.is_power_of_two()) {
-            let what = format!("block {} K {} N {} M {}", c.d.block, c.d.k, c.d.n, c.m);
+        for c in cases().iter().filter(|c| c.d.block >= 16 && c.d.block.is_power_of_two()) {
+            let what = format!("bits {} block {} K {} N {} M {}", c.d.bits, c.d.block, c.d.k, c.d.n, c.m);
             let model = model(c);
             let resident = Resident::new(gpu.clone());
             let float_zp = c.inputs[3].as_ref().is_some_and(|z| z.dtype() == candle_core::DType::F32);
@@ -223,8 +225,8 @@ mod tests {
                 }
             }
         }
-        // The fixture holds five such cases: blocks 16, 32 and 64, M 1 to 4, with and without
-        // zero points and bias.
-        assert!(on_gpu >= 5, "only {on_gpu} cases ran on the GPU");
+        // The fixture holds 13 such cases: 2, 4 and 8 bits, blocks 16 to 64, M 1 to 4, with and
+        // without zero points and bias.
+        assert!(on_gpu >= 13, "only {on_gpu} cases ran on the GPU");
     }
 }
