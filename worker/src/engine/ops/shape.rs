@@ -340,8 +340,9 @@ pub fn slice_input(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
 }
 
 /// Part sizes for Split of a dim of `n`: the explicit list, or `parts` parts of
-/// `ceil(n / parts)` with a smaller last one (opset 18's rule; equal parts before it).
-fn split_sizes(n: usize, explicit: Option<Vec<i64>>, parts: usize) -> R<Vec<usize>> {
+/// `ceil(n / parts)` with a smaller last one (opset 18's rule; equal parts before it). Shared
+/// with the GPU op.
+pub(crate) fn split_sizes(n: usize, explicit: Option<Vec<i64>>, parts: usize) -> R<Vec<usize>> {
     let sizes: Vec<usize> = match explicit {
         Some(v) => v.iter().map(|&s| s.max(0) as usize).collect(),
         None => {

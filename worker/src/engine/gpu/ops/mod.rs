@@ -107,6 +107,7 @@ pub(crate) static GPU_OPS: &[GpuOpDef] = &[
     op("Transpose", shape::transpose),
     op("Concat", shape::concat),
     op("Slice", shape::slice),
+    op("Split", shape::split),
     op("Expand", shape::expand),
 ];
 

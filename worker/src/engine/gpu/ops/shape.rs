@@ -1,6 +1,6 @@
 //! Shape ops on the GPU: new dims over the same buffer (Reshape, Flatten, Squeeze, Unsqueeze,
 //! Identity: nothing is copied or dispatched); `Shape`, which reads only dims and answers on the
-//! host; and the strided copies Transpose, Concat, Slice, Expand. The dims rules are the CPU
+//! host; and the strided copies Transpose, Concat, Slice, Split, Expand. The dims rules are the CPU
 //! ops' own (`engine/ops/shape.rs`).
 
 use candle_core::{Device, Tensor};
@@ -10,7 +10,9 @@ use wick_gpu::kernels::binary::MAX_RANK;
 
 use super::super::{Arg, Fail, GpuKernel, Meta, Out, Place, Running};
 use super::{device, host};
-use crate::engine::ops::shape::{flatten_dims, reshape_dims, shape_values, slice_axis, squeeze_dims, unsqueeze_dims};
+use crate::engine::ops::shape::{
+    flatten_dims, reshape_dims, shape_values, slice_axis, split_sizes, squeeze_dims, unsqueeze_dims,
+};
 use crate::engine::ops::{axis, int_values, NodeCtx};
 
 /// How a view op computes its output dims from the input's dims and its host inputs.
@@ -217,6 +219,57 @@ pub fn slice(ctx: &NodeCtx) -> Option<Box<dyn GpuKernel>> {
         false => None,
     };
     Some(Box::new(Slice { attrs }))
+}
+
+/// Split: each part a strided copy of its range along the axis. Sizes from the attribute
+/// (before opset 13), else host input 1, else equal parts.
+struct Split {
+    axis: i64,
+    parts: usize,
+    attr_split: Option<Vec<i64>>,
+}
+
+impl GpuKernel for Split {
+    fn place(&self, input: usize) -> Place {
+        if input == 0 {
+            Place::Device
+        } else {
+            Place::Host
+        }
+    }
+
+    fn accepts(&self, xs: &[Option<Meta>]) -> bool {
+        matches!(xs.first(), Some(Some(x)) if x.dims.len() <= MAX_RANK)
+    }
+
+    fn run<'a>(&'a self, gpu: &'a Gpu, xs: &'a [Option<Arg<'a>>]) -> Running<'a> {
+        Box::pin(async move {
+            let x = device(xs, 0)?;
+            let k = axis(self.axis, x.dims().len())?;
+            let explicit = match (&self.attr_split, xs.get(1)) {
+                (Some(s), _) => Some(s.clone()),
+                (None, Some(Some(_))) => Some(int_values(host(xs, 1)?)?),
+                (None, _) => None,
+            };
+            let mut ranges: Vec<(usize, isize, usize)> = x.dims().iter().map(|&n| (0, 1, n)).collect();
+            let mut outs = Vec::new();
+            let mut at = 0;
+            for size in split_sizes(x.dims()[k], explicit, self.parts)? {
+                ranges[k] = (at, 1, size);
+                outs.push(Out::Device(gpu.slice(x, &ranges).await?));
+                at += size;
+            }
+            Ok(outs)
+        })
+    }
+}
+
+pub fn split(ctx: &NodeCtx) -> Option<Box<dyn GpuKernel>> {
+    Some(Box::new(Split {
+        axis: ctx.int("axis", 0),
+        parts: ctx.int("num_outputs", ctx.node.output.len() as i64).max(0) as usize,
+        attr_split: if ctx.opset < 13 { ctx.ints("split") } else { None },
+    }))
 }
 
 struct Expand;
