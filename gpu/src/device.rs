@@ -134,6 +134,15 @@ impl Gpu {
         &self.adapter
     }
 
+    /// The largest buffer a kernel can bind whole: `maxStorageBufferBindingSize`, capped by
+    /// `maxBufferSize`.
+    pub fn max_binding_bytes(&self) -> u64 {
+        let limits = self.device.limits();
+        limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size)
+    }
+
     /// Runs `f` inside out-of-memory and validation error scopes; what they catch is reported
     /// by the next [`Gpu::check`].
     pub(crate) fn scoped<T>(&self, op: &'static str, f: impl FnOnce() -> T) -> Result<T, GpuError> {
