@@ -206,3 +206,29 @@ fn a_model_with_embedded_weights_only_is_unchanged() {
     let model = load_model_on_gpu(&case.join("model.onnx"), gpu(), |_| 1 << 16).unwrap();
     assert!(!model.has_device_weights());
 }
+
+#[test]
+fn a_weight_past_one_storage_binding_is_refused_by_name_and_shapes_stay_on_the_host() {
+    use wick_worker::loader::{ExternalTensor, GpuPlacement, Placed, Placement};
+    let g = gpu();
+    let mut placement = GpuPlacement::new(g.clone());
+    let limit = g.max_binding_bytes();
+    let numel = (limit / 4 + 1) as usize;
+    let huge = ExternalTensor { name: "lm_head".into(), onnx_type: 1, dims: vec![numel], offset: 0, length: numel as u64 * 4 };
+    match placement.alloc(&huge) {
+        Err(WickError::GpuWeightTooLarge { tensor, bytes, limit: l }) => {
+            assert_eq!((tensor.as_str(), bytes, l), ("lm_head", numel as u64 * 4, limit));
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("allocated past the binding limit"),
+    }
+    // An int64 tensor goes to the host, whole.
+    let shape = ExternalTensor { name: "shape".into(), onnx_type: 7, dims: vec![2], offset: 0, length: 16 };
+    let mut dest = placement.alloc(&shape).unwrap();
+    let bytes: Vec<u8> = [4i64, -1].iter().flat_map(|v| v.to_le_bytes()).collect();
+    placement.write(&mut dest, 0, &bytes[..], 0..16).unwrap();
+    match placement.finish(dest, &shape).unwrap() {
+        Placed::Host(t) => assert_eq!(t.to_vec1::<i64>().unwrap(), [4, -1]),
+        Placed::Device(_) => panic!("an int64 tensor went to the device"),
+    }
+}
