@@ -329,16 +329,12 @@ async fn load_graph(files: &Files<'_>, sources: &Sources, weights: &Weights) -> 
         Weights::GpuAbove(gpu, above) => (plan.weight_bytes() > *above).then(|| gpu.clone()),
     };
     let Some(gpu) = gpu else {
-        let tensors = stream_into(files, sources, plan, || CpuPlacement).await?;
+        let tensors = stream_into(files, sources, plan, None, || CpuPlacement).await?;
         return Model::build(proto, tensors.into_iter().collect()).map_err(|e| with_file(e, &model_url));
     };
-    let placed = stream_into(files, sources, plan, || GpuPlacement::new(gpu.clone())).await?;
+    let placed = stream_into(files, sources, plan, Some(&*gpu), || GpuPlacement::new(gpu.clone())).await?;
     // The writes' device errors (out of memory, a lost device) are reported now, at the load.
-    gpu.check().await.map_err(|e| match e {
-        wick_gpu::GpuError::OutOfMemory { .. } => WickError::GpuOutOfMemory(format!("placing the weights: {e}")),
-        wick_gpu::GpuError::DeviceLost { .. } => WickError::GpuDeviceLost(e.to_string()),
-        other => WickError::Internal(format!("placing the weights on the GPU: {other}")),
-    })?;
+    gpu.check().await.map_err(placing_error)?;
     let (mut host, mut device) = (HashMap::new(), HashMap::new());
     for (name, p) in placed {
         match p {
@@ -355,6 +351,7 @@ async fn stream_into<P: Placement>(
     files: &Files<'_>,
     sources: &Sources,
     plan: ExternalPlan,
+    gpu: Option<&Gpu>,
     placement: impl Fn() -> P,
 ) -> Result<Vec<(String, P::Output)>> {
     let resolve = |url: &str, base: Option<&str>| fetch::resolve(url, base);
@@ -368,6 +365,10 @@ async fn stream_into<P: Placement>(
             Ok((url, router))
         })
         .collect::<Result<Vec<_>>>()?;
+    if let Some(gpu) = gpu {
+        // Device buffers that do not fit fail now, before any byte is downloaded.
+        gpu.check().await.map_err(placing_error)?;
+    }
     let queue = RefCell::new(queue.into_iter());
     let tensors = RefCell::new(Vec::new());
     let lane = || async {
@@ -381,6 +382,15 @@ async fn stream_into<P: Placement>(
     };
     try_join_all((0..LANES).map(|_| Box::pin(lane()) as Lane).collect()).await?;
     Ok(tensors.into_inner())
+}
+
+/// A device error met while placing weights, as the protocol's.
+fn placing_error(e: wick_gpu::GpuError) -> WickError {
+    match e {
+        wick_gpu::GpuError::OutOfMemory { .. } => WickError::GpuOutOfMemory(format!("placing the weights: {e}")),
+        wick_gpu::GpuError::DeviceLost { .. } => WickError::GpuDeviceLost(e.to_string()),
+        other => WickError::Internal(format!("placing the weights on the GPU: {other}")),
+    }
 }
 
 /// One lane of downloads, or any future that only succeeds or fails.
