@@ -4,8 +4,10 @@
 // adapter, whose features and limits must equal what the page's own navigator.gpu reports (the
 // independent reference). The backend: with the adapter, models loaded with `backend: "webgpu"`
 // give onnxruntime's outputs and the CPU backend's (text generation with 4-bit weights too: its
-// greedy answer); without it `auto` falls back to the CPU and
-// says why, and `webgpu` is a typed error after which the worker keeps serving.
+// greedy answer); without it `auto` falls back to the CPU and says why, and `webgpu` is a typed
+// error after which the worker keeps serving. With `weights: "gpu"`, a sharded model's f32
+// weights stream straight to the GPU (ready's gpuWeightBytes) and it gives onnxruntime's and the
+// CPU backend's outputs; on the CPU backend that option is a bad_request.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -210,4 +212,51 @@ test('without WebGPU, backend "webgpu" is a gpu_unavailable error and the worker
   assert.equal(got.backend, 'cpu');
   assert.equal(got.outputs.length, 1);
   assert.equal(got.gpu, null, 'CPU runs carry no GPU stats');
+});
+
+test('with WebGPU, weights "gpu" streams the f32 weights to the GPU with the CPU backend\'s outputs', { timeout: TIMEOUT * 2 }, async () => {
+  const sets = testDataSets('digits-2shards').map(readTestDataSet);
+  // Per set: [name, values, dims] of each input.
+  const feeds = sets.map(({ inputs }) => inputs.map((t) => [t.name || 'input', Array.from(t.data), t.dims]));
+  await gotoBlank(webgpu.page);
+  const got = await webgpu.page.evaluate(async (feeds) => {
+    const { Wick } = await import('/wick/wick.js');
+    const wick = await Wick.spawn();
+    try {
+      const url = '/fixtures/digits-2shards/model.onnx';
+      const refused = await wick.load('x', url, { backend: 'cpu', weights: 'gpu', cache: false }).then(
+        () => null, (e) => ({ code: e.code, message: e.message }));
+      const gpu = await wick.load('gpu', url, { backend: 'webgpu', weights: 'gpu', cache: false });
+      const host = await wick.load('host', url, { backend: 'webgpu', weights: 'host', cache: false });
+      const cpu = await wick.load('cpu', url, { backend: 'cpu', cache: false });
+      const runs = [];
+      for (const feed of feeds) {
+        const inputs = Object.fromEntries(feed.map(([name, data, dims]) => [name, { dtype: 'float32', dims, data: Float32Array.from(data) }]));
+        const plain = (r) => Object.fromEntries(Object.entries(r.outputs).map(([k, v]) => [k, Array.from(v.data)]));
+        const onGpu = await wick.run('gpu', inputs);
+        runs.push({ gpu: plain(onGpu), cpu: plain(await wick.run('cpu', inputs)), stats: onGpu.stats });
+      }
+      const ready = (r) => ({ backend: r.backend, weightBytes: r.weightBytes, gpuWeightBytes: r.gpuWeightBytes });
+      return { refused, gpu: ready(gpu), host: ready(host), cpu: ready(cpu), runs };
+    } finally {
+      wick.terminate();
+    }
+  }, feeds);
+  console.log(`# weights "gpu": ${JSON.stringify(got.gpu)}; "host": ${JSON.stringify(got.host)}; cpu+gpu: ${JSON.stringify(got.refused)}`);
+  assert.equal(got.refused?.code, 'bad_request', JSON.stringify(got.refused));
+  assert.equal(got.gpu.backend, 'webgpu');
+  assert.ok(got.gpu.gpuWeightBytes > 400_000, JSON.stringify(got.gpu));
+  assert.equal(got.gpu.weightBytes, got.cpu.weightBytes);
+  assert.equal(got.host.gpuWeightBytes, 0);
+  assert.equal(got.cpu.gpuWeightBytes, 0);
+  got.runs.forEach((run, i) => {
+    for (const want of sets[i].outputs) {
+      const name = want.name || 'probabilities';
+      const vsOrt = maxAbsDiff(run.gpu[name], want.data);
+      const vsCpu = maxAbsDiff(run.gpu[name], run.cpu[name]);
+      console.log(`# digits-2shards set ${i} (weights on the GPU): |webgpu - onnxruntime| ${vsOrt.toExponential(2)}, |webgpu - cpu| ${vsCpu.toExponential(2)}; ${JSON.stringify(run.stats.gpu)}`);
+      assert.ok(vsOrt <= 1e-4 && vsCpu <= 1e-4, `${vsOrt} ${vsCpu}`);
+    }
+    assert.ok(run.stats.gpu.gpuSteps > 0, JSON.stringify(run.stats));
+  });
 });

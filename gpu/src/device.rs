@@ -6,7 +6,10 @@
 //! at the next [`Gpu::check`] — which every read-back makes. In the browser each awaited pop is
 //! a round trip to the GPU process; awaiting one per kernel cost ~16 ms a step on SwiftShader.
 //! A run that interleaves with others (async) holds [`Gpu::exclusive`] so that the errors a
-//! check collects are its own.
+//! check collects are its own; a load that streams weights checks under it too, so it never
+//! takes a run's errors. (A weight write recorded while a run is in flight could still be
+//! reported to that run — the run then fails, never silently: writes are bounds-checked by
+//! `TensorWriter`, so what remains is device loss, which every caller sees anyway.)
 
 use std::future::Future;
 use std::pin::Pin;
@@ -132,6 +135,15 @@ impl Gpu {
     /// The adapter's name and back end, e.g. `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan)`.
     pub fn adapter(&self) -> &str {
         &self.adapter
+    }
+
+    /// The largest buffer a kernel can bind whole: `maxStorageBufferBindingSize`, capped by
+    /// `maxBufferSize`.
+    pub fn max_binding_bytes(&self) -> u64 {
+        let limits = self.device.limits();
+        limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size)
     }
 
     /// Runs `f` inside out-of-memory and validation error scopes; what they catch is reported

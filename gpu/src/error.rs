@@ -26,6 +26,9 @@ pub enum GpuError {
     Map { reason: String },
     #[error("{op}: {message}")]
     Shape { op: &'static str, message: String },
+    /// A tensor larger than one storage binding may be (`maxStorageBufferBindingSize`).
+    #[error("{bytes} bytes exceed the device's largest storage binding ({limit} bytes)")]
+    TooLargeToBind { bytes: u64, limit: u64 },
     #[error("{op}: {workgroups} workgroups exceed the dispatch limit {limit}")]
     TooLarge {
         op: &'static str,

@@ -13,6 +13,8 @@
 //!   `select` (Where), `conv` (Conv 2-D, depthwise on its own pipeline), `pool` (Max/Average,
 //!   global), `matmul_nbits` (4-bit MatMulNBits), `attention` (SDPA with GQA and a KV cache),
 //!   `resize` (nearest, bilinear).
+//! - `write.rs` owns [`TensorWriter`]: a tensor filled from a byte stream cut anywhere
+//!   (unaligned tails carried to the next write), for weights streamed straight to the device.
 //! - `bytes.rs` owns [`GpuBytes`]: raw bytes (quantized weights), padded to 4, read as u32 words.
 
 mod bytes;
@@ -20,6 +22,7 @@ mod device;
 mod error;
 pub mod kernels;
 mod tensor;
+mod write;
 
 pub use bytes::GpuBytes;
 pub use device::{Gpu, Turn};
@@ -32,3 +35,4 @@ pub use kernels::reduce::ReduceOp;
 pub use kernels::resize::{CoordinateMode, NearestMode, ResizeMode, ResizeParams};
 pub use kernels::unary::UnaryOp;
 pub use tensor::GpuTensor;
+pub use write::TensorWriter;

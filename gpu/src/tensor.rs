@@ -69,6 +69,21 @@ impl GpuTensor {
         })
     }
 
+    /// An f32 tensor of `dims` whose values are to be written ([`crate::TensorWriter`]): the
+    /// loader streams weights into it. Refused with [`GpuError::TooLargeToBind`] when a kernel
+    /// could not bind it whole (the device's `maxStorageBufferBindingSize`).
+    pub fn empty(gpu: &Gpu, dims: &[usize]) -> Result<GpuTensor, GpuError> {
+        let bytes = dims
+            .iter()
+            .try_fold(size_of::<f32>() as u64, |n, &d| n.checked_mul(d as u64))
+            .unwrap_or(u64::MAX);
+        let limit = gpu.max_binding_bytes();
+        if bytes > limit {
+            return Err(GpuError::TooLargeToBind { bytes, limit });
+        }
+        GpuTensor::output(gpu, "empty", dims.to_vec())
+    }
+
     /// An uninitialised output of `dims`.
     pub(crate) fn output(
         gpu: &Gpu,

@@ -39,6 +39,7 @@ export type {
   Tensor,
   TensorData,
   ValueInfo,
+  WeightsChoice,
   WickError,
   WorkerStats,
 } from './main/wick_main.js';

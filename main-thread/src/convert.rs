@@ -11,7 +11,7 @@ use serde::Serialize;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{AbortSignal, Url};
 use wick_shared::{
-    BackendChoice, ChatMessage, DType, ErrorCode, Event, ExternalFile, GenerateOptions, Image, Pooling, Prompt, Request,
+    BackendChoice, ChatMessage, DType, ErrorCode, Event, ExternalFile, GenerateOptions, Image, Pooling, Prompt, Request, WeightsChoice,
     TaskKind, Tensor,
 };
 
@@ -94,6 +94,7 @@ pub struct Options {
     pub vad: Option<String>,
     /// Where the model runs: `auto` (default), `webgpu` or `cpu`.
     pub backend: Option<BackendChoice>,
+    pub weights: Option<WeightsChoice>,
 }
 
 impl Options {
@@ -171,6 +172,11 @@ impl Options {
             let backend = serde_wasm_bindgen::from_value::<BackendChoice>(backend)
                 .map_err(|_| bad_request("options.backend must be \"auto\", \"webgpu\" or \"cpu\""))?;
             parsed.backend = Some(backend);
+        }
+        if let Some(weights) = present(get(&options, "weights")) {
+            let weights = serde_wasm_bindgen::from_value::<WeightsChoice>(weights)
+                .map_err(|_| bad_request("options.weights must be \"auto\", \"host\" or \"gpu\""))?;
+            parsed.weights = Some(weights);
         }
         if let Some(normalize) = present(get(&options, "normalize")) {
             parsed.normalize = Some(normalize.as_bool().ok_or_else(|| bad_request("options.normalize must be a boolean"))?);
@@ -251,6 +257,7 @@ pub fn load_request(
         cache: options.cache,
         task,
         backend: options.backend,
+        weights: options.weights,
     })
 }
 

@@ -213,6 +213,7 @@ mod tests {
             cache: None,
             task: None,
             backend: None,
+            weights: None,
         };
         assert_eq!(Expect::of(&load), Expect::Ready);
         assert_eq!(Expect::of(&Request::Stats {}), Expect::Stats);

@@ -19,6 +19,10 @@ export type Backend = "cpu" | "webgpu";
 /** What a load asks for: `auto` (default) takes WebGPU when a hardware adapter exists, else the
  * CPU, and retries a run on the CPU when the GPU fails; `webgpu` insists (else `gpu_unavailable`). */
 export type BackendChoice = "auto" | "webgpu" | "cpu";
+/** Where a load places the f32 weights of external data: "gpu" streams them straight into GPU
+ * buffers (webgpu backend only); "auto" does so on webgpu above 1 GiB; "host" keeps them in the
+ * worker's memory. */
+export type WeightsChoice = "auto" | "host" | "gpu";
 export type Task =
   | "digits" | "image-classification" | "object-detection" | "feature-extraction" | "text-generation"
   | "automatic-speech-recognition" | "voice-activity-detection";
@@ -62,6 +66,8 @@ export interface LoadOptions extends RequestOptions {
   task?: Task;
   /** Where the model runs (default "auto"; the ready info says what was chosen and why). */
   backend?: BackendChoice;
+  /** Where the float weights go (default "auto"; the ready info's gpuWeightBytes says). */
+  weights?: WeightsChoice;
 }
 export interface RunOptions extends RequestOptions {
   /** Output names to return; all graph outputs when absent. */
@@ -84,6 +90,8 @@ export interface ReadyInfo {
   inputs: ValueInfo[];
   outputs: ValueInfo[];
   weightBytes: number;
+  /** Of weightBytes, those that live only on the GPU (`weights`). */
+  gpuWeightBytes: number;
   loadMs: number;
   /** What the offline cache did (absent with `cache: false`). */
   cache?: CacheReport;

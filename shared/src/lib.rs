@@ -19,7 +19,7 @@ pub use message::{
     Detection, Envelope, Event, ExternalFile, FinishReason, GenerateOptions, GenerationStats, GpuAdapter, GpuRunStats,
     Image, ImageInput, Manifest, ManifestFile, MemoryStats, ModelStats, Pooling, Prompt, Request,
     RunStats, ScoredLabel, SpeechSegment, TaskInput, TaskKind, TaskOutput, TranscribeOptions, TranscriptChunk,
-    TranscriptionStats, ValueInfo,
+    TranscriptionStats, ValueInfo, WeightsChoice, AUTO_GPU_WEIGHTS_BYTES,
 };
 pub use tensor::{DType, Tensor};
 

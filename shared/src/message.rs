@@ -57,6 +57,9 @@ pub enum Request {
         /// Where the model runs (default `auto`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         backend: Option<BackendChoice>,
+        /// Where the float weights of its external data are placed (default `auto`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        weights: Option<WeightsChoice>,
     },
     /// Run the model on raw tensors; answered by `output`.
     Run {
@@ -439,6 +442,9 @@ pub enum Event {
         /// Bytes of weights held by the model.
         #[serde(rename = "weightBytes")]
         weight_bytes: u64,
+        /// Of those, the bytes that live only on the GPU (streamed there by `weights`).
+        #[serde(default, rename = "gpuWeightBytes")]
+        gpu_weight_bytes: u64,
         #[serde(rename = "loadMs")]
         load_ms: f64,
         /// What the offline cache did; absent when the load did not use it.
@@ -534,6 +540,26 @@ pub enum BackendChoice {
     Webgpu,
     Cpu,
 }
+
+/// Where a load places the f32 weights of the model's external data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightsChoice {
+    /// `gpu` when the model runs on WebGPU and its external weights exceed
+    /// [`AUTO_GPU_WEIGHTS_BYTES`], else `host` (weights on the host keep `auto`'s CPU retry
+    /// cheap).
+    #[default]
+    Auto,
+    /// In the worker's memory, as candle tensors (uploaded to the GPU at the first run there).
+    Host,
+    /// Streamed from the network straight into GPU buffers, never held in wasm memory: needs
+    /// the `webgpu` backend (with `cpu` the load is a `bad_request`). Other types (int64
+    /// shapes, f16, quantized bytes) stay on the host.
+    Gpu,
+}
+
+/// `weights: "auto"` streams to the GPU above this many bytes of external weights (1 GiB).
+pub const AUTO_GPU_WEIGHTS_BYTES: u64 = 1 << 30;
 
 /// What the offline cache did during one load.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -666,6 +692,7 @@ mod tests {
                 cache: None,
                 task: None,
                 backend: None,
+                weights: None,
             }
         );
     }

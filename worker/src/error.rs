@@ -53,6 +53,15 @@ pub enum WickError {
     #[error("the GPU device was lost: {0}")]
     GpuDeviceLost(String),
 
+    /// A weight bound for the GPU that one storage binding cannot hold. Splitting a weight
+    /// across buffers is not implemented yet.
+    #[error(
+        "weight '{tensor}' ({bytes} bytes) exceeds the GPU's largest storage binding ({limit} \
+         bytes); splitting a weight across buffers is not implemented yet, load with \
+         `weights: \"host\"`"
+    )]
+    GpuWeightTooLarge { tensor: String, bytes: u64, limit: u64 },
+
     #[error("cancelled")]
     Cancelled,
 
@@ -88,7 +97,8 @@ impl WickError {
             WickError::ModelExists(_) => ErrorCode::ModelExists,
             WickError::BadTask(_) => ErrorCode::BadTask,
             WickError::GpuUnavailable(_) => ErrorCode::GpuUnavailable,
-            WickError::GpuOutOfMemory(_) => ErrorCode::GpuOutOfMemory,
+            // It does not fit the device: the nearest stable code.
+            WickError::GpuOutOfMemory(_) | WickError::GpuWeightTooLarge { .. } => ErrorCode::GpuOutOfMemory,
             WickError::GpuDeviceLost(_) => ErrorCode::GpuDeviceLost,
             WickError::Cancelled | WickError::Internal(_) => ErrorCode::Internal,
         }

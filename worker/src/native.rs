@@ -6,18 +6,46 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use candle_core::Tensor;
-use candle_onnx::onnx::TensorProto;
+use candle_onnx::onnx::{ModelProto, TensorProto};
+use wick_gpu::Gpu;
 use prost::Message;
 
 use crate::engine::{parse_model, tensor::from_proto, Model};
 use crate::error::{Result, WickError};
-use crate::loader::{CpuPlacement, ExternalPlan, FileRouter};
+use crate::loader::{CpuPlacement, ExternalPlan, FileRouter, GpuPlacement, Placed, Placement};
 
 /// Load `model.onnx` and its external data (relative to its folder), streaming each data file
 /// in chunks whose sizes `next_chunk` picks (it gets the file offset so far).
-pub fn load_model_chunked(path: &Path, mut next_chunk: impl FnMut(u64) -> usize) -> Result<Model> {
+pub fn load_model_chunked(path: &Path, next_chunk: impl FnMut(u64) -> usize) -> Result<Model> {
+    let (proto, placed) = stream_model(path, &mut CpuPlacement, next_chunk)?;
+    Model::build(proto, placed.into_iter().collect())
+}
+
+/// [`load_model_chunked`] through a [`GpuPlacement`]: f32 external weights go from the file's
+/// chunks straight to `gpu`, the others to the host. Device errors of the writes are reported
+/// here, before the model is built.
+pub fn load_model_on_gpu(path: &Path, gpu: Rc<Gpu>, next_chunk: impl FnMut(u64) -> usize) -> Result<Model> {
+    let (proto, placed) = stream_model(path, &mut GpuPlacement::new(gpu.clone()), next_chunk)?;
+    pollster::block_on(gpu.check()).map_err(|e| WickError::Internal(format!("placing the weights: {e}")))?;
+    let (mut host, mut device) = (HashMap::new(), HashMap::new());
+    for (name, p) in placed {
+        match p {
+            Placed::Host(t) => drop(host.insert(name, t)),
+            Placed::Device(t) => drop(device.insert(name, t)),
+        }
+    }
+    Model::build_placed(proto, host, device)
+}
+
+/// Parses the graph at `path` and streams its external-data files through `placement`.
+fn stream_model<P: Placement>(
+    path: &Path,
+    placement: &mut P,
+    mut next_chunk: impl FnMut(u64) -> usize,
+) -> Result<(ModelProto, Vec<(String, P::Output)>)> {
     let io = |p: &Path, e: std::io::Error| WickError::Fetch {
         file: p.display().to_string(),
         status: None,
@@ -28,11 +56,10 @@ pub fn load_model_chunked(path: &Path, mut next_chunk: impl FnMut(u64) -> usize)
     drop(bytes);
     let plan = ExternalPlan::from_graph(proto.graph.as_ref().expect("parse_model checks the graph"))?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut placement = CpuPlacement;
-    let mut external = HashMap::new();
+    let mut placed = Vec::new();
     for (location, tensors) in plan.files {
         let file_path = dir.join(&location);
-        let mut router = FileRouter::new(location.clone(), tensors, &mut placement)?;
+        let mut router = FileRouter::new(location.clone(), tensors, placement)?;
         let mut file = File::open(&file_path).map_err(|e| io(&file_path, e))?;
         let mut buf = Vec::new();
         let mut pos = 0u64;
@@ -42,12 +69,12 @@ pub fn load_model_chunked(path: &Path, mut next_chunk: impl FnMut(u64) -> usize)
             if n == 0 {
                 break;
             }
-            router.feed(&buf[..n], &mut placement)?;
+            router.feed(&buf[..n], placement)?;
             pos += n as u64;
         }
-        external.extend(router.finish()?);
+        placed.extend(router.finish()?);
     }
-    Model::build(proto, external)
+    Ok((proto, placed))
 }
 
 /// Load a model with 64 KiB chunks.

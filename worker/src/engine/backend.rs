@@ -1,6 +1,8 @@
 //! Which backend runs a loaded model, and the `auto` rule for GPU failures: a run that fails
 //! on the GPU because of the GPU (out of memory, device lost) is run again on the CPU; after a
-//! device loss the model stays on the CPU. Explicit `webgpu` models report such errors.
+//! device loss the model stays on the CPU. Explicit `webgpu` models report such errors. A model
+//! with device-only weights (`Model::has_device_weights`) retries only while the device lives
+//! (reading its weights back); after a loss it fails with `GpuDeviceLost`: load it again.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -37,6 +39,11 @@ impl ModelBackend {
         }
     }
 
+    /// The device while the model runs on WebGPU: a load streams weights straight to it.
+    pub fn device(&self) -> Option<Rc<wick_gpu::Gpu>> {
+        self.resident.borrow().as_ref().map(|r| r.shared_gpu())
+    }
+
     /// Why the model runs where it does.
     pub fn reason(&self) -> String {
         self.reason.borrow().clone()
@@ -51,17 +58,29 @@ impl ModelBackend {
     ) -> Result<(RunOutput, Option<GpuRunStats>)> {
         let resident = self.resident.borrow().clone();
         let Some(resident) = resident else {
+            if model.has_device_weights() {
+                // Only after a device loss moved the model here: its weights went with it.
+                return Err(lost_weights(&self.reason()));
+            }
             return Ok((model.run(feeds, wanted)?, None));
         };
         // Tensors clone as Arcs: the CPU retry's inputs cost nothing to keep.
         let retry = self.auto.then(|| feeds.clone());
         match (model.run_gpu(&resident, feeds, wanted).await, retry) {
             (Ok((out, stats)), _) => Ok((out, Some(stats))),
-            (Err(e), Some(feeds)) if e.is_gpu_failure() => {
+            (Err(e), Some(mut feeds)) if e.is_gpu_failure() => {
                 if matches!(e, WickError::GpuDeviceLost(_)) {
                     // Its buffers are gone with the device: the model lives on the CPU now.
                     *self.resident.borrow_mut() = None;
                     *self.reason.borrow_mut() = format!("moved to the CPU after a WebGPU failure: {e}");
+                    if model.has_device_weights() {
+                        return Err(lost_weights(&e.to_string()));
+                    }
+                }
+                if model.has_device_weights() {
+                    // The device is alive (out of memory): the CPU run reads the weights back.
+                    // Any failure of the read-back is the run's error, never a wrong answer.
+                    feeds.extend(model.read_device_weights(resident.gpu()).await?);
                 }
                 let out = model.run(feeds, wanted)?;
                 Ok((out, Some(GpuRunStats { retried_on_cpu: Some(e.to_string()), ..GpuRunStats::default() })))
@@ -69,4 +88,12 @@ impl ModelBackend {
             (Err(e), _) => Err(e),
         }
     }
+}
+
+/// A model whose weights lived only on a device that is gone.
+fn lost_weights(why: &str) -> WickError {
+    WickError::GpuDeviceLost(format!(
+        "{why}; the model's weights lived only on that GPU (weights: \"gpu\"), so it must be \
+         loaded again"
+    ))
 }

@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use candle_core::Tensor;
 use candle_onnx::onnx::{self, ModelProto};
 use prost::Message;
+use wick_gpu::GpuTensor;
 use wick_shared::ValueInfo;
 
 use crate::error::{Result, WickError};
@@ -39,6 +40,9 @@ pub struct Model {
     input_specs: Vec<InputSpec>,
     outputs: Vec<ValueInfo>,
     weight_bytes: u64,
+    /// Weights the loader streamed straight to the GPU ([`crate::loader::GpuPlacement`]),
+    /// held nowhere else: plan inputs that a GPU run seeds from here.
+    device: HashMap<String, GpuTensor>,
 }
 
 /// Parse an `.onnx` file's bytes.
@@ -55,6 +59,16 @@ impl Model {
     /// Build from a parsed model plus its external tensors (already placed by the loader).
     /// Consumes the proto: embedded weights are decoded once and the protobuf is dropped.
     pub fn build(model: ModelProto, external: HashMap<String, Tensor>) -> Result<Model> {
+        Model::build_placed(model, external, HashMap::new())
+    }
+
+    /// [`Model::build`] with some weights only on the GPU (`device`, by initializer name):
+    /// they become plan inputs ([`Plan::build_placed`]) and stay with the model.
+    pub fn build_placed(
+        model: ModelProto,
+        external: HashMap<String, Tensor>,
+        device: HashMap<String, GpuTensor>,
+    ) -> Result<Model> {
         let opsets = opset_map(&model);
         let graph = model.graph.ok_or_else(|| WickError::invalid("the model has no graph"))?;
         let graph_inputs: Vec<&onnx::ValueInfoProto> = graph
@@ -65,9 +79,40 @@ impl Model {
         let inputs = graph_inputs.iter().map(|v| value_info(v)).collect();
         let input_specs = graph_inputs.iter().map(|v| InputSpec::of(v)).collect();
         let outputs = graph.output.iter().map(value_info).collect();
-        let plan = Plan::build(graph, external, &opsets)?;
-        let weight_bytes = plan.constant_bytes();
-        Ok(Model { plan, inputs, input_specs, outputs, weight_bytes })
+        if let Some(stray) = device.keys().find(|n| !graph.initializer.iter().any(|i| &i.name == *n)) {
+            return Err(WickError::Internal(format!("device weight '{stray}' is no initializer")));
+        }
+        let device_dims = device.iter().map(|(n, t)| (n.clone(), t.dims().to_vec())).collect();
+        let plan = Plan::build_placed(graph, external, &device_dims, &opsets)?;
+        let weight_bytes = plan.constant_bytes() + device_bytes(&device);
+        Ok(Model { plan, inputs, input_specs, outputs, weight_bytes, device })
+    }
+
+    /// Bytes of weights the model holds on the host (the plan's constants).
+    pub fn host_weight_bytes(&self) -> u64 {
+        self.plan.constant_bytes()
+    }
+
+    /// Bytes of weights that live only on the GPU.
+    pub fn device_weight_bytes(&self) -> u64 {
+        device_bytes(&self.device)
+    }
+
+    /// Whether the model has weights only on the GPU: it cannot run without that device.
+    pub fn has_device_weights(&self) -> bool {
+        !self.device.is_empty()
+    }
+
+    /// The device-only weights read back, as the host feeds a CPU run needs (`auto`'s retry).
+    pub async fn read_device_weights(&self, gpu: &wick_gpu::Gpu) -> Result<HashMap<String, Tensor>> {
+        let mut feeds = HashMap::new();
+        for (name, t) in &self.device {
+            let values = t.read(gpu).await.map_err(|e| gpu::wick_error(e, name, "read-back"))?;
+            let host = Tensor::from_vec(values, t.dims(), &candle_core::Device::Cpu)
+                .map_err(|e| WickError::Internal(format!("weight '{name}': {e}")))?;
+            feeds.insert(name.clone(), host);
+        }
+        Ok(feeds)
     }
 
     pub fn inputs(&self) -> &[ValueInfo] {
@@ -95,6 +140,11 @@ impl Model {
         wanted: Option<&[String]>,
         observe: &mut dyn FnMut(Option<&str>),
     ) -> Result<RunOutput> {
+        if let Some(name) = self.device.keys().find(|n| !inputs.contains_key(*n)) {
+            return Err(WickError::Internal(format!(
+                "weight '{name}' lives only on the GPU: a CPU run must be fed it, read back"
+            )));
+        }
         for spec in &self.input_specs {
             if let Some(t) = inputs.get(&spec.name) {
                 spec.check(t)?;
@@ -118,7 +168,7 @@ impl Model {
                 spec.check(t)?;
             }
         }
-        self.plan.run_gpu(resident, inputs, wanted).await
+        self.plan.run_gpu_with(resident, &self.device, inputs, wanted).await
     }
 
     /// Steps that have a WebGPU kernel (each still runs on the CPU when its kernel declines the
@@ -126,6 +176,10 @@ impl Model {
     pub fn gpu_kernel_steps(&self) -> usize {
         self.plan.steps.iter().filter(|s| s.gpu.is_some()).count()
     }
+}
+
+fn device_bytes(device: &HashMap<String, GpuTensor>) -> u64 {
+    device.values().map(|t| (t.len() * 4) as u64).sum()
 }
 
 /// The opset version in force per domain ("" is the default ONNX domain).

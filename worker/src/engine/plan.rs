@@ -56,7 +56,20 @@ impl Plan {
         external: HashMap<String, Tensor>,
         opsets: &HashMap<String, i64>,
     ) -> Result<Plan> {
-        Self::build_scoped(&graph, external, opsets, &[], &HashMap::new())
+        Self::build_placed(graph, external, &HashMap::new(), opsets)
+    }
+
+    /// [`Plan::build`] of a model some of whose weights live only on the GPU (`device`: their
+    /// names and dims). Those become inputs of the plan that a GPU run seeds from the device
+    /// (`Plan::run_gpu_with`), so nothing at load — folding, fusion, packing — needs their
+    /// values; a CPU run must be fed them (read back).
+    pub fn build_placed(
+        graph: GraphProto,
+        external: HashMap<String, Tensor>,
+        device: &HashMap<String, Vec<usize>>,
+        opsets: &HashMap<String, i64>,
+    ) -> Result<Plan> {
+        Self::build_scoped(&graph, external, device, opsets, &[], &HashMap::new())
     }
 
     /// The plan of a subgraph (an `If` branch, a `Loop` or `Scan` body). `outer` are the values
@@ -69,12 +82,14 @@ impl Plan {
         outer_known: &HashMap<String, Tensor>,
         opsets: &HashMap<String, i64>,
     ) -> Result<Plan> {
-        Self::build_scoped(graph, HashMap::new(), opsets, outer, outer_known)
+        // An outer device-only weight is not in `outer_known`: it arrives as a step input.
+        Self::build_scoped(graph, HashMap::new(), &HashMap::new(), opsets, outer, outer_known)
     }
 
     fn build_scoped(
         graph: &GraphProto,
         mut external: HashMap<String, Tensor>,
+        device: &HashMap<String, Vec<usize>>,
         opsets: &HashMap<String, i64>,
         outer: &[String],
         outer_known: &HashMap<String, Tensor>,
@@ -95,6 +110,7 @@ impl Plan {
         for init in &graph.initializer {
             let tensor = match external.remove(&init.name) {
                 Some(t) => t,
+                None if device.contains_key(&init.name) => continue,
                 None if init.data_location == 1 => {
                     return Err(WickError::invalid(format!(
                         "external initializer '{}' was not loaded",
@@ -106,12 +122,17 @@ impl Plan {
             known.insert(init.name.clone(), tensor);
         }
 
+        // Device-only weights are inputs too (after the graph's own; once, whether or not an
+        // old IR lists initializers among the graph inputs).
+        let device_inputs = graph.initializer.iter().map(|i| &i.name).filter(|n| device.contains_key(*n));
+        let mut seen = HashSet::new();
         let inputs: Vec<(String, usize)> = graph
             .input
             .iter()
             .map(|v| &v.name)
             .chain(outer)
-            .filter(|name| !known.contains_key(*name))
+            .chain(device_inputs)
+            .filter(|name| !known.contains_key(*name) && seen.insert(name.as_str()))
             .map(|name| (name.clone(), slot_of(name, &mut slots)))
             .collect();
 
@@ -137,11 +158,13 @@ impl Plan {
         types.extend(graph.initializer.iter().map(|t| (t.name.clone(), t.data_type)));
 
         // Values whose declared shape is fully static: `Shape` of them folds to a constant.
+        // A device-only weight's dims are known: `Shape` of it folds rather than reading it back.
         let static_dims: HashMap<String, Vec<usize>> = graph
             .input
             .iter()
             .chain(&graph.value_info)
             .filter_map(|v| Some((v.name.clone(), super::declared_type(v).1?.into_iter().collect::<Option<Vec<_>>>()?)))
+            .chain(device.iter().map(|(n, d)| (n.clone(), d.clone())))
             .collect();
 
         // Build every kernel first so that all unsupported ops are reported together. Nodes

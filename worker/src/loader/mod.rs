@@ -7,6 +7,7 @@
 //! ever held whole. This module is platform-neutral: the web layer feeds it `Uint8Array` chunks
 //! from `fetch`, native tests feed it slices of awkward sizes.
 
+mod gpu_placement;
 mod pace;
 mod placement;
 mod route;
@@ -17,6 +18,7 @@ use std::collections::BTreeMap;
 
 use candle_onnx::onnx::{tensor_proto::DataLocation, GraphProto, TensorProto};
 
+pub use gpu_placement::{GpuPlacement, Placed};
 pub use pace::{ProgressThrottle, ReadPacer};
 pub use placement::{CpuPlacement, Placement};
 pub use route::{Chunk, FileRouter};

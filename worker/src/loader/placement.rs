@@ -1,6 +1,6 @@
 //! Placement: where an external tensor's bytes end up. The CPU placement allocates a typed host
-//! buffer that becomes the candle tensor's storage; a GPU backend implements the same trait to
-//! write chunks straight into GPU buffers, so its weights never pass through wasm memory.
+//! buffer that becomes the candle tensor's storage; the GPU placement (`gpu_placement.rs`)
+//! writes f32 chunks straight into GPU buffers, so those weights never sit in wasm memory.
 
 use candle_core::Tensor;
 
@@ -12,6 +12,8 @@ use crate::error::{Result, WickError};
 pub trait Placement {
     /// One tensor's destination while its bytes stream in.
     type Dest;
+    /// A filled tensor: a candle tensor, or one that lives on the GPU.
+    type Output;
     fn alloc(&mut self, tensor: &ExternalTensor) -> Result<Self::Dest>;
     /// Copy `src[range]` of a chunk to `dest` starting at byte `at` of the tensor. The router
     /// writes each tensor front to back, every byte once.
@@ -21,8 +23,8 @@ pub trait Placement {
         at: usize,
         chunk: &C,
         range: std::ops::Range<usize>,
-    );
-    fn finish(&mut self, dest: Self::Dest, tensor: &ExternalTensor) -> Result<Tensor>;
+    ) -> Result<()>;
+    fn finish(&mut self, dest: Self::Dest, tensor: &ExternalTensor) -> Result<Self::Output>;
 }
 
 /// Weights in wasm linear memory (or native memory), as candle CPU tensors.
@@ -42,6 +44,7 @@ pub struct Filling {
 
 impl Placement for CpuPlacement {
     type Dest = Filling;
+    type Output = Tensor;
 
     fn alloc(&mut self, tensor: &ExternalTensor) -> Result<Filling> {
         let numel = tensor.dims.iter().product();
@@ -63,14 +66,16 @@ impl Placement for CpuPlacement {
         at: usize,
         chunk: &C,
         range: std::ops::Range<usize>,
-    ) {
+    ) -> Result<()> {
         if at != dest.filled {
+            // Reported by `finish`, which names the tensor.
             dest.out_of_order = true;
-            return;
+            return Ok(());
         }
         let len = range.len();
         chunk.copy_to(range, &mut dest.buffer.spare_bytes_mut()[at..at + len]);
         dest.filled += len;
+        Ok(())
     }
 
     fn finish(&mut self, mut dest: Filling, tensor: &ExternalTensor) -> Result<Tensor> {
@@ -102,13 +107,13 @@ mod tests {
         let t = spec(onnx_type::FLOAT, vec![3], 12);
         let mut p = CpuPlacement;
         let mut dest = p.alloc(&t).unwrap();
-        p.write(&mut dest, 0, &bytes[..], 0..5);
-        p.write(&mut dest, 5, &bytes[..], 5..12);
+        p.write(&mut dest, 0, &bytes[..], 0..5).unwrap();
+        p.write(&mut dest, 5, &bytes[..], 5..12).unwrap();
         assert_eq!(p.finish(dest, &t).unwrap().to_vec1::<f32>().unwrap(), [1.5, -2.0, 3.25]);
         // A type candle lacks goes through the raw bytes too: int8 is stored as i16.
         let t = spec(onnx_type::INT8, vec![2], 2);
         let mut dest = p.alloc(&t).unwrap();
-        p.write(&mut dest, 0, &[0xFFu8, 7][..], 0..2);
+        p.write(&mut dest, 0, &[0xFFu8, 7][..], 0..2).unwrap();
         assert_eq!(p.finish(dest, &t).unwrap().to_vec1::<i16>().unwrap(), [-1, 7]);
     }
 
@@ -118,11 +123,11 @@ mod tests {
         let t = spec(onnx_type::FLOAT, vec![2], 8);
         let mut p = CpuPlacement;
         let mut short = p.alloc(&t).unwrap();
-        p.write(&mut short, 0, &bytes[..], 0..4);
+        p.write(&mut short, 0, &bytes[..], 0..4).unwrap();
         assert!(p.finish(short, &t).is_err());
         let mut gap = p.alloc(&t).unwrap();
-        p.write(&mut gap, 4, &bytes[..], 4..8);
-        p.write(&mut gap, 0, &bytes[..], 0..4);
+        p.write(&mut gap, 4, &bytes[..], 4..8).unwrap();
+        p.write(&mut gap, 0, &bytes[..], 0..4).unwrap();
         assert!(p.finish(gap, &t).is_err());
     }
 }

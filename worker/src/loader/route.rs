@@ -3,8 +3,6 @@
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
-use candle_core::Tensor;
-
 use super::{ExternalTensor, Placement};
 use crate::error::{Result, WickError};
 
@@ -44,7 +42,7 @@ pub struct FileRouter<P: Placement> {
     /// Sorted by offset.
     tensors: Vec<ExternalTensor>,
     dests: Vec<Option<P::Dest>>,
-    done: Vec<(String, Tensor)>,
+    done: Vec<(String, P::Output)>,
     /// Index of the first tensor that may still receive bytes.
     first: usize,
     /// Bytes of the file consumed so far.
@@ -87,7 +85,7 @@ impl<P: Placement> FileRouter<P> {
                 let (a, b) = (start.max(t.offset), end.min(t_end));
                 if let Some(dest) = self.dests[i].as_mut() {
                     let at = (a - t.offset) as usize;
-                    placement.write(dest, at, chunk, (a - start) as usize..(b - start) as usize);
+                    placement.write(dest, at, chunk, (a - start) as usize..(b - start) as usize)?;
                 }
                 if b == t_end {
                     if let Some(dest) = self.dests[i].take() {
@@ -110,7 +108,7 @@ impl<P: Placement> FileRouter<P> {
     }
 
     /// End of stream: every tensor must be complete.
-    pub fn finish(self) -> Result<Vec<(String, Tensor)>> {
+    pub fn finish(self) -> Result<Vec<(String, P::Output)>> {
         if let Some(t) = self.tensors.iter().find(|t| t.offset + t.length > self.pos) {
             return Err(WickError::InvalidModel {
                 file: Some(self.file.clone()),
@@ -131,6 +129,7 @@ impl<P: Placement> FileRouter<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Tensor;
     use crate::engine::tensor::onnx_type;
     use crate::loader::CpuPlacement;
 

@@ -154,6 +154,11 @@ impl Loaded {
         self.model.weight_bytes() + self.graphs.values().map(Model::weight_bytes).sum::<u64>()
     }
 
+    /// Of [`Loaded::weight_bytes`], those that live only on the GPU.
+    pub fn gpu_weight_bytes(&self) -> u64 {
+        self.model.device_weight_bytes() + self.graphs.values().map(Model::device_weight_bytes).sum::<u64>()
+    }
+
     /// The file `name`, parsed as JSON into `T`.
     pub fn json<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
         let bytes = self.files.get(name).ok_or_else(|| {

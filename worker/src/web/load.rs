@@ -18,13 +18,15 @@ use std::task::Poll;
 
 use js_sys::Uint8Array;
 use web_sys::AbortSignal;
-use wick_shared::{CacheReport, ExternalFile, Manifest, TaskKind};
+use wick_gpu::Gpu;
+use wick_shared::{CacheReport, ExternalFile, Manifest, TaskKind, WeightsChoice, AUTO_GPU_WEIGHTS_BYTES};
 
 use super::cache::{Cache, Writer, Written};
 use super::fetch;
 use crate::engine::{parse_model, Model};
 use crate::error::{Result, WickError};
-use crate::loader::{CpuPlacement, Expected, ExternalPlan, FileRouter, Sources, Verifier};
+use crate::engine::ModelBackend;
+use crate::loader::{CpuPlacement, Expected, ExternalPlan, FileRouter, GpuPlacement, Placed, Placement, Sources, Verifier};
 use crate::tasks::{self, Loaded};
 
 /// What the page asked to load.
@@ -37,6 +39,37 @@ pub struct LoadSpec {
     pub cache: bool,
     /// Fetch the files this task reads beside the model.
     pub task: Option<TaskKind>,
+    /// Where f32 external weights go ([`Weights::of`]).
+    pub weights: Weights,
+}
+
+/// Where a load places the f32 weights of external data (the page's `weights`, once the
+/// backend is chosen).
+#[derive(Clone)]
+pub enum Weights {
+    Host,
+    /// Straight to this device ([`GpuPlacement`]).
+    Gpu(Rc<Gpu>),
+    /// To this device when a graph's external weights exceed the bytes given, else the host.
+    GpuAbove(Rc<Gpu>, u64),
+}
+
+impl Weights {
+    /// The page's choice against the chosen backend: `gpu` needs a device (else a bad request,
+    /// saying why the model runs on the CPU); `auto` streams to a device above
+    /// [`AUTO_GPU_WEIGHTS_BYTES`].
+    pub fn of(choice: WeightsChoice, backend: &ModelBackend) -> Result<Weights> {
+        match (choice, backend.device()) {
+            (WeightsChoice::Host, _) => Ok(Weights::Host),
+            (WeightsChoice::Gpu, Some(gpu)) => Ok(Weights::Gpu(gpu)),
+            (WeightsChoice::Gpu, None) => Err(WickError::BadRequest(format!(
+                "weights: \"gpu\" needs the webgpu backend, but this model runs on the CPU ({})",
+                backend.reason()
+            ))),
+            (WeightsChoice::Auto, Some(gpu)) => Ok(Weights::GpuAbove(gpu, AUTO_GPU_WEIGHTS_BYTES)),
+            (WeightsChoice::Auto, None) => Ok(Weights::Host),
+        }
+    }
 }
 
 /// Weight files streamed at once.
@@ -268,10 +301,10 @@ async fn load_with(files: &Files<'_>, spec: &LoadSpec) -> Result<(Rc<Loaded>, St
             return Err(WickError::BadRequest("a load names its model by exactly one of `url` and `manifest`".into()))
         }
     };
-    let mut loaded = Loaded::new(load_graph(files, &sources).await?);
+    let mut loaded = Loaded::new(load_graph(files, &sources, &spec.weights).await?);
     for graph in others {
         let other = sources.other_graph(graph, spec.variant.as_deref(), &resolve)?;
-        loaded.graphs.insert(graph.to_string(), load_graph(files, &other).await?);
+        loaded.graphs.insert(graph.to_string(), load_graph(files, &other, &spec.weights).await?);
     }
     for name in spec.task.map(tasks::files_for).transpose()?.unwrap_or_default() {
         let url = sources.companion_url(name, &resolve)?;
@@ -281,38 +314,89 @@ async fn load_with(files: &Files<'_>, spec: &LoadSpec) -> Result<(Rc<Loaded>, St
     Ok((Rc::new(loaded), sources.key))
 }
 
-/// Fetch and parse the graph `sources` names, stream its external data into its tensors, and
-/// build it.
-async fn load_graph(files: &Files<'_>, sources: &Sources) -> Result<Model> {
-    let resolve = |url: &str, base: Option<&str>| fetch::resolve(url, base);
+/// Fetch and parse the graph `sources` names, stream its external data into its tensors — f32
+/// ones straight to the GPU when `weights` says so — and build it.
+async fn load_graph(files: &Files<'_>, sources: &Sources, weights: &Weights) -> Result<Model> {
     let model_url = sources.model_url.clone();
     let bytes = files.read_all(&model_url, sources.expected(&model_url)).await?;
     let proto = parse_model(&bytes).map_err(|e| with_file(e, &model_url))?;
     drop(bytes);
     let graph = proto.graph.as_ref().ok_or_else(|| WickError::invalid("no graph"))?;
     let plan = ExternalPlan::from_graph(graph).map_err(|e| with_file(e, &model_url))?;
+    let gpu = match weights {
+        Weights::Host => None,
+        Weights::Gpu(gpu) => Some(gpu.clone()),
+        Weights::GpuAbove(gpu, above) => (plan.weight_bytes() > *above).then(|| gpu.clone()),
+    };
+    let Some(gpu) = gpu else {
+        let tensors = stream_into(files, sources, plan, None, || CpuPlacement).await?;
+        return Model::build(proto, tensors.into_iter().collect()).map_err(|e| with_file(e, &model_url));
+    };
+    let placed = stream_into(files, sources, plan, Some(&*gpu), || GpuPlacement::new(gpu.clone())).await?;
+    // The writes' device errors (out of memory, a lost device) are reported now, at the load.
+    // Between runs (`exclusive`): a check drains every pending error, and a run in flight must
+    // find its own at its read-back.
+    let turn = gpu.exclusive().await;
+    gpu.check().await.map_err(placing_error)?;
+    drop(turn);
+    let (mut host, mut device) = (HashMap::new(), HashMap::new());
+    for (name, p) in placed {
+        match p {
+            Placed::Host(t) => drop(host.insert(name, t)),
+            Placed::Device(t) => drop(device.insert(name, t)),
+        }
+    }
+    Model::build_placed(proto, host, device).map_err(|e| with_file(e, &model_url))
+}
+
+/// Streams every file of `plan` through a router into `placement()`s, [`LANES`] files at a
+/// time; every tensor is allocated (in the plan's order) before the first byte arrives.
+async fn stream_into<P: Placement>(
+    files: &Files<'_>,
+    sources: &Sources,
+    plan: ExternalPlan,
+    gpu: Option<&Gpu>,
+    placement: impl Fn() -> P,
+) -> Result<Vec<(String, P::Output)>> {
+    let resolve = |url: &str, base: Option<&str>| fetch::resolve(url, base);
+    let mut allocating = placement();
     let queue = plan
         .files
         .into_iter()
         .map(|(location, list)| {
             let url = sources.file_url(&location, &resolve)?;
-            let router = FileRouter::new(url.clone(), list, &mut CpuPlacement)?;
+            let router = FileRouter::new(url.clone(), list, &mut allocating)?;
             Ok((url, router))
         })
         .collect::<Result<Vec<_>>>()?;
+    if let Some(gpu) = gpu {
+        // Device buffers that do not fit fail now, before any byte is downloaded (between
+        // runs, as below).
+        let _turn = gpu.exclusive().await;
+        gpu.check().await.map_err(placing_error)?;
+    }
     let queue = RefCell::new(queue.into_iter());
-    let tensors = RefCell::new(HashMap::new());
+    let tensors = RefCell::new(Vec::new());
     let lane = || async {
+        let mut placement = placement();
         loop {
             let Some((url, mut router)) = queue.borrow_mut().next() else { return Ok(()) };
-            let mut placement = CpuPlacement;
             let mut route = |chunk: &Uint8Array| router.feed(chunk, &mut placement);
             files.stream(&url, sources.expected(&url), &mut route).await?;
             tensors.borrow_mut().extend(router.finish()?);
         }
     };
     try_join_all((0..LANES).map(|_| Box::pin(lane()) as Lane).collect()).await?;
-    Model::build(proto, tensors.into_inner()).map_err(|e| with_file(e, &model_url))
+    Ok(tensors.into_inner())
+}
+
+/// A device error met while placing weights, as the protocol's.
+fn placing_error(e: wick_gpu::GpuError) -> WickError {
+    match e {
+        wick_gpu::GpuError::OutOfMemory { .. } => WickError::GpuOutOfMemory(format!("placing the weights: {e}")),
+        wick_gpu::GpuError::DeviceLost { .. } => WickError::GpuDeviceLost(e.to_string()),
+        other => WickError::Internal(format!("placing the weights on the GPU: {other}")),
+    }
 }
 
 /// One lane of downloads, or any future that only succeeds or fails.

@@ -18,7 +18,7 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::{AbortController, DedicatedWorkerGlobalScope, MessageEvent};
 use wick_shared::{
     js::{from_js, to_js},
-    AudioInput, Backend, BackendChoice, Capabilities, TaskKind, Envelope, Event, GenerateOptions, MemoryStats, ModelStats, Prompt, Request,
+    AudioInput, Backend, BackendChoice, WeightsChoice, Capabilities, TaskKind, Envelope, Event, GenerateOptions, MemoryStats, ModelStats, Prompt, Request,
     RunStats, TaskInput, Tensor, TranscribeOptions, PROTOCOL_VERSION,
 };
 
@@ -118,9 +118,19 @@ async fn handle(env: Envelope<Request>) {
     let id = env.id;
     let result = match env.body {
         Request::Hello { protocol } => hello(protocol).await,
-        Request::Load { model, url, manifest, variant, external_data, sha256, cache, task, backend } => {
-            let spec = LoadSpec { url, manifest, variant, external_data, sha256, cache: cache.unwrap_or(true), task };
-            load(id, model, spec, backend.unwrap_or_default()).await
+        Request::Load { model, url, manifest, variant, external_data, sha256, cache, task, backend, weights } => {
+            // `weights` is resolved against the backend once that is chosen (`load`).
+            let spec = LoadSpec {
+                url,
+                manifest,
+                variant,
+                external_data,
+                sha256,
+                cache: cache.unwrap_or(true),
+                task,
+                weights: load::Weights::Host,
+            };
+            load(id, model, spec, backend.unwrap_or_default(), weights.unwrap_or_default()).await
         }
         Request::Run { model, inputs, outputs } => run(&model, inputs, outputs).await,
         Request::Task { model, input } => task(&model, input).await,
@@ -240,7 +250,7 @@ async fn choose(choice: BackendChoice, task: Option<TaskKind>) -> Result<ModelBa
     }
 }
 
-async fn load(id: u32, name: String, spec: LoadSpec, choice: BackendChoice) -> Result<Event> {
+async fn load(id: u32, name: String, mut spec: LoadSpec, choice: BackendChoice, weights: WeightsChoice) -> Result<Event> {
     let controller = AbortController::new().map_err(|e| WickError::Internal(format!("{e:?}")))?;
     STATE.with(|s| {
         let mut s = s.borrow_mut();
@@ -253,11 +263,16 @@ async fn load(id: u32, name: String, spec: LoadSpec, choice: BackendChoice) -> R
     })?;
     let started = now_ms();
     let task = spec.task;
-    let result = match choose(choice, task).await {
-        Ok(backend) => load::load(id, spec, &controller.signal()).await.and_then(|(mut m, c)| {
+    // The backend first: weights bound for the GPU stream straight to its device.
+    let chosen = choose(choice, task).await.and_then(|b| Ok((load::Weights::of(weights, &b)?, b)));
+    let result = match chosen {
+        Ok((weights, backend)) => {
+            spec.weights = weights;
+            load::load(id, spec, &controller.signal()).await.and_then(|(mut m, c)| {
             Rc::get_mut(&mut m).ok_or_else(|| WickError::Internal("the new model is shared".into()))?.backend = backend;
             Ok((m, c))
-        }),
+            })
+        }
         Err(e) => Err(e),
     };
     let cancelled = controller.signal().aborted();
@@ -287,6 +302,7 @@ async fn load(id: u32, name: String, spec: LoadSpec, choice: BackendChoice) -> R
         inputs: model.inputs().to_vec(),
         outputs: model.outputs().to_vec(),
         weight_bytes: loaded.weight_bytes(),
+        gpu_weight_bytes: loaded.gpu_weight_bytes(),
         load_ms: now_ms() - started,
         cache,
     })

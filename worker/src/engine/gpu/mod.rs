@@ -101,6 +101,10 @@ impl Resident {
         &self.gpu
     }
 
+    pub fn shared_gpu(&self) -> Rc<Gpu> {
+        self.gpu.clone()
+    }
+
     /// Bytes of weights held on the device.
     pub fn bytes(&self) -> u64 {
         let floats: u64 = self.weights.borrow().values().map(|t| (t.len() * 4) as u64).sum();
@@ -156,6 +160,19 @@ impl Plan {
     pub async fn run_gpu(
         &self,
         resident: &Resident,
+        feeds: HashMap<String, Tensor>,
+        wanted: Option<&[String]>,
+    ) -> Result<(RunOutput, GpuRunStats)> {
+        self.run_gpu_with(resident, &HashMap::new(), feeds, wanted).await
+    }
+
+    /// [`Plan::run_gpu`] of a plan built with device-only weights ([`Plan::build_placed`]):
+    /// inputs not fed take their device value from `device` (a CPU step that reads one reads
+    /// it back, counted as a download).
+    pub async fn run_gpu_with(
+        &self,
+        resident: &Resident,
+        device: &HashMap<String, GpuTensor>,
         mut feeds: HashMap<String, Tensor>,
         wanted: Option<&[String]>,
     ) -> Result<(RunOutput, GpuRunStats)> {
@@ -173,10 +190,15 @@ impl Plan {
         }
         let needed = wanted.map(|w| self.needed(w)).transpose()?;
         for (name, slot) in &self.inputs {
-            match feeds.remove(name) {
-                Some(t) => values[*slot].host = Some(t),
-                None if needed.as_ref().is_some_and(|n| !n.slots[*slot]) => {}
-                None => return Err(WickError::BadInput(format!("missing input '{name}'"))),
+            match (feeds.remove(name), device.get(name)) {
+                (Some(t), _) => values[*slot].host = Some(t),
+                (None, Some(d)) => {
+                    // A view sharing the buffer: no copy.
+                    let view = d.reshape(d.dims().to_vec()).map_err(|e| wick_error(e, name, "input"))?;
+                    values[*slot].device = Some(Rc::new(view));
+                }
+                (None, None) if needed.as_ref().is_some_and(|n| !n.slots[*slot]) => {}
+                (None, None) => return Err(WickError::BadInput(format!("missing input '{name}'"))),
             }
         }
         if let Some(extra) = feeds.keys().next() {
