@@ -12,6 +12,7 @@ mod index;
 mod matmul;
 mod normalization;
 mod reduce;
+mod resize;
 mod shape;
 
 use wick_gpu::GpuTensor;
@@ -94,6 +95,8 @@ pub(crate) static GPU_OPS: &[GpuOpDef] = &[
     op("ReduceProd", reduce::reduce_prod),
     op("ReduceSumSquare", reduce::reduce_sum_square),
     op("ReduceL2", reduce::reduce_l2),
+    // resize.rs
+    op("Resize", resize::resize),
     // index.rs
     op("Gather", index::gather),
     op("Where", index::where_op),
