@@ -73,8 +73,10 @@ async function runtimeRows(runtime, models, lines) {
     });
     page.on('pageerror', (e) => log(`[${runtime}] page error: ${e.stack ?? e}`));
     // Single-threaded Wick on a page that is not isolated: its worker then runs the
-    // single-threaded build, as such a page gets.
-    await page.goto(`${opts.base}/bench/latency.html${runtime === 'wick-cpu' ? '?isolated=0' : ''}`);
+    // single-threaded build, as such a page gets. ort-wasm-1t on the same kind of page, so that
+    // both 1-thread rows share its conditions (timer resolution, messaging).
+    const plain = runtime === 'wick-cpu' || runtime === 'ort-wasm-1t';
+    await page.goto(`${opts.base}/bench/latency.html${plain ? '?isolated=0' : ''}`);
     await page.waitForFunction(() => window.bench);
     const setup = await limited(page.evaluate((r) => window.bench.setup(r), runtime), `${runtime} setup`);
     const label = LABEL[runtime] ?? runtime;
