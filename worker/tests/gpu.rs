@@ -5,35 +5,16 @@
 //! `gpu_device_lost` and sends `auto` models to the CPU. No adapter is a failure, not a skip.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::path::Path;
 
-use candle_core::Tensor;
-use wick_gpu::Gpu;
 use wick_shared::Backend;
 use wick_worker::engine::{Model, ModelBackend, Resident};
 use wick_worker::error::WickError;
 use wick_worker::native::{data_sets, load_model};
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
-}
+mod common;
 
-fn gpu() -> Rc<Gpu> {
-    Rc::new(Gpu::new_blocking().unwrap_or_else(|e| panic!("{e}")))
-}
-
-fn values(t: &Tensor) -> Vec<f32> {
-    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
+use common::{fixtures, gpu, max_diff, values};
 
 /// Every data set of the case on the GPU: onnxruntime's outputs within 1e-4, the CPU
 /// backend's too; returns the stats of the last run.

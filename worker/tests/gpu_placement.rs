@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 
 use candle_core::{Device, Tensor};
 use candle_onnx::onnx::{
@@ -13,27 +12,13 @@ use candle_onnx::onnx::{
     StringStringEntryProto, TensorProto, TypeProto, ValueInfoProto,
 };
 use prost::Message;
-use wick_gpu::Gpu;
 use wick_worker::engine::{ModelBackend, Resident};
 use wick_worker::error::WickError;
 use wick_worker::native::{data_sets, load_model, load_model_on_gpu};
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
-}
+mod common;
 
-fn gpu() -> Rc<Gpu> {
-    Rc::new(Gpu::new_blocking().unwrap_or_else(|e| panic!("{e}")))
-}
-
-fn values(t: &Tensor) -> Vec<f32> {
-    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
-}
+use common::{fixtures, gpu, max_diff, values};
 
 #[test]
 fn a_sharded_model_streamed_to_the_gpu_runs_like_onnxruntime_and_the_cpu() {

@@ -32,6 +32,18 @@ pub(crate) enum Place {
     Host,
 }
 
+impl Place {
+    /// The usual layout: the data (input 0) on the device, the rest (shapes, axes, sizes,
+    /// indices) read on the host.
+    pub(crate) fn data_then_host(input: usize) -> Place {
+        if input == 0 {
+            Place::Device
+        } else {
+            Place::Host
+        }
+    }
+}
+
 /// What a kernel may check of an input before it is chosen: dtype and dims, wherever it lives.
 pub(crate) struct Meta<'a> {
     pub dtype: DType,

@@ -147,11 +147,7 @@ struct Clip {
 
 impl GpuKernel for Clip {
     fn place(&self, input: usize) -> Place {
-        if input == 0 {
-            Place::Device
-        } else {
-            Place::Host
-        }
+        Place::data_then_host(input)
     }
 
     fn run<'a>(&'a self, gpu: &'a Gpu, xs: &'a [Option<Arg<'a>>]) -> Running<'a> {

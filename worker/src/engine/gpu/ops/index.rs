@@ -15,11 +15,7 @@ struct Gather {
 
 impl GpuKernel for Gather {
     fn place(&self, input: usize) -> Place {
-        if input == 0 {
-            Place::Device
-        } else {
-            Place::Host
-        }
+        Place::data_then_host(input)
     }
 
     fn accepts(&self, xs: &[Option<Meta>]) -> bool {

@@ -16,11 +16,7 @@ struct Reduce {
 
 impl GpuKernel for Reduce {
     fn place(&self, input: usize) -> Place {
-        if input == 0 {
-            Place::Device
-        } else {
-            Place::Host
-        }
+        Place::data_then_host(input)
     }
 
     fn run<'a>(&'a self, gpu: &'a Gpu, xs: &'a [Option<Arg<'a>>]) -> Running<'a> {

@@ -17,11 +17,7 @@ struct Resize {
 
 impl GpuKernel for Resize {
     fn place(&self, input: usize) -> Place {
-        if input == 0 {
-            Place::Device
-        } else {
-            Place::Host
-        }
+        Place::data_then_host(input)
     }
 
     fn accepts(&self, xs: &[Option<Meta>]) -> bool {

@@ -31,11 +31,7 @@ enum View {
 
 impl GpuKernel for View {
     fn place(&self, input: usize) -> Place {
-        if input == 0 {
-            Place::Device
-        } else {
-            Place::Host
-        }
+        Place::data_then_host(input)
     }
 
     fn run<'a>(&'a self, _gpu: &'a Gpu, xs: &'a [Option<Arg<'a>>]) -> Running<'a> {
@@ -161,11 +157,7 @@ struct Slice {
 
 impl GpuKernel for Slice {
     fn place(&self, input: usize) -> Place {
-        if input == 0 {
-            Place::Device
-        } else {
-            Place::Host
-        }
+        Place::data_then_host(input)
     }
 
     fn accepts(&self, xs: &[Option<Meta>]) -> bool {
@@ -231,11 +223,7 @@ struct Split {
 
 impl GpuKernel for Split {
     fn place(&self, input: usize) -> Place {
-        if input == 0 {
-            Place::Device
-        } else {
-            Place::Host
-        }
+        Place::data_then_host(input)
     }
 
     fn accepts(&self, xs: &[Option<Meta>]) -> bool {
@@ -276,11 +264,7 @@ struct Expand;
 
 impl GpuKernel for Expand {
     fn place(&self, input: usize) -> Place {
-        if input == 0 {
-            Place::Device
-        } else {
-            Place::Host
-        }
+        Place::data_then_host(input)
     }
 
     fn accepts(&self, xs: &[Option<Meta>]) -> bool {
