@@ -105,6 +105,8 @@ impl Model {
 
     /// The device-only weights read back, as the host feeds a CPU run needs (`auto`'s retry).
     pub async fn read_device_weights(&self, gpu: &wick_gpu::Gpu) -> Result<HashMap<String, Tensor>> {
+        // Read-backs check the device's pending errors: not while another run is in flight.
+        let _turn = gpu.exclusive().await;
         let mut feeds = HashMap::new();
         for (name, t) in &self.device {
             let values = t.read(gpu).await.map_err(|e| gpu::wick_error(e, name, "read-back"))?;

@@ -188,8 +188,6 @@ async fn device() -> Result<Rc<Gpu>> {
     Ok(gpu)
 }
 
-/// The tasks whose models run in sync step loops (generation and transcription with their KV
-/// caches, VAD frame by frame): on the CPU backend in this version.
 /// Tasks whose models run on the CPU whatever the backend (their step loops call the model
 /// directly): `webgpu` is refused for them.
 fn cpu_only(task: Option<TaskKind>) -> bool {
@@ -269,8 +267,8 @@ async fn load(id: u32, name: String, mut spec: LoadSpec, choice: BackendChoice, 
         Ok((weights, backend)) => {
             spec.weights = weights;
             load::load(id, spec, &controller.signal()).await.and_then(|(mut m, c)| {
-            Rc::get_mut(&mut m).ok_or_else(|| WickError::Internal("the new model is shared".into()))?.backend = backend;
-            Ok((m, c))
+                Rc::get_mut(&mut m).ok_or_else(|| WickError::Internal("the new model is shared".into()))?.backend = backend;
+                Ok((m, c))
             })
         }
         Err(e) => Err(e),
