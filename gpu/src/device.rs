@@ -50,6 +50,13 @@ type ScopeResult = Pin<Box<dyn Future<Output = Option<wgpu::Error>>>>;
 impl Gpu {
     /// Opens the first adapter: WebGPU in the browser, Vulkan natively.
     pub async fn new() -> Result<Gpu, GpuError> {
+        Gpu::with_binding_limit(None).await
+    }
+
+    /// [`Gpu::new`] whose device binds at most `max_binding` bytes per buffer (when below the
+    /// adapter's limit): how tests meet, on any adapter, the limit a large model meets on a
+    /// real one.
+    pub async fn with_binding_limit(max_binding: Option<u64>) -> Result<Gpu, GpuError> {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
         // Natively only Vulkan is compiled in; say so, so that no other back end is probed.
         desc.backends = if cfg!(target_arch = "wasm32") {
@@ -74,11 +81,16 @@ impl Gpu {
         };
         let info = adapter.get_info();
         let name = format!("{} ({:?})", info.name, info.backend);
+        // The adapter's own limits: compute wants its largest buffers.
+        let mut limits = adapter.limits();
+        if let Some(cap) = max_binding {
+            limits.max_storage_buffer_binding_size =
+                limits.max_storage_buffer_binding_size.min(cap);
+        }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wick"),
-                // The adapter's own limits: compute wants its largest buffers.
-                required_limits: adapter.limits(),
+                required_limits: limits,
                 ..Default::default()
             })
             .await

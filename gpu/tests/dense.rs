@@ -515,6 +515,36 @@ fn gather_takes_indices_along_an_axis() {
             &want,
             0.0,
         );
+        // The same data cut along the axis into parts of at most 2 rows (a weight wider than
+        // one binding), each part bound alone.
+        let outer: usize = dims[..axis].iter().product();
+        let inner: usize = dims[axis + 1..].iter().product();
+        let parts: Vec<GpuTensor> = (0..dims[axis])
+            .step_by(2)
+            .map(|r0| {
+                let rows = (dims[axis] - r0).min(2);
+                let part: Vec<f32> = (0..outer)
+                    .flat_map(|o| {
+                        let at = (o * dims[axis] + r0) * inner;
+                        x[at..at + rows * inner].to_vec()
+                    })
+                    .collect();
+                let part_dims: Vec<usize> = [&dims[..axis], &[rows], &dims[axis + 1..]].concat();
+                upload(&part_dims, &part)
+            })
+            .collect();
+        let refs: Vec<&GpuTensor> = parts.iter().collect();
+        let out = run(gpu().gather_parts(&refs, indices, idims, axis));
+        check(
+            &format!(
+                "gather from {} parts {dims:?} {indices:?} axis {axis}",
+                parts.len()
+            ),
+            &out,
+            &out_dims,
+            &want,
+            0.0,
+        );
     }
     let x = upload(&[5, 2], &values(10, 1));
     for bad in [5i64, -6] {

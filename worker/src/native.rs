@@ -20,15 +20,17 @@ use crate::loader::{CpuPlacement, ExternalPlan, FileRouter, GpuPlacement, Placed
 /// Load `model.onnx` and its external data (relative to its folder), streaming each data file
 /// in chunks whose sizes `next_chunk` picks (it gets the file offset so far).
 pub fn load_model_chunked(path: &Path, next_chunk: impl FnMut(u64) -> usize) -> Result<Model> {
-    let (proto, placed) = stream_model(path, &mut CpuPlacement, next_chunk)?;
+    let (proto, placed) = stream_model(path, &mut CpuPlacement, None, next_chunk)?;
     Model::build(proto, placed.into_iter().collect())
 }
 
 /// [`load_model_chunked`] through a [`GpuPlacement`]: f32 external weights go from the file's
-/// chunks straight to `gpu`, the others to the host. Device errors of the writes are reported
+/// chunks straight to `gpu`, the others to the host; weights wider than one of its bindings are
+/// cut first (`engine::split`), as the worker does. Device errors of the writes are reported
 /// here, before the model is built.
 pub fn load_model_on_gpu(path: &Path, gpu: Rc<Gpu>, next_chunk: impl FnMut(u64) -> usize) -> Result<Model> {
-    let (proto, placed) = stream_model(path, &mut GpuPlacement::new(gpu.clone()), next_chunk)?;
+    let limit = Some(gpu.max_binding_bytes());
+    let (proto, placed) = stream_model(path, &mut GpuPlacement::new(gpu.clone()), limit, next_chunk)?;
     pollster::block_on(gpu.check()).map_err(|e| WickError::Internal(format!("placing the weights: {e}")))?;
     let (mut host, mut device) = (HashMap::new(), HashMap::new());
     for (name, p) in placed {
@@ -40,10 +42,12 @@ pub fn load_model_on_gpu(path: &Path, gpu: Rc<Gpu>, next_chunk: impl FnMut(u64) 
     Model::build_placed(proto, host, device)
 }
 
-/// Parses the graph at `path` and streams its external-data files through `placement`.
+/// Parses the graph at `path`, cuts the weights wider than `split` bytes, and streams its
+/// external-data files through `placement`.
 fn stream_model<P: Placement>(
     path: &Path,
     placement: &mut P,
+    split: Option<u64>,
     mut next_chunk: impl FnMut(u64) -> usize,
 ) -> Result<(ModelProto, Vec<(String, P::Output)>)> {
     let io = |p: &Path, e: std::io::Error| WickError::Fetch {
@@ -52,8 +56,11 @@ fn stream_model<P: Placement>(
         message: e.to_string(),
     };
     let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
-    let proto = parse_model(&bytes)?;
+    let mut proto = parse_model(&bytes)?;
     drop(bytes);
+    if let Some(limit) = split {
+        crate::engine::split::split_wide_weights(&mut proto, limit)?;
+    }
     let plan = ExternalPlan::from_graph(proto.graph.as_ref().expect("parse_model checks the graph"))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut placed = Vec::new();
@@ -94,6 +101,17 @@ pub fn load_variant_for_task(folder: &Path, variant: Option<&str>, task: wick_sh
     let hf = folder.join("onnx").join(file);
     let model = load_model(&if hf.is_file() { hf } else { folder.join("model.onnx") })?;
     with_files(crate::tasks::Loaded::new(model), folder, crate::tasks::files_for(task)?)
+}
+
+/// [`load_variant_for_task`] with its f32 weights streamed to `gpu` ([`load_model_on_gpu`]),
+/// on the WebGPU backend.
+pub fn load_variant_on_gpu(folder: &Path, variant: Option<&str>, task: wick_shared::TaskKind, gpu: Rc<Gpu>) -> Result<crate::tasks::Loaded> {
+    let file = variant.map_or("model.onnx".to_string(), |v| format!("model_{v}.onnx"));
+    let hf = folder.join("onnx").join(file);
+    let model = load_model_on_gpu(&if hf.is_file() { hf } else { folder.join("model.onnx") }, gpu.clone(), |_| 64 * 1024)?;
+    let mut loaded = crate::tasks::Loaded::new(model);
+    loaded.backend = crate::engine::ModelBackend::gpu(crate::engine::Resident::new(gpu), false, "asked for");
+    with_files(loaded, folder, crate::tasks::files_for(task)?)
 }
 
 /// `loaded` with the companion files `names` read from `folder`.

@@ -24,7 +24,10 @@ struct Params {
     axis_len: u32,
     inner: u32,
     count: u32,
-    pad: [u32; 3],
+    /// The rows of the whole axis this part holds.
+    lo: u32,
+    hi: u32,
+    pad: u32,
 }
 
 impl Gpu {
@@ -37,14 +40,45 @@ impl Gpu {
         indices_dims: &[usize],
         axis: usize,
     ) -> Result<GpuTensor, GpuError> {
+        self.gather_parts(&[data], indices, indices_dims, axis)
+            .await
+    }
+
+    /// [`Gpu::gather`] from a tensor cut along `axis` into `parts` (in order; equal dims but
+    /// along the axis): each part is bound alone, so the whole may exceed one binding.
+    pub async fn gather_parts(
+        &self,
+        parts: &[&GpuTensor],
+        indices: &[i64],
+        indices_dims: &[usize],
+        axis: usize,
+    ) -> Result<GpuTensor, GpuError> {
         const OP: &str = "gather";
-        let dims = data.dims();
-        let Some(&axis_len) = dims.get(axis) else {
+        let Some(first) = parts.first() else {
+            return Err(GpuError::shape(OP, "no data".to_string()));
+        };
+        let dims = first.dims();
+        if axis >= dims.len() {
             return Err(GpuError::shape(
                 OP,
                 format!("axis {axis} of {}-D {dims:?}", dims.len()),
             ));
-        };
+        }
+        let mut starts = vec![0usize];
+        for p in parts {
+            let d = p.dims();
+            if d.len() != dims.len()
+                || d[..axis] != dims[..axis]
+                || d[axis + 1..] != dims[axis + 1..]
+            {
+                return Err(GpuError::shape(
+                    OP,
+                    format!("part {d:?} does not match {dims:?} but along axis {axis}"),
+                ));
+            }
+            starts.push(starts[starts.len() - 1] + d[axis]);
+        }
+        let axis_len = starts[parts.len()];
         let count: usize = indices_dims.iter().product();
         if indices.len() != count {
             return Err(GpuError::shape(
@@ -61,7 +95,7 @@ impl Gpu {
                 } else {
                     Err(GpuError::shape(
                         OP,
-                        format!("index {i} out of range for axis {axis} of {dims:?}"),
+                        format!("index {i} out of range for axis {axis} of length {axis_len}"),
                     ))
                 }
             })
@@ -74,14 +108,6 @@ impl Gpu {
             .collect();
         let len: usize = out_dims.iter().product();
         let (groups_x, groups_y) = spread(self, OP, len.div_ceil(WORKGROUP as usize) as u64)?;
-        let params = Params {
-            len: fit(OP, len)?,
-            row: groups_x * WORKGROUP,
-            axis_len: fit(OP, axis_len)?,
-            inner: fit(OP, dims[axis + 1..].iter().product())?,
-            count: fit(OP, count)?,
-            pad: [0; 3],
-        };
         let out = GpuTensor::output(self, OP, out_dims)?;
         if len == 0 {
             return Ok(out);
@@ -94,14 +120,31 @@ impl Gpu {
                     usage: wgpu::BufferUsages::STORAGE,
                 })
         })?;
-        launch(
-            self,
-            OP,
-            &self.kernels.gather,
-            &[&data.buffer, &indices, &out.buffer],
-            &params,
-            (groups_x, groups_y),
-        )?;
+        for (p, part) in parts.iter().enumerate() {
+            let (lo, hi) = (starts[p], starts[p + 1]);
+            // A part no index falls in has nothing to write.
+            if parts.len() > 1 && !wrapped.iter().any(|&j| (lo..hi).contains(&(j as usize))) {
+                continue;
+            }
+            let params = Params {
+                len: fit(OP, len)?,
+                row: groups_x * WORKGROUP,
+                axis_len: fit(OP, hi - lo)?,
+                inner: fit(OP, dims[axis + 1..].iter().product())?,
+                count: fit(OP, count)?,
+                lo: fit(OP, lo)?,
+                hi: fit(OP, hi)?,
+                pad: 0,
+            };
+            launch(
+                self,
+                OP,
+                &self.kernels.gather,
+                &[&part.buffer, &indices, &out.buffer],
+                &params,
+                (groups_x, groups_y),
+            )?;
+        }
         Ok(out)
     }
 }

@@ -1,5 +1,7 @@
 // Gather along one axis: data is [outer, axis_len, inner], the output [outer, count, inner].
-// One invocation per output element. Indices were range-checked on the host.
+// One invocation per output element. Indices were range-checked on the host. `data` may be one
+// part of a tensor cut along the axis (rows lo..hi of it): then only the elements whose index
+// falls in it are written, and one dispatch per part fills the output.
 // WORKGROUP is prepended by gather.rs.
 
 struct Params {
@@ -8,7 +10,9 @@ struct Params {
     axis_len: u32,
     inner: u32,
     count: u32,
-    pad0: u32, pad1: u32, pad2: u32, // not a vec3: that aligns to 16
+    lo: u32,
+    hi: u32,
+    pad0: u32,
 }
 
 @group(0) @binding(0) var<storage, read> data: array<f32>;
@@ -23,5 +27,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     let inner = i % params.inner;
     let j = (i / params.inner) % params.count;
     let outer = i / (params.inner * params.count);
-    out[i] = data[(outer * params.axis_len + indices[j]) * params.inner + inner];
+    let g = indices[j];
+    if (g < params.lo || g >= params.hi) { return; }
+    out[i] = data[(outer * params.axis_len + g - params.lo) * params.inner + inner];
 }

@@ -11,6 +11,7 @@
 
 pub mod backend;
 mod fuse;
+pub mod split;
 pub mod gpu;
 #[cfg(test)]
 mod latency_probe;

@@ -59,7 +59,9 @@ impl Placement for GpuPlacement {
         if tensor.onnx_type != onnx_type::FLOAT {
             return CpuPlacement.alloc(tensor).map(GpuDest::Host);
         }
-        // One buffer per weight: a weight past one binding would need splitting (not yet).
+        // One buffer per weight: weights wider than one binding were cut into parts before the
+        // load planned its streams (`engine::split`); one still here has a reader that cannot
+        // read parts, and is refused by name.
         let t = GpuTensor::empty(&self.gpu, &tensor.dims).map_err(|e| place_error(e, &tensor.name))?;
         Ok(GpuDest::Device(TensorWriter::new(t)))
     }

@@ -41,6 +41,9 @@ pub struct LoadSpec {
     pub task: Option<TaskKind>,
     /// Where f32 external weights go ([`Weights::of`]).
     pub weights: Weights,
+    /// On WebGPU, the most bytes one binding holds: wider weights are cut into parts before
+    /// they stream (`engine::split`).
+    pub bind_limit: Option<u64>,
 }
 
 /// Where a load places the f32 weights of external data (the page's `weights`, once the
@@ -301,10 +304,10 @@ async fn load_with(files: &Files<'_>, spec: &LoadSpec) -> Result<(Rc<Loaded>, St
             return Err(WickError::BadRequest("a load names its model by exactly one of `url` and `manifest`".into()))
         }
     };
-    let mut loaded = Loaded::new(load_graph(files, &sources, &spec.weights).await?);
+    let mut loaded = Loaded::new(load_graph(files, &sources, spec).await?);
     for graph in others {
         let other = sources.other_graph(graph, spec.variant.as_deref(), &resolve)?;
-        loaded.graphs.insert(graph.to_string(), load_graph(files, &other, &spec.weights).await?);
+        loaded.graphs.insert(graph.to_string(), load_graph(files, &other, spec).await?);
     }
     for name in spec.task.map(tasks::files_for).transpose()?.unwrap_or_default() {
         let url = sources.companion_url(name, &resolve)?;
@@ -315,12 +318,17 @@ async fn load_with(files: &Files<'_>, spec: &LoadSpec) -> Result<(Rc<Loaded>, St
 }
 
 /// Fetch and parse the graph `sources` names, stream its external data into its tensors — f32
-/// ones straight to the GPU when `weights` says so — and build it.
-async fn load_graph(files: &Files<'_>, sources: &Sources, weights: &Weights) -> Result<Model> {
+/// ones straight to the GPU when `spec.weights` says so, cut to the device's bindings — and
+/// build it.
+async fn load_graph(files: &Files<'_>, sources: &Sources, spec: &LoadSpec) -> Result<Model> {
+    let weights = &spec.weights;
     let model_url = sources.model_url.clone();
     let bytes = files.read_all(&model_url, sources.expected(&model_url)).await?;
-    let proto = parse_model(&bytes).map_err(|e| with_file(e, &model_url))?;
+    let mut proto = parse_model(&bytes).map_err(|e| with_file(e, &model_url))?;
     drop(bytes);
+    if let Some(limit) = spec.bind_limit {
+        crate::engine::split::split_wide_weights(&mut proto, limit).map_err(|e| with_file(e, &model_url))?;
+    }
     let graph = proto.graph.as_ref().ok_or_else(|| WickError::invalid("no graph"))?;
     let plan = ExternalPlan::from_graph(graph).map_err(|e| with_file(e, &model_url))?;
     let gpu = match weights {

@@ -129,6 +129,7 @@ async fn handle(env: Envelope<Request>) {
                 cache: cache.unwrap_or(true),
                 task,
                 weights: load::Weights::Host,
+                bind_limit: None,
             };
             load(id, model, spec, backend.unwrap_or_default(), weights.unwrap_or_default()).await
         }
@@ -266,6 +267,7 @@ async fn load(id: u32, name: String, mut spec: LoadSpec, choice: BackendChoice, 
     let result = match chosen {
         Ok((weights, backend)) => {
             spec.weights = weights;
+            spec.bind_limit = backend.device().map(|gpu| gpu.max_binding_bytes());
             load::load(id, spec, &controller.signal()).await.and_then(|(mut m, c)| {
                 Rc::get_mut(&mut m).ok_or_else(|| WickError::Internal("the new model is shared".into()))?.backend = backend;
                 Ok((m, c))

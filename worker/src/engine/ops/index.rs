@@ -55,6 +55,55 @@ pub fn gather(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     }))
 }
 
+/// `wick.split` Gather (engine/split.rs): `Gather(w, idx)` on axis 0 for a `w` cut along that
+/// axis into parts — inputs `idx, w₀, w₁, …` — without joining the parts.
+pub fn gather_parts(_: &NodeCtx) -> Result<Box<dyn Kernel>> {
+    Ok(Box::new(|xs: &[Option<&Tensor>]| {
+        let idx = input(xs, 0)?;
+        let parts = (1..xs.len()).map(|i| input(xs, i)).collect::<R<Vec<_>>>()?;
+        let Some(first) = parts.first() else { candle_core::bail!("a split Gather without parts") };
+        let mut starts = vec![0usize];
+        for p in &parts {
+            starts.push(starts[starts.len() - 1] + p.dims().first().copied().unwrap_or(0));
+        }
+        let total = starts[parts.len()] as i64;
+        // Each index as (part, row in it); the rows each part gives, in the order asked.
+        let mut picks: Vec<Vec<u32>> = vec![Vec::new(); parts.len()];
+        let mut at = Vec::new();
+        for i in int_values(idx)? {
+            let g = if i < 0 { i + total } else { i };
+            if !(0..total).contains(&g) {
+                candle_core::bail!("Gather index {i} out of range for {total} rows")
+            }
+            let p = starts.partition_point(|&s| s as i64 <= g) - 1;
+            at.push((p, picks[p].len()));
+            picks[p].push((g - starts[p] as i64) as u32);
+        }
+        let mut dims = idx.dims().to_vec();
+        dims.extend(&first.dims()[1..]);
+        if at.is_empty() {
+            return Ok(vec![Tensor::zeros(dims, first.dtype(), first.device())?]);
+        }
+        let mut pieces = Vec::new();
+        let mut offset = vec![0u32; parts.len()];
+        let mut rows = 0u32;
+        for (p, locals) in picks.iter().enumerate().filter(|(_, l)| !l.is_empty()) {
+            offset[p] = rows;
+            rows += locals.len() as u32;
+            let ids = Tensor::new(locals.as_slice(), first.device())?;
+            pieces.push(parts[p].contiguous()?.index_select(&ids, 0)?);
+        }
+        let joined = Tensor::cat(&pieces, 0)?;
+        let order: Vec<u32> = at.iter().map(|&(p, k)| offset[p] + k as u32).collect();
+        let out = if pieces.len() == 1 && order.iter().enumerate().all(|(i, &o)| o == i as u32) {
+            joined
+        } else {
+            joined.index_select(&Tensor::new(order.as_slice(), first.device())?, 0)?
+        };
+        Ok(vec![out.reshape(dims)?])
+    }))
+}
+
 pub fn gather_elements(ctx: &NodeCtx) -> Result<Box<dyn Kernel>> {
     let a = ctx.int("axis", 0);
     Ok(Box::new(move |xs: &[Option<&Tensor>]| {

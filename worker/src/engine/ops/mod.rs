@@ -287,6 +287,8 @@ pub static OPS: &[OpDef] = &[
     op("LinearAttention", 27, attention::linear_attention),
     op("CausalConvWithState", 27, attention::causal_conv_with_state),
     // fused.rs: nodes engine/fuse.rs makes at load, never named by a model.
+    // split.rs's readers of a weight cut into parts (engine/split.rs), never named by a model.
+    OpDef { domain: crate::engine::split::DOMAIN, op_type: "Gather", since: 1, build: index::gather_parts },
     OpDef { domain: fused::DOMAIN, op_type: "Gelu", since: 1, build: fused::gelu },
     OpDef { domain: fused::DOMAIN, op_type: "Silu", since: 1, build: fused::silu },
     OpDef { domain: fused::DOMAIN, op_type: "MatMulAdd", since: 1, build: fused::matmul_add },
@@ -297,7 +299,7 @@ pub static OPS: &[OpDef] = &[
 pub fn op_names() -> Vec<String> {
     let mut names: Vec<String> = OPS
         .iter()
-        .filter(|o| o.domain != fused::DOMAIN)
+        .filter(|o| o.domain != fused::DOMAIN && o.domain != crate::engine::split::DOMAIN)
         .map(|o| if o.domain.is_empty() { o.op_type.to_string() } else { format!("{}:{}", o.domain, o.op_type) })
         .collect();
     names.dedup();

@@ -1,4 +1,5 @@
-//! Indexing on the GPU: Gather (indices read on the host, checked there) and Where (its
+//! Indexing on the GPU: Gather (indices read on the host, checked there; also the `wick.split`
+//! Gather over a table's parts) and Where (its
 //! boolean condition, a host mask, uploaded as 0/1 by the kernel).
 
 use candle_core::DType;
@@ -33,6 +34,41 @@ impl GpuKernel for Gather {
 
 pub fn gather(ctx: &NodeCtx) -> Option<Box<dyn GpuKernel>> {
     Some(Box::new(Gather { axis: ctx.int("axis", 0) }))
+}
+
+/// `wick.split` Gather (engine/split.rs): indices first, then the parts of a table cut along
+/// axis 0, each bound alone.
+struct GatherParts;
+
+impl GpuKernel for GatherParts {
+    fn place(&self, input: usize) -> Place {
+        if input == 0 {
+            Place::Host
+        } else {
+            Place::Device
+        }
+    }
+
+    fn accepts(&self, xs: &[Option<Meta>]) -> bool {
+        match xs {
+            [Some(i), parts @ ..] if !parts.is_empty() => parts.iter().all(|p| {
+                matches!(p, Some(p) if !p.dims.is_empty() && p.dims.len() + i.dims.len() <= MAX_RANK + 1)
+            }),
+            _ => false,
+        }
+    }
+
+    fn run<'a>(&'a self, gpu: &'a Gpu, xs: &'a [Option<Arg<'a>>]) -> Running<'a> {
+        Box::pin(async move {
+            let idx = host(xs, 0)?;
+            let parts = (1..xs.len()).map(|i| device(xs, i)).collect::<Result<Vec<_>, _>>()?;
+            Ok(vec![Out::Device(gpu.gather_parts(&parts, &int_values(idx)?, idx.dims(), 0).await?)])
+        })
+    }
+}
+
+pub fn gather_parts(_: &NodeCtx) -> Option<Box<dyn GpuKernel>> {
+    Some(Box::new(GatherParts))
 }
 
 struct Where;

@@ -100,6 +100,7 @@ pub(crate) static GPU_OPS: &[GpuOpDef] = &[
     // index.rs
     op("Gather", index::gather),
     op("Where", index::where_op),
+    GpuOpDef { domain: crate::engine::split::DOMAIN, op_type: "Gather", build: index::gather_parts },
     // shape.rs: views of the same buffer (no kernel runs), Shape, strided copies
     op("Identity", shape::identity),
     op("Reshape", shape::reshape),
