@@ -27,6 +27,22 @@ const CONFIGS = {
       },
     };
   },
+  // The weights streamed straight into GPU buffers (SwiftShader here: the GPU process's memory),
+  // never into the worker's wasm memory: a model past wasm32's 4 GiB.
+  'wick-gpu': async (m) => {
+    const { Wick } = await import('/wick/wick.js');
+    const wick = await Wick.spawn();
+    return {
+      load: async () => {
+        const ready = await wick.load('bench', m.modelUrl, { cache: false, backend: 'webgpu', weights: 'gpu' });
+        detail = { backend: ready.backend, gpuWeightBytes: ready.gpuWeightBytes, adapter: ready.backendReason };
+      },
+      run: async () => {
+        const inputs = { [m.input]: { dtype: 'int64', dims: [m.ids.length], data: idsOf(m) } };
+        return (await wick.run('bench', inputs)).outputs[m.output].data;
+      },
+    };
+  },
   raw: async (m) => {
     const worker = new Worker('/bench/raw-worker.js');
     return {
@@ -45,6 +61,8 @@ const CONFIGS = {
 };
 
 let active = null;
+/** What the configuration's load reported (wick-gpu: the backend and bytes on the device). */
+let detail = {};
 
 window.bench = {
   async setup(config, manifest) {
@@ -56,6 +74,7 @@ window.bench = {
     await active.load();
     return performance.now() - start;
   },
+  detail: () => detail,
   /** The output as base64 of its float32 bytes (compact and exact through the driver), or null. */
   async run() {
     if (!active.run) return null;

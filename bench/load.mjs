@@ -120,7 +120,8 @@ async function measure(config, run, manifest) {
   const server = await chromium.launchServer({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
-    args: ARGS,
+    // wick-gpu needs a WebGPU adapter (SwiftShader, in the GPU process).
+    args: config === 'wick-gpu' ? [...ARGS, '--enable-unsafe-webgpu'] : ARGS,
   });
   const browser = await chromium.connect(server.wsEndpoint());
   chromiumVersion = browser.version();
@@ -148,6 +149,10 @@ async function measure(config, run, manifest) {
       }
     }, SAMPLE_MS);
 
+    // The GPU process holds what the weights become on the device (SwiftShader: its memory).
+    const gpuProcesses = processes(root, 'gpu-process');
+    const gpuBaseline = new Map(gpuProcesses.map((pid) => [pid, statusBytes(pid, 'VmRSS')]));
+    gpuProcesses.forEach(resetPeak);
     const network = networkProcess(root);
     const cpuBefore = new Map([...baseline.keys(), network].map((pid) => [pid, cpuSeconds(pid)]));
     log(`${config} (run ${run}): loading ${manifest.totalBytes} bytes`);
@@ -166,7 +171,9 @@ async function measure(config, run, manifest) {
         row.cpuRenderer = cpu(pid);
       }
     }
-    log(`${config} (run ${run}): ${row.ms.toFixed(0)} ms, peak ${(row.peakOver / 2 ** 20).toFixed(0)} MiB over baseline, CPU renderer ${row.cpuRenderer.toFixed(2)} s, network ${row.cpuNetwork?.toFixed(2)} s`);
+    row.gpuOver = Math.max(0, ...gpuProcesses.map((pid) => statusBytes(pid, 'VmHWM') - gpuBaseline.get(pid)));
+    Object.assign(row, await page.evaluate(() => window.bench.detail()));
+    log(`${config} (run ${run}): ${row.ms.toFixed(0)} ms, peak ${(row.peakOver / 2 ** 20).toFixed(0)} MiB over baseline, GPU process +${(row.gpuOver / 2 ** 20).toFixed(0)} MiB, CPU renderer ${row.cpuRenderer.toFixed(2)} s, network ${row.cpuNetwork?.toFixed(2)} s`);
 
     const output = await limited(page.evaluate(() => window.bench.run()), `${config} run`);
     if (output !== null) row.output = new Float32Array(new Uint8Array(Buffer.from(output, 'base64')).buffer);
