@@ -8,8 +8,9 @@ Writes into DIR (never committed; xtask uses target/bench/load-*/):
   model.onnx        ir_version 8, opset 17 (onnxruntime-web 1.30 rejects newer IR versions):
                     input `ids` int64 [K]; for every weight W_t [ROWS, 1024], Gather(W_t, ids);
                     output `rows` = Concat of those along axis 0, [T * K, 1024]
-  weights-<i>.bin   shard i: TENSORS_PER_SHARD tensors back to back (each shard < 2 GB, because
-                    onnxruntime-web fetches each external file into one ArrayBuffer)
+  weights-<i>.bin   shard i: --per-shard tensors (default 4) back to back (each shard < 2 GB,
+                    because onnxruntime-web fetches each external file into one ArrayBuffer —
+                    unless --no-ort: then a tensor may outgrow a GPU binding, a file 4 GiB)
   expected.bin      the output for `ids`, float32 little-endian, computed from the pattern
   warmup.onnx       one Identity node: lets onnxruntime-web instantiate its wasm before the
                     measured load, as Wick does when its worker starts
@@ -56,14 +57,19 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--size-gib", type=float, required=True, help="external data, GiB")
     parser.add_argument("--shards", type=int, required=True)
+    parser.add_argument("--per-shard", type=int, default=TENSORS_PER_SHARD,
+                        help="tensors in each shard file")
+    parser.add_argument("--no-ort", action="store_true",
+                        help="allow shards of 2 GiB and more (onnxruntime-web cannot load them)")
     args = parser.parse_args()
-    tensors = args.shards * TENSORS_PER_SHARD
+    per_shard = args.per_shard
+    tensors = args.shards * per_shard
     rows = int(args.size_gib * 2**30) // (tensors * COLS * 4)
-    if args.shards < 1 or rows < K:
+    if args.shards < 1 or per_shard < 1 or rows < K:
         parser.error("--size-gib too small for that many shards")
     tensor_bytes = rows * COLS * 4
-    if TENSORS_PER_SHARD * tensor_bytes >= 2**31:
-        parser.error("a shard would reach 2 GiB; use more --shards")
+    if per_shard * tensor_bytes >= 2**31 and not args.no_ort:
+        parser.error("a shard would reach 2 GiB; use more --shards (or --no-ort)")
     os.makedirs(args.out, exist_ok=True)
 
     # First, last, middle and neighbouring rows: misplacement at either end of a tensor shows.
@@ -73,15 +79,15 @@ def main():
     for shard in range(args.shards):
         location = f"weights-{shard}.bin"
         with open(os.path.join(args.out, location), "wb") as f:
-            for j in range(TENSORS_PER_SHARD):
-                t = shard * TENSORS_PER_SHARD + j
+            for j in range(per_shard):
+                t = shard * per_shard + j
                 name = f"w{t}"
                 initializers.append(external(name, rows, location, j * tensor_bytes))
                 nodes.append(helper.make_node("Gather", [name, "ids"], [f"g{t}"], axis=0))
                 for r0 in range(0, rows, BLOCK_ROWS):
                     values(t, r0, min(rows, r0 + BLOCK_ROWS)).tofile(f)
                 expected[t * K:(t + 1) * K] = np.concatenate([values(t, i, i + 1) for i in ids])
-        files.append({"path": location, "bytes": TENSORS_PER_SHARD * tensor_bytes})
+        files.append({"path": location, "bytes": per_shard * tensor_bytes})
     nodes.append(helper.make_node("Concat", [f"g{t}" for t in range(tensors)], ["rows"], axis=0))
     graph = helper.make_graph(
         nodes,

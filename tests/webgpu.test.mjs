@@ -260,3 +260,57 @@ test('with WebGPU, weights "gpu" streams the f32 weights to the GPU with the CPU
     assert.ok(run.stats.gpu.gpuSteps > 0, JSON.stringify(run.stats));
   });
 });
+
+test('with WebGPU, a lost device (the GPU process crashed) is gpu_device_lost for a model whose weights lived there; the worker serves on and a new load gets a new device', { timeout: TIMEOUT * 2 }, async () => {
+  // A browser of its own: the crash takes every page's devices with it.
+  const own = await openBrowser('webgpu-loss', ['--enable-unsafe-webgpu']);
+  try {
+    const [set] = testDataSets('digits-2shards').map(readTestDataSet);
+    const feed = set.inputs.map((t) => [t.name || 'input', Array.from(t.data), t.dims]);
+    await gotoBlank(own.page);
+    const before = await own.page.evaluate(async (feed) => {
+      const { Wick } = await import('/wick/wick.js');
+      const wick = await Wick.spawn();
+      window.wick = wick;
+      window.feed = feed;
+      window.runOf = async (name) => {
+        const inputs = Object.fromEntries(window.feed.map(([n, data, dims]) => [n, { dtype: 'float32', dims, data: Float32Array.from(data) }]));
+        const r = await window.wick.run(name, inputs);
+        return Object.fromEntries(Object.entries(r.outputs).map(([k, v]) => [k, Array.from(v.data)]));
+      };
+      const url = '/fixtures/digits-2shards/model.onnx';
+      const gpu = await wick.load('gpu', url, { backend: 'webgpu', weights: 'gpu', cache: false });
+      await wick.load('cpu', url, { backend: 'cpu', cache: false });
+      return { gpuWeightBytes: gpu.gpuWeightBytes, gpu: await window.runOf('gpu'), cpu: await window.runOf('cpu') };
+    }, feed);
+    assert.ok(before.gpuWeightBytes > 400_000, JSON.stringify(before.gpuWeightBytes));
+
+    // The GPU process goes down as a driver reset would take it (DevTools protocol).
+    const cdp = await own.browser.newBrowserCDPSession();
+    await cdp.send('Browser.crashGpuProcess');
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+
+    const after = await own.page.evaluate(async () => {
+      const wick = window.wick;
+      const lost = await window.runOf('gpu').then(() => null, (e) => ({ code: e.code, message: e.message }));
+      const cpu = await window.runOf('cpu');
+      const url = '/fixtures/digits-2shards/model.onnx';
+      const again = await wick.load('again', url, { backend: 'webgpu', weights: 'gpu', cache: false });
+      return { lost, cpu, again: { backend: again.backend, gpuWeightBytes: again.gpuWeightBytes }, rerun: await window.runOf('again') };
+    });
+    console.log(`# after the GPU process crashed: ${JSON.stringify(after.lost)}; a new load: ${JSON.stringify(after.again)}`);
+    assert.equal(after.lost?.code, 'gpu_device_lost', JSON.stringify(after.lost));
+    assert.match(after.lost.message, /loaded again/, 'the message says what to do');
+    assert.equal(after.again.backend, 'webgpu');
+    assert.ok(after.again.gpuWeightBytes > 400_000);
+    for (const want of set.outputs) {
+      const name = want.name || 'probabilities';
+      assert.ok(maxAbsDiff(before.gpu[name], want.data) <= 1e-4);
+      assert.deepEqual(after.cpu[name], before.cpu[name], 'the CPU model still serves');
+      const d = maxAbsDiff(after.rerun[name], want.data);
+      assert.ok(d <= 1e-4, `the reloaded model on the new device: ${d} from onnxruntime`);
+    }
+  } finally {
+    await own.browser.close();
+  }
+});

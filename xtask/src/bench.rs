@@ -76,6 +76,7 @@ pub fn bench(args: &mut Args) -> Result<()> {
                 smoke: false,
                 size_gib: 2.5,
                 shards: 5,
+                per_shard: 4,
                 runs: 3,
                 configs: CONFIGS.iter().map(|c| c.to_string()).collect(),
             };
@@ -92,6 +93,8 @@ struct LoadOptions {
     smoke: bool,
     size_gib: f64,
     shards: u32,
+    /// Tensors in each shard file (`--per-shard`; 4 by default).
+    per_shard: u32,
     /// Runs of each configuration; the table reports the median.
     runs: u32,
     /// The configurations to measure, in this order (by default all of [`CONFIGS`]).
@@ -105,6 +108,10 @@ impl LoadOptions {
         let size = args.value("--size-gb")?;
         let shards = args.value("--shards")?;
         let runs = args.value("--runs")?;
+        let per_shard = match args.value("--per-shard")? {
+            Some(n) => n.parse().ok().filter(|&n: &u32| n > 0).with_context(|| format!("bad --per-shard `{n}`"))?,
+            None => 4,
+        };
         let configs: Vec<String> = match args.value("--configs")? {
             Some(list) => list.split(',').map(str::to_string).collect(),
             None => CONFIGS.iter().map(|c| c.to_string()).collect(),
@@ -144,6 +151,7 @@ impl LoadOptions {
             smoke,
             size_gib,
             shards,
+            per_shard,
             runs,
             configs,
         })
@@ -214,9 +222,10 @@ fn load(options: &LoadOptions) -> Result<()> {
         "cargo xtask bench load --smoke".to_string()
     } else {
         format!(
-            "cargo xtask bench load --size-gb {} --shards {} --runs {} --configs {}",
+            "cargo xtask bench load --size-gb {} --shards {} --per-shard {} --runs {} --configs {}",
             options.size_gib,
             options.shards,
+            options.per_shard,
             options.runs,
             options.configs.join(",")
         )
@@ -261,7 +270,12 @@ fn ensure_model(options: &LoadOptions) -> Result<PathBuf> {
     let dir = target_dir().join("bench").join(format!("load-{label}"));
     let script = root.join("scripts/make_big_model.py");
     let stamp = dir.join("params.txt");
-    let params = format!("size_gib={} shards={}\n", options.size_gib, options.shards);
+    // Without onnxruntime-web in the run, shards may reach 2 GiB (it cannot load those).
+    let no_ort = !options.configs.iter().any(|c| c == "ort-wasm");
+    let params = format!(
+        "size_gib={} shards={} per_shard={} no_ort={no_ort}\n",
+        options.size_gib, options.shards, options.per_shard
+    );
     let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
     let current = fs::read_to_string(&stamp).is_ok_and(|s| s == params)
         && modified(&stamp) >= modified(&script);
@@ -282,6 +296,8 @@ fn ensure_model(options: &LoadOptions) -> Result<PathBuf> {
         .arg(&dir)
         .args(["--size-gib", &options.size_gib.to_string()])
         .args(["--shards", &options.shards.to_string()])
+        .args(["--per-shard", &options.per_shard.to_string()])
+        .args(if no_ort { &["--no-ort"][..] } else { &[] })
         .stdout(Stdio::from(io::stderr())))?;
     fs::write(&stamp, params).with_context(|| format!("cannot write {}", stamp.display()))?;
     Ok(dir)

@@ -72,13 +72,15 @@ Commands:
                         factor, word error rate; the median of N runs (default 1) after a
                         warm-up. --json: one object per row; --smoke: Wick, q4, the shortest
                         clip, once, must give text; BENCHMARKS.md untouched
-           load [--size-gb X] [--shards N] [--runs N] [--configs LIST] [--smoke]
+           load [--size-gb X] [--shards N] [--per-shard N] [--runs N] [--configs LIST] [--smoke]
                         stream a generated model (X GiB of float32 external data, default 2.5,
-                        in N shard files, default 5) into the worker; the same files read
+                        in N shard files, default 5, of --per-shard tensors, default 4; without
+                        ort-wasm in --configs a shard may pass 2 GiB) into the worker; the same files read
                         plainly; onnxruntime-web creating a session on it: load time,
                         throughput, renderer and network CPU, peak renderer memory; each
                         configuration --runs times (default 3, taking turns), medians.
-                        --configs raw,wick-cpu: some only (BENCHMARKS.md untouched). --json:
+                        --configs raw,wick-cpu: some only (BENCHMARKS.md untouched); wick-gpu
+                        (by name only): backend webgpu, weights gpu, its own section. --json:
                         one line of ratios on stdout; --smoke: a 20 MiB model, one run,
                         BENCHMARKS.md untouched
   help                  this text

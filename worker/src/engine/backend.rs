@@ -69,12 +69,12 @@ impl ModelBackend {
         match (model.run_gpu(&resident, feeds, wanted).await, retry) {
             (Ok((out, stats)), _) => Ok((out, Some(stats))),
             (Err(e), Some(mut feeds)) if e.is_gpu_failure() => {
-                if matches!(e, WickError::GpuDeviceLost(_)) {
+                if let WickError::GpuDeviceLost(why) = &e {
                     // Its buffers are gone with the device: the model lives on the CPU now.
                     *self.resident.borrow_mut() = None;
                     *self.reason.borrow_mut() = format!("moved to the CPU after a WebGPU failure: {e}");
                     if model.has_device_weights() {
-                        return Err(lost_weights(&e.to_string()));
+                        return Err(lost_weights(why));
                     }
                 }
                 if model.has_device_weights() {
@@ -85,6 +85,7 @@ impl ModelBackend {
                 let out = model.run(feeds, wanted)?;
                 Ok((out, Some(GpuRunStats { retried_on_cpu: Some(e.to_string()), ..GpuRunStats::default() })))
             }
+            (Err(WickError::GpuDeviceLost(why)), None) if model.has_device_weights() => Err(lost_weights(&why)),
             (Err(e), _) => Err(e),
         }
     }

@@ -46,7 +46,7 @@ fn place_error(e: GpuError, tensor: &str) -> WickError {
             WickError::GpuWeightTooLarge { tensor: tensor.to_string(), bytes, limit }
         }
         GpuError::OutOfMemory { .. } => WickError::GpuOutOfMemory(format!("placing weight '{tensor}': {e}")),
-        GpuError::DeviceLost { .. } => WickError::GpuDeviceLost(e.to_string()),
+        GpuError::DeviceLost { reason } => WickError::GpuDeviceLost(reason),
         other => WickError::Internal(format!("placing weight '{tensor}' on the GPU: {other}")),
     }
 }

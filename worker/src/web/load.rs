@@ -402,7 +402,7 @@ async fn stream_into<P: Placement>(
 fn placing_error(e: wick_gpu::GpuError) -> WickError {
     match e {
         wick_gpu::GpuError::OutOfMemory { .. } => WickError::GpuOutOfMemory(format!("placing the weights: {e}")),
-        wick_gpu::GpuError::DeviceLost { .. } => WickError::GpuDeviceLost(e.to_string()),
+        wick_gpu::GpuError::DeviceLost { reason } => WickError::GpuDeviceLost(reason),
         other => WickError::Internal(format!("placing the weights on the GPU: {other}")),
     }
 }

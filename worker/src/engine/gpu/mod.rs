@@ -157,7 +157,7 @@ impl Value {
 pub(crate) fn wick_error(e: GpuError, node: &str, op_type: &str) -> WickError {
     match e {
         GpuError::OutOfMemory { .. } => WickError::GpuOutOfMemory(format!("{e} (node '{node}', {op_type})")),
-        GpuError::DeviceLost { .. } => WickError::GpuDeviceLost(e.to_string()),
+        GpuError::DeviceLost { reason } => WickError::GpuDeviceLost(reason),
         other => WickError::Execution {
             node: node.to_string(),
             op_type: op_type.to_string(),
