@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use wgpu::util::DeviceExt;
 
+/// A clone shares the buffer (a handle, as wgpu's own): no copy is made.
+#[derive(Clone)]
 pub struct GpuTensor {
     pub(crate) buffer: wgpu::Buffer,
     dims: Vec<usize>,

@@ -104,6 +104,8 @@ fn greedy_on(name: &str, variant: &str, on: On) {
         let gpu = loaded.take_gpu_stats().expect("GPU stats");
         eprintln!("{name} {variant} on WebGPU: {gpu:?}");
         assert!(gpu.gpu_steps > gpu.cpu_steps, "most steps on the GPU: {gpu:?}");
+        // The KV cache stays on the device: a step reads back its logits and nothing else.
+        assert!(gpu.downloads as usize <= g.generated_tokens().len(), "{gpu:?}");
         assert!(!gpu.cpu_ops.iter().any(|op| op == "MatMulNBits" || op == "MatMul"), "{:?}", gpu.cpu_ops);
         if let On::GpuPlaced(max_binding) = on {
             // The table (wider than one binding) is on the device, in parts, read there.

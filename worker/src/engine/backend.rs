@@ -56,19 +56,37 @@ impl ModelBackend {
         feeds: HashMap<String, Tensor>,
         wanted: Option<&[String]>,
     ) -> Result<(RunOutput, Option<GpuRunStats>)> {
+        let (out, _, stats) = self.run_keeping(model, feeds, Carried::new(), wanted, &[]).await?;
+        Ok((out, stats))
+    }
+
+    /// [`ModelBackend::run`] with values carried from run to run (a KV cache): `carried` are
+    /// inputs an earlier run left on the device, and on WebGPU the outputs named in `keep` stay
+    /// there too (returned apart, not read back). On the CPU nothing is kept.
+    pub async fn run_keeping(
+        &self,
+        model: &Model,
+        feeds: HashMap<String, Tensor>,
+        carried: Carried,
+        wanted: Option<&[String]>,
+        keep: &[String],
+    ) -> Result<(RunOutput, Carried, Option<GpuRunStats>)> {
         let resident = self.resident.borrow().clone();
         let Some(resident) = resident else {
             if model.has_device_weights() {
                 // Only after a device loss moved the model here: its weights went with it.
                 return Err(lost_weights(&self.reason()));
             }
-            return Ok((model.run(feeds, wanted)?, None));
+            if !carried.is_empty() {
+                return Err(lost_values(&self.reason()));
+            }
+            return Ok((model.run(feeds, wanted)?, Carried::new(), None));
         };
-        // Tensors clone as Arcs: the CPU retry's inputs cost nothing to keep.
-        let retry = self.auto.then(|| feeds.clone());
-        match (model.run_gpu(&resident, feeds, wanted).await, retry) {
-            (Ok((out, stats)), _) => Ok((out, Some(stats))),
-            (Err(e), Some(mut feeds)) if e.is_gpu_failure() => {
+        // Tensors clone as Arcs, GPU tensors as handles: the CPU retry's inputs cost nothing.
+        let retry = self.auto.then(|| (feeds.clone(), carried.clone()));
+        match (model.run_gpu_keeping(&resident, feeds, carried, wanted, keep).await, retry) {
+            (Ok((out, kept, stats)), _) => Ok((out, kept, Some(stats))),
+            (Err(e), Some((mut feeds, carried))) if e.is_gpu_failure() => {
                 if let WickError::GpuDeviceLost(why) = &e {
                     // Its buffers are gone with the device: the model lives on the CPU now.
                     *self.resident.borrow_mut() = None;
@@ -76,19 +94,32 @@ impl ModelBackend {
                     if model.has_device_weights() {
                         return Err(lost_weights(why));
                     }
+                    if !carried.is_empty() {
+                        return Err(lost_values(why));
+                    }
                 }
+                // The device is alive (out of memory): the CPU run reads back what lives only
+                // there. Any failure of the read-back is the run's error, never a wrong answer.
                 if model.has_device_weights() {
-                    // The device is alive (out of memory): the CPU run reads the weights back.
-                    // Any failure of the read-back is the run's error, never a wrong answer.
                     feeds.extend(model.read_device_weights(resident.gpu()).await?);
                 }
+                feeds.extend(super::gpu::read_back(resident.gpu(), &carried).await?);
                 let out = model.run(feeds, wanted)?;
-                Ok((out, Some(GpuRunStats { retried_on_cpu: Some(e.to_string()), ..GpuRunStats::default() })))
+                let stats = GpuRunStats { retried_on_cpu: Some(e.to_string()), ..GpuRunStats::default() };
+                Ok((out, Carried::new(), Some(stats)))
             }
             (Err(WickError::GpuDeviceLost(why)), None) if model.has_device_weights() => Err(lost_weights(&why)),
             (Err(e), _) => Err(e),
         }
     }
+}
+
+/// Values a run left on the device for the next, by input name.
+pub type Carried = HashMap<String, wick_gpu::GpuTensor>;
+
+/// Values a run kept on a device that is gone (a KV cache): the request cannot go on.
+fn lost_values(why: &str) -> WickError {
+    WickError::GpuDeviceLost(format!("{why}; the values this request kept on that GPU (its KV cache) are gone"))
 }
 
 /// A model whose weights lived only on a device that is gone.

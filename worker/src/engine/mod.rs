@@ -29,7 +29,7 @@ use wick_gpu::GpuTensor;
 use wick_shared::ValueInfo;
 
 use crate::error::{Result, WickError};
-pub use backend::ModelBackend;
+pub use backend::{Carried, ModelBackend};
 pub use gpu::Resident;
 pub use plan::{Plan, RunOutput};
 
@@ -106,16 +106,7 @@ impl Model {
 
     /// The device-only weights read back, as the host feeds a CPU run needs (`auto`'s retry).
     pub async fn read_device_weights(&self, gpu: &wick_gpu::Gpu) -> Result<HashMap<String, Tensor>> {
-        // Read-backs check the device's pending errors: not while another run is in flight.
-        let _turn = gpu.exclusive().await;
-        let mut feeds = HashMap::new();
-        for (name, t) in &self.device {
-            let values = t.read(gpu).await.map_err(|e| gpu::wick_error(e, name, "read-back"))?;
-            let host = Tensor::from_vec(values, t.dims(), &candle_core::Device::Cpu)
-                .map_err(|e| WickError::Internal(format!("weight '{name}': {e}")))?;
-            feeds.insert(name.clone(), host);
-        }
-        Ok(feeds)
+        gpu::read_back(gpu, &self.device).await
     }
 
     pub fn inputs(&self) -> &[ValueInfo] {
@@ -166,12 +157,32 @@ impl Model {
         inputs: HashMap<String, Tensor>,
         wanted: Option<&[String]>,
     ) -> Result<(RunOutput, wick_shared::GpuRunStats)> {
+        let (out, _, stats) = self.run_gpu_keeping(resident, inputs, HashMap::new(), wanted, &[]).await?;
+        Ok((out, stats))
+    }
+
+    /// [`Model::run_gpu`] that takes some inputs from the device (`carried`: values an earlier
+    /// run kept there) and leaves the outputs named in `keep` there when they end on the device
+    /// (returned apart, never read back): a KV cache stays on the GPU from step to step.
+    pub async fn run_gpu_keeping(
+        &self,
+        resident: &Resident,
+        inputs: HashMap<String, Tensor>,
+        carried: HashMap<String, GpuTensor>,
+        wanted: Option<&[String]>,
+        keep: &[String],
+    ) -> Result<(RunOutput, HashMap<String, GpuTensor>, wick_shared::GpuRunStats)> {
         for spec in &self.input_specs {
             if let Some(t) = inputs.get(&spec.name) {
                 spec.check(t)?;
             }
         }
-        self.plan.run_gpu_with(resident, &self.device, inputs, wanted).await
+        if carried.is_empty() {
+            return self.plan.run_gpu_with(resident, &self.device, inputs, wanted, keep).await;
+        }
+        let mut device = self.device.clone();
+        device.extend(carried);
+        self.plan.run_gpu_with(resident, &device, inputs, wanted, keep).await
     }
 
     /// Steps that have a WebGPU kernel (each still runs on the CPU when its kernel declines the

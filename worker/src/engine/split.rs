@@ -110,8 +110,16 @@ fn plan_rewrite(graph: &GraphProto, weight: &str, limit: u64, opset: i64) -> Res
     let init = |name: &str| graph.initializer.iter().find(|t| t.name == name && !name.is_empty());
     let Some(w) = init(weight) else { return Ok(None) };
     let dims = dims_of_proto(w)?;
-    let row_bytes = (byte_len(w.data_type, &dims)? / dims[0].max(1)).max(1) as u64;
-    let rows_per_part = (limit / row_bytes).max(1) as usize;
+    let bytes = byte_len(w.data_type, &dims)? as u64;
+    let row_bytes = (bytes / dims[0].max(1) as u64).max(1);
+    // As few parts as fit, of even size: a part of exactly the limit is the largest buffer the
+    // device makes, which some (SwiftShader) fail to allocate.
+    let mut count = bytes.div_ceil(limit.max(1)).max(1) as usize;
+    let mut rows_per_part = dims[0].div_ceil(count).max(1);
+    while rows_per_part > 1 && rows_per_part as u64 * row_bytes > limit {
+        count += 1;
+        rows_per_part = dims[0].div_ceil(count);
+    }
     let ranges: Vec<Range<usize>> =
         (0..dims[0]).step_by(rows_per_part).map(|r| r..(r + rows_per_part).min(dims[0])).collect();
     if ranges.len() < 2 {

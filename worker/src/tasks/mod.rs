@@ -31,7 +31,7 @@ use std::pin::Pin;
 use candle_core::Tensor;
 use wick_shared::GpuRunStats;
 
-use crate::engine::{Model, ModelBackend, RunOutput};
+use crate::engine::{Carried, Model, ModelBackend, RunOutput};
 use crate::error::{Result, WickError};
 
 /// One registry row: a task, the files it reads beside the model, and its function.
@@ -117,7 +117,25 @@ impl Loaded {
     /// Runs `model` on its backend (see [`Model::run`] for `wanted`). The tasks' one way to run
     /// their main graph, so that a WebGPU load runs them on the GPU.
     pub async fn infer(&self, feeds: HashMap<String, Tensor>, wanted: Option<&[String]>) -> Result<RunOutput> {
-        let (out, gpu) = self.backend.run(&self.model, feeds, wanted).await?;
+        let (out, _) = self.infer_keeping(feeds, Carried::new(), wanted, &[]).await?;
+        Ok(out)
+    }
+
+    /// [`Loaded::infer`] carrying values from step to step ([`ModelBackend::run_keeping`]): on
+    /// WebGPU the outputs named in `keep` stay on the device, to be `carried` into the next.
+    pub async fn infer_keeping(
+        &self,
+        feeds: HashMap<String, Tensor>,
+        carried: Carried,
+        wanted: Option<&[String]>,
+        keep: &[String],
+    ) -> Result<(RunOutput, Carried)> {
+        let (out, kept, gpu) = self.backend.run_keeping(&self.model, feeds, carried, wanted, keep).await?;
+        self.add_gpu_stats(gpu);
+        Ok((out, kept))
+    }
+
+    fn add_gpu_stats(&self, gpu: Option<GpuRunStats>) {
         if let Some(gpu) = gpu {
             let mut sum = self.gpu_stats.borrow_mut();
             let sum = sum.get_or_insert_with(GpuRunStats::default);
@@ -134,7 +152,6 @@ impl Loaded {
             sum.download_bytes += gpu.download_bytes;
             sum.retried_on_cpu = sum.retried_on_cpu.take().or(gpu.retried_on_cpu);
         }
-        Ok(out)
     }
 
     /// The GPU stats summed since the last call (`None` when nothing ran on the GPU backend).

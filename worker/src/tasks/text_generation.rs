@@ -7,7 +7,7 @@
 //! the first [`Generation::step`] runs the whole prompt (prefill) and each later step feeds only
 //! the last token, the keys and values of earlier positions coming from the KV cache the
 //! generation keeps (the `present` outputs of one step are the `past` inputs of the next; the
-//! prompt is never re-fed). Each step picks a token (greedy, or sampled with temperature,
+//! prompt is never re-fed; on WebGPU the cache stays on the device, `Loaded::infer_keeping`). Each step picks a token (greedy, or sampled with temperature,
 //! top-k and top-p from a seeded generator) and returns the text it completes: whole UTF-8
 //! characters only, never a piece of a stop text. The caller drives the loop, so the worker can
 //! post each piece and yield between steps (that is where `cancel` gets in).
@@ -21,6 +21,7 @@ use serde_json::Value;
 use wick_shared::{FinishReason, GenerateOptions, GenerationStats, Prompt};
 
 use super::Loaded;
+use crate::engine::Carried;
 use crate::error::{Result, WickError};
 
 pub const FILES: &[&str] = &["tokenizer.json", "tokenizer_config.json", "config.json", "generation_config.json"];
@@ -162,7 +163,11 @@ pub struct Generation<'a> {
     loaded: &'a Loaded,
     tokenizer: &'a tokenizers::Tokenizer,
     cache: Vec<CacheSlot>,
-    past: Vec<Tensor>,
+    /// The KV cache on the host, by slot (the CPU backend; on WebGPU only before the first step
+    /// and for values that ended on the host).
+    past: Vec<Option<Tensor>>,
+    /// The KV cache that WebGPU steps left on the device, by input name: never read back.
+    past_on_device: Carried,
     has_position_ids: bool,
     logits_name: String,
     /// Prompt and generated tokens so far.
@@ -248,7 +253,7 @@ impl<'a> Generation<'a> {
             .ok_or_else(|| bad("the model has no output"))?;
         let past = cache
             .iter()
-            .map(|c| Tensor::zeros(c.empty.as_slice(), c.dtype, &Device::Cpu).map_err(engine))
+            .map(|c| Tensor::zeros(c.empty.as_slice(), c.dtype, &Device::Cpu).map(Some).map_err(engine))
             .collect::<Result<Vec<_>>>()?;
         let max_new = options.max_new_tokens.unwrap_or(DEFAULT_MAX_NEW_TOKENS) as usize;
         Ok(Generation {
@@ -256,6 +261,7 @@ impl<'a> Generation<'a> {
             tokenizer,
             cache,
             past,
+            past_on_device: Carried::new(),
             has_position_ids: names.contains(&"position_ids"),
             logits_name,
             prompt_len: tokens.len(),
@@ -309,14 +315,26 @@ impl<'a> Generation<'a> {
             feeds.insert("position_ids".to_string(), t((past_len as i64..total as i64).collect())?);
         }
         for (slot, past) in self.cache.iter().zip(&self.past) {
-            feeds.insert(slot.input.clone(), past.clone());
+            if let Some(past) = past {
+                feeds.insert(slot.input.clone(), past.clone());
+            }
         }
         let mut wanted = vec![self.logits_name.clone()];
         wanted.extend(self.cache.iter().map(|c| c.output.clone()));
-        // On the model's backend: with WebGPU the cache goes to the device and back each step.
-        let mut out: HashMap<String, Tensor> = self.loaded.infer(feeds, Some(&wanted)).await?.outputs.into_iter().collect();
+        // On the model's backend; with WebGPU the cache stays on the device from step to step.
+        let keep: Vec<String> = self.cache.iter().map(|c| c.output.clone()).collect();
+        let carried = std::mem::take(&mut self.past_on_device);
+        let (out, mut kept) = self.loaded.infer_keeping(feeds, carried, Some(&wanted), &keep).await?;
+        let mut out: HashMap<String, Tensor> = out.outputs.into_iter().collect();
         for (slot, past) in self.cache.iter().zip(self.past.iter_mut()) {
-            *past = out.remove(&slot.output).ok_or_else(|| bad(format!("the model did not produce {}", slot.output)))?;
+            *past = None;
+            match kept.remove(&slot.output) {
+                Some(on_device) => drop(self.past_on_device.insert(slot.input.clone(), on_device)),
+                None => {
+                    let host = out.remove(&slot.output).ok_or_else(|| bad(format!("the model did not produce {}", slot.output)))?;
+                    *past = Some(host);
+                }
+            }
         }
         let logits = out.remove(&self.logits_name).ok_or_else(|| bad("the model did not produce logits"))?;
         let vocab = *logits.dims().last().unwrap_or(&0);

@@ -195,8 +195,8 @@ fn cpu_only(task: Option<TaskKind>) -> bool {
     matches!(task, Some(TaskKind::AutomaticSpeechRecognition | TaskKind::VoiceActivityDetection))
 }
 
-/// Tasks that run on WebGPU when asked but that `auto` leaves on the CPU: generation sends its
-/// KV cache to the device and back every step (it does not stay there yet).
+/// Tasks that run on WebGPU when asked but that `auto` leaves on the CPU: generation (its KV
+/// cache stays on the device, but no hardware GPU has yet measured it faster than the CPU).
 fn cpu_preferred(task: Option<TaskKind>) -> bool {
     matches!(task, Some(TaskKind::TextGeneration))
 }

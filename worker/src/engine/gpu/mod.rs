@@ -152,6 +152,21 @@ impl Value {
     }
 }
 
+/// Device tensors read back as host tensors, by name: a CPU run's feeds for values that lived
+/// only on the device (weights placed there, a kept KV cache). Holds the device meanwhile: a
+/// read-back's check must not take another run's errors.
+pub async fn read_back(gpu: &Gpu, tensors: &HashMap<String, GpuTensor>) -> Result<HashMap<String, Tensor>> {
+    let _turn = gpu.exclusive().await;
+    let mut feeds = HashMap::new();
+    for (name, t) in tensors {
+        let values = t.read(gpu).await.map_err(|e| wick_error(e, name, "read-back"))?;
+        let host = Tensor::from_vec(values, t.dims(), &Device::Cpu)
+            .map_err(|e| WickError::Internal(format!("'{name}' read back: {e}")))?;
+        feeds.insert(name.clone(), host);
+    }
+    Ok(feeds)
+}
+
 /// The device error as the protocol's: out of memory and device loss keep their own codes
 /// (under `auto` they send the run to the CPU); anything else fails the node.
 pub(crate) fn wick_error(e: GpuError, node: &str, op_type: &str) -> WickError {
@@ -175,19 +190,22 @@ impl Plan {
         feeds: HashMap<String, Tensor>,
         wanted: Option<&[String]>,
     ) -> Result<(RunOutput, GpuRunStats)> {
-        self.run_gpu_with(resident, &HashMap::new(), feeds, wanted).await
+        let (out, _, stats) = self.run_gpu_with(resident, &HashMap::new(), feeds, wanted, &[]).await?;
+        Ok((out, stats))
     }
 
     /// [`Plan::run_gpu`] of a plan built with device-only weights ([`Plan::build_placed`]):
     /// inputs not fed take their device value from `device` (a CPU step that reads one reads
-    /// it back, counted as a download).
+    /// it back, counted as a download) — weights, or values an earlier run kept there. The
+    /// outputs named in `keep` that end on the device are returned as they are, not read back.
     pub async fn run_gpu_with(
         &self,
         resident: &Resident,
         device: &HashMap<String, GpuTensor>,
         mut feeds: HashMap<String, Tensor>,
         wanted: Option<&[String]>,
-    ) -> Result<(RunOutput, GpuRunStats)> {
+        keep: &[String],
+    ) -> Result<(RunOutput, HashMap<String, GpuTensor>, GpuRunStats)> {
         let gpu = resident.gpu();
         // Kernel errors surface at the next read-back: no other run's calls may come between.
         let _turn = gpu.exclusive().await;
@@ -313,8 +331,14 @@ impl Plan {
         }
 
         let mut outputs = Vec::new();
+        let mut kept = HashMap::new();
         for (name, slot) in &self.outputs {
             if wanted.is_some_and(|w| !w.contains(name)) {
+                continue;
+            }
+            // Asked to stay on the device (a KV cache for the next run): no read-back.
+            if let Some(d) = values[*slot].device.as_deref().filter(|_| keep.contains(name)) {
+                kept.insert(name.clone(), d.clone());
                 continue;
             }
             to_host(gpu, &mut values[*slot], &mut stats).await.map_err(|e| wick_error(e, name, "output"))?;
@@ -325,14 +349,14 @@ impl Plan {
             outputs.push((name.clone(), t));
         }
         if let Some(w) = wanted {
-            if let Some(missing) = w.iter().find(|n| !outputs.iter().any(|(o, _)| o == *n)) {
+            if let Some(missing) = w.iter().find(|n| !outputs.iter().any(|(o, _)| o == *n) && !kept.contains_key(*n)) {
                 return Err(WickError::BadInput(format!("the model has no output named '{missing}'")));
             }
         }
         // Calls whose results were never read back (outputs computed on the CPU) are checked too.
         gpu.check().await.map_err(|e| wick_error(e, "(end of run)", "check"))?;
         stats.cpu_ops = cpu_ops.into_iter().collect();
-        Ok((RunOutput { outputs, peak_intermediate_bytes: peak }, stats))
+        Ok((RunOutput { outputs, peak_intermediate_bytes: peak }, kept, stats))
     }
 
     fn release_values(&self, step: &super::plan::Step, values: &mut [Value], live: &mut u64) {
