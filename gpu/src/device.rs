@@ -87,9 +87,12 @@ impl Gpu {
             limits.max_storage_buffer_binding_size =
                 limits.max_storage_buffer_binding_size.min(cap);
         }
+        // f16 MatMul where the adapter offers it.
+        let required_features = adapter.features() & wgpu::Features::SHADER_F16;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wick"),
+                required_features,
                 required_limits: limits,
                 ..Default::default()
             })
@@ -147,6 +150,11 @@ impl Gpu {
     /// The adapter's name and back end, e.g. `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan)`.
     pub fn adapter(&self) -> &str {
         &self.adapter
+    }
+
+    /// Whether the device takes f16 operands in MatMul and Gemm (the adapter's shader-f16).
+    pub fn has_f16(&self) -> bool {
+        self.device.features().contains(wgpu::Features::SHADER_F16)
     }
 
     /// The largest buffer a kernel can bind whole: `maxStorageBufferBindingSize`, capped by

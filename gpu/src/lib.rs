@@ -34,5 +34,5 @@ pub use kernels::pool::{Pool2dParams, PoolKind};
 pub use kernels::reduce::ReduceOp;
 pub use kernels::resize::{CoordinateMode, NearestMode, ResizeMode, ResizeParams};
 pub use kernels::unary::UnaryOp;
-pub use tensor::GpuTensor;
+pub use tensor::{Element, GpuTensor};
 pub use write::TensorWriter;

@@ -1,5 +1,6 @@
-//! [`GpuTensor`]: an f32 storage buffer and its dims; upload from a slice, read back with
-//! `map_async` (a future that the browser resolves; natively a poll drives it).
+//! [`GpuTensor`]: a storage buffer of f32 (or, for the kernels that take them, f16) values and
+//! its dims; upload from a slice, read back with `map_async` (a future that the browser
+//! resolves; natively a poll drives it).
 
 use crate::{Gpu, GpuError};
 use std::future::Future;
@@ -13,9 +14,37 @@ use wgpu::util::DeviceExt;
 pub struct GpuTensor {
     pub(crate) buffer: wgpu::Buffer,
     dims: Vec<usize>,
+    element: Element,
+}
+
+/// What a [`GpuTensor`]'s buffer holds. Every kernel takes f32; MatMul and Gemm also f16 (on a
+/// device with shader-f16, [`Gpu::has_f16`]), which the callers check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Element {
+    F32,
+    F16,
+}
+
+impl Element {
+    fn size(self) -> usize {
+        match self {
+            Element::F32 => 4,
+            Element::F16 => 2,
+        }
+    }
+}
+
+/// A buffer's size for `len` elements: at least one element, a multiple of 4 bytes (what a
+/// storage binding must be).
+fn buffer_size(len: usize, element: Element) -> u64 {
+    ((len.max(1) * element.size()).next_multiple_of(4)) as u64
 }
 
 impl GpuTensor {
+    pub fn element(&self) -> Element {
+        self.element
+    }
+
     pub fn dims(&self) -> &[usize] {
         &self.dims
     }
@@ -41,6 +70,39 @@ impl GpuTensor {
         Ok(GpuTensor {
             buffer: self.buffer.clone(),
             dims,
+            element: self.element,
+        })
+    }
+
+    /// Copies f16 values (`bits`, IEEE binary16, row-major `dims`) into a new storage buffer.
+    pub async fn upload_f16(
+        gpu: &Gpu,
+        dims: &[usize],
+        bits: &[u16],
+    ) -> Result<GpuTensor, GpuError> {
+        let len: usize = dims.iter().product();
+        if bits.len() != len {
+            return Err(GpuError::shape(
+                "upload",
+                format!("{} values for dims {dims:?} ({len})", bits.len()),
+            ));
+        }
+        let mut bytes: Vec<u8> = bits.iter().flat_map(|b| b.to_le_bytes()).collect();
+        bytes.resize(buffer_size(len, Element::F16) as usize, 0);
+        let buffer = gpu.scoped("upload", || {
+            gpu.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("wick tensor f16"),
+                    contents: &bytes,
+                    usage: wgpu::BufferUsages::STORAGE
+                        | wgpu::BufferUsages::COPY_SRC
+                        | wgpu::BufferUsages::COPY_DST,
+                })
+        })?;
+        Ok(GpuTensor {
+            buffer,
+            dims: dims.to_vec(),
+            element: Element::F16,
         })
     }
 
@@ -68,6 +130,7 @@ impl GpuTensor {
         Ok(GpuTensor {
             buffer,
             dims: dims.to_vec(),
+            element: Element::F32,
         })
     }
 
@@ -86,14 +149,24 @@ impl GpuTensor {
         GpuTensor::output(gpu, "empty", dims.to_vec())
     }
 
-    /// An uninitialised output of `dims`.
+    /// An uninitialised f32 output of `dims`.
     pub(crate) fn output(
         gpu: &Gpu,
         op: &'static str,
         dims: Vec<usize>,
     ) -> Result<GpuTensor, GpuError> {
+        GpuTensor::output_of(gpu, op, dims, Element::F32)
+    }
+
+    /// An uninitialised output of `dims` holding `element`s.
+    pub(crate) fn output_of(
+        gpu: &Gpu,
+        op: &'static str,
+        dims: Vec<usize>,
+        element: Element,
+    ) -> Result<GpuTensor, GpuError> {
         let len: usize = dims.iter().product();
-        let size = (len.max(1) * size_of::<f32>()) as u64;
+        let size = buffer_size(len, element);
         let buffer = gpu.scoped(op, || {
             gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(op),
@@ -104,13 +177,17 @@ impl GpuTensor {
                 mapped_at_creation: false,
             })
         })?;
-        Ok(GpuTensor { buffer, dims })
+        Ok(GpuTensor {
+            buffer,
+            dims,
+            element,
+        })
     }
 
     /// Reads the values back: a copy into a mappable staging buffer, then `map_async`. Checks
     /// the device first ([`Gpu::check`]): values that a failed call wrote are never returned.
     pub async fn read(&self, gpu: &Gpu) -> Result<Vec<f32>, GpuError> {
-        let size = (self.len().max(1) * size_of::<f32>()) as u64;
+        let size = buffer_size(self.len(), self.element);
         let staging = gpu.scoped("read-back", || {
             let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("wick read-back"),
@@ -143,7 +220,13 @@ impl GpuTensor {
                 reason: e.to_string(),
             })?;
             // The mapped bytes need not be 4-aligned in host memory: collect, don't cast.
-            bytemuck::pod_collect_to_vec::<u8, f32>(&view)
+            match self.element {
+                Element::F32 => bytemuck::pod_collect_to_vec::<u8, f32>(&view),
+                Element::F16 => view
+                    .chunks_exact(2)
+                    .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                    .collect(),
+            }
         };
         staging.unmap();
         Ok(values[..self.len()].to_vec())

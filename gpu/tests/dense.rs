@@ -6,7 +6,7 @@ mod common;
 
 use common::{gpu, read, upload, values};
 use wick_gpu::kernels::binary::broadcast_shape;
-use wick_gpu::{BinaryOp, GpuError, GpuTensor, ReduceOp, UnaryOp};
+use wick_gpu::{BinaryOp, Element, GpuError, GpuTensor, ReduceOp, UnaryOp};
 
 fn run<T>(f: impl std::future::Future<Output = Result<T, GpuError>>) -> T {
     pollster::block_on(f).expect("kernel")
@@ -335,6 +335,86 @@ fn gemm_transposes_scales_and_adds_c() {
     assert!(is_shape_error(r));
     let r = pollster::block_on(gpu().gemm(&a, &b, None, 1.0, 1.0, true, false));
     assert!(is_shape_error(r));
+}
+
+/// `data` as f16 on the device (values rounded to f16 first: the reference uses the same).
+fn upload_f16(dims: &[usize], data: &[f32]) -> GpuTensor {
+    let bits: Vec<u16> = data
+        .iter()
+        .map(|&v| half::f16::from_f32(v).to_bits())
+        .collect();
+    pollster::block_on(GpuTensor::upload_f16(gpu(), dims, &bits)).expect("upload f16")
+}
+
+fn round_f16(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect()
+}
+
+/// On a device with shader-f16 (lavapipe has it), MatMul and Gemm take f16 operands and give
+/// f16 results (sums in f32): within 1e-2 of the product of the same f16 values in f32 — both
+/// pipelines, batches, broadcasting, transposes, C. Mixed f32 and f16 operands are refused.
+#[test]
+fn matmul_and_gemm_in_f16() {
+    assert!(gpu().has_f16(), "{} offers no shader-f16", gpu().adapter());
+    let cases: [(&[usize], &[usize]); 4] = [
+        (&[3, 40, 50], &[50, 70]),
+        (&[2, 1, 5, 7], &[4, 7, 6]),
+        (&[4, 7], &[7]),
+        (&[2, 3, 30, 26], &[3, 26, 45]),
+    ];
+    for (ad, bd) in cases {
+        let a = round_f16(&values(ad.iter().product(), 7));
+        let b = round_f16(&values(bd.iter().product(), 8));
+        let out = run(gpu().matmul(&upload_f16(ad, &a), &upload_f16(bd, &b)));
+        assert_eq!(out.element(), Element::F16);
+        let (dims, want) = cpu_matmul(&a, ad, &b, bd);
+        check(
+            &format!("f16 matmul {ad:?} × {bd:?}"),
+            &out,
+            &dims,
+            &want,
+            1e-2,
+        );
+    }
+    for (m, k, n, ta, tb) in [(70, 37, 45, true, true), (17, 33, 9, false, false)] {
+        let a_dims = if ta { [k, m] } else { [m, k] };
+        let b_dims = if tb { [n, k] } else { [k, n] };
+        let (a, b, c) = (
+            round_f16(&values(m * k, 9)),
+            round_f16(&values(k * n, 10)),
+            round_f16(&values(n, 11)),
+        );
+        let at = |i: usize, p: usize| if ta { a[p * m + i] } else { a[i * k + p] };
+        let bt = |p: usize, j: usize| if tb { b[j * k + p] } else { b[p * n + j] };
+        let want: Vec<f32> = (0..m * n)
+            .map(|ij| {
+                let (i, j) = (ij / n, ij % n);
+                let dot: f32 = (0..k).map(|p| at(i, p) * bt(p, j)).sum();
+                0.5 * dot + 2.0 * c[j]
+            })
+            .collect();
+        let c_tensor = upload_f16(&[n], &c);
+        let out = run(gpu().gemm(
+            &upload_f16(&a_dims, &a),
+            &upload_f16(&b_dims, &b),
+            Some(&c_tensor),
+            0.5,
+            2.0,
+            ta,
+            tb,
+        ));
+        check(
+            &format!("f16 gemm {m}×{k}×{n} tA={ta} tB={tb}"),
+            &out,
+            &[m, n],
+            &want,
+            1e-2,
+        );
+    }
+    let mixed = pollster::block_on(
+        gpu().matmul(&upload_f16(&[2, 3], &[0.5; 6]), &upload(&[3, 2], &[0.5; 6])),
+    );
+    assert!(is_shape_error(mixed));
 }
 
 /// Softmax (or its log) along `axis` on the CPU, in f64.

@@ -1,10 +1,28 @@
 //! ONNX MatMul (numpy semantics: batch dims broadcast, 1-D operands promoted then squeezed) and
-//! Gemm (`alpha·op(A)·op(B) + beta·C`), f32, one tiled kernel in workgroup memory
-//! (`matmul.wgsl`).
+//! Gemm (`alpha·op(A)·op(B) + beta·C`), f32 — or f16 where the device has shader-f16 (f16
+//! operands and output, f32 sums: the same WGSL with another element type) — tiled in workgroup
+//! memory (`matmul.wgsl`) or register-blocked (`matmul_blocked.wgsl`).
 
 use super::{check_groups, contiguous_strides, fit, launch};
 use crate::kernels::binary::broadcast_shape;
-use crate::{Gpu, GpuError, GpuTensor};
+use crate::{Element, Gpu, GpuError, GpuTensor};
+
+/// The element type every operand shares (mixed f32 and f16 is refused).
+fn same_element(
+    op: &'static str,
+    a: &GpuTensor,
+    b: &GpuTensor,
+    c: Option<&GpuTensor>,
+) -> Result<Element, GpuError> {
+    let e = a.element();
+    if b.element() != e || c.is_some_and(|c| c.element() != e) {
+        return Err(GpuError::shape(
+            op,
+            "operands of mixed element types (f32 and f16)",
+        ));
+    }
+    Ok(e)
+}
 
 /// The small-matrix pipeline's workgroup: TILE×TILE invocations, one per element of a block.
 pub const TILE: u32 = 16;
@@ -19,17 +37,28 @@ pub const BLOCKED_FROM: u32 = 24;
 /// The most batch dims a MatMul operand may have (so 6-D operands at most).
 pub const MAX_BATCH_RANK: usize = 4;
 
-pub(crate) fn source() -> String {
+/// The operands' element type in WGSL: f32, or f16 (needs the device's shader-f16).
+fn element(f16: bool) -> &'static str {
+    if f16 {
+        "enable f16;\nalias T = f16;\n"
+    } else {
+        "alias T = f32;\n"
+    }
+}
+
+pub(crate) fn source(f16: bool) -> String {
     format!(
-        "const TILE: u32 = {TILE}u;\n{}{}",
+        "{}const TILE: u32 = {TILE}u;\n{}{}",
+        element(f16),
         include_str!("matmul_common.wgsl"),
         include_str!("matmul.wgsl")
     )
 }
 
-pub(crate) fn blocked_source() -> String {
+pub(crate) fn blocked_source(f16: bool) -> String {
     format!(
-        "const THREADS: u32 = {THREADS}u;\nconst BLOCK: u32 = {BLOCK}u;\nconst KT: u32 = {KT}u;\n{}{}",
+        "{}const THREADS: u32 = {THREADS}u;\nconst BLOCK: u32 = {BLOCK}u;\nconst KT: u32 = {KT}u;\n{}{}",
+        element(f16),
         include_str!("matmul_common.wgsl"),
         include_str!("matmul_blocked.wgsl")
     )
@@ -142,7 +171,7 @@ impl Gpu {
             b_batch: batch_strides(b_batch, k * n)?,
         };
         let batches: usize = batch.iter().product();
-        let out = GpuTensor::output(self, OP, out_dims)?;
+        let out = GpuTensor::output_of(self, OP, out_dims, same_element(OP, a, b, None)?)?;
         self.run_matmul(OP, dims, batches, a, b, None, &out).await?;
         Ok(out)
     }
@@ -221,7 +250,7 @@ impl Gpu {
             a_batch: [0; 4],
             b_batch: [0; 4],
         };
-        let out = GpuTensor::output(self, OP, vec![m, n])?;
+        let out = GpuTensor::output_of(self, OP, vec![m, n], same_element(OP, a, b, c)?)?;
         self.run_matmul(OP, dims, 1, a, b, c, &out).await?;
         Ok(out)
     }
@@ -294,10 +323,22 @@ impl Gpu {
             dims.a_batch = [0; 4];
             batches = 1;
         }
+        let [small, blocked] = match same_element(op, a, b, c)? {
+            Element::F32 => [&self.kernels.matmul, &self.kernels.matmul_blocked],
+            Element::F16 => match &self.kernels.matmul_f16 {
+                Some([small, blocked]) => [small, blocked],
+                None => {
+                    return Err(GpuError::shape(
+                        op,
+                        "f16 operands, but the device has no shader-f16",
+                    ))
+                }
+            },
+        };
         let (pipeline, block) = if dims.m >= BLOCKED_FROM && dims.n >= BLOCKED_FROM {
-            (&self.kernels.matmul_blocked, BLOCK)
+            (blocked, BLOCK)
         } else {
-            (&self.kernels.matmul, TILE)
+            (small, TILE)
         };
         dims.m_tiles = dims.m.div_ceil(block);
         let groups_x = check_groups(self, op, u64::from(dims.n.div_ceil(block)))?;

@@ -1,4 +1,6 @@
 // What both MatMul pipelines share (matmul.rs prepends it): the uniform and the bindings.
+// T, the operands' element type, is prepended too: f32, or f16 where the device has shader-f16
+// (then the sums are still made in f32).
 // out[M,N] = alpha · op(A)[M,K] × op(B)[K,N] (+ beta · C), row-major, batched: workgroup y
 // counts batch × m_tiles + tile row; each operand finds its matrix through its batch strides (0
 // along broadcast dims).
@@ -12,10 +14,10 @@ struct Dims {
     b_batch: vec4<u32>,
 }
 
-@group(0) @binding(0) var<storage, read> a: array<f32>;
-@group(0) @binding(1) var<storage, read> b: array<f32>;
-@group(0) @binding(2) var<storage, read> c: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(0) var<storage, read> a: array<T>;
+@group(0) @binding(1) var<storage, read> b: array<T>;
+@group(0) @binding(2) var<storage, read> c: array<T>;
+@group(0) @binding(3) var<storage, read_write> out: array<T>;
 @group(0) @binding(4) var<uniform> dims: Dims;
 
 // Offsets of batch `batch`'s matrices of A and B: the batch index split into right-aligned
@@ -32,11 +34,11 @@ fn batch_offsets(batch: u32) -> vec2<u32> {
 }
 
 fn a_at(off: u32, row: u32, kk: u32) -> f32 {
-    return a[off + select(row * dims.k + kk, kk * dims.m + row, dims.trans_a != 0u)];
+    return f32(a[off + select(row * dims.k + kk, kk * dims.m + row, dims.trans_a != 0u)]);
 }
 
 fn b_at(off: u32, kk: u32, col: u32) -> f32 {
-    return b[off + select(kk * dims.n + col, col * dims.k + kk, dims.trans_b != 0u)];
+    return f32(b[off + select(kk * dims.n + col, col * dims.k + kk, dims.trans_b != 0u)]);
 }
 
 // alpha · acc (+ beta · C) into out, when inside the matrix.
@@ -44,8 +46,8 @@ fn store(batch: u32, row: u32, col: u32, acc: f32) {
     if (row < dims.m && col < dims.n) {
         var r = dims.alpha * acc;
         if (dims.has_c != 0u) {
-            r += dims.beta * c[row * dims.c_row + col * dims.c_col];
+            r += dims.beta * f32(c[row * dims.c_row + col * dims.c_col]);
         }
-        out[batch * dims.m * dims.n + row * dims.n + col] = r;
+        out[batch * dims.m * dims.n + row * dims.n + col] = T(r);
     }
 }

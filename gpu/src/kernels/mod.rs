@@ -21,6 +21,8 @@ use crate::GpuError;
 pub(crate) struct Kernels {
     pub(crate) matmul: wgpu::ComputePipeline,
     pub(crate) matmul_blocked: wgpu::ComputePipeline,
+    /// The MatMul pipelines on f16 operands (small, blocked), on a device with shader-f16.
+    pub(crate) matmul_f16: Option<[wgpu::ComputePipeline; 2]>,
     pub(crate) binary: wgpu::ComputePipeline,
     pub(crate) unary: wgpu::ComputePipeline,
     pub(crate) softmax: wgpu::ComputePipeline,
@@ -41,9 +43,16 @@ pub(crate) struct Kernels {
 
 impl Kernels {
     pub(crate) fn new(device: &wgpu::Device) -> Kernels {
+        let f16 = device.features().contains(wgpu::Features::SHADER_F16);
         Kernels {
-            matmul: pipeline(device, "matmul", &matmul::source()),
-            matmul_blocked: pipeline(device, "matmul_blocked", &matmul::blocked_source()),
+            matmul: pipeline(device, "matmul", &matmul::source(false)),
+            matmul_blocked: pipeline(device, "matmul_blocked", &matmul::blocked_source(false)),
+            matmul_f16: f16.then(|| {
+                [
+                    pipeline(device, "matmul_f16", &matmul::source(true)),
+                    pipeline(device, "matmul_blocked_f16", &matmul::blocked_source(true)),
+                ]
+            }),
             binary: pipeline(device, "binary", &binary::source()),
             unary: pipeline(device, "unary", &unary::source()),
             softmax: pipeline(device, "softmax", &softmax::source()),

@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use candle_core::{DType, Device, Tensor};
-use wick_gpu::{Gpu, GpuBytes, GpuError, GpuTensor};
+use wick_gpu::{Element, Gpu, GpuBytes, GpuError, GpuTensor};
 use wick_shared::GpuRunStats;
 
 use super::plan::{Plan, RunOutput};
@@ -87,10 +87,16 @@ pub(crate) trait GpuKernel {
         Place::Device
     }
 
-    /// Whether this kernel takes these inputs (by then device inputs are f32 and byte inputs
-    /// uint8); when not, the step runs on the CPU.
+    /// Whether this kernel takes these inputs (by then device inputs are f32 — or f16, see
+    /// [`GpuKernel::takes_f16`] — and byte inputs uint8); when not, the step runs on the CPU.
     fn accepts(&self, _inputs: &[Option<Meta>]) -> bool {
         true
+    }
+
+    /// Whether its device inputs may all be f16 (on a device with shader-f16): MatMul, Gemm,
+    /// and the views that only reshape.
+    fn takes_f16(&self) -> bool {
+        false
     }
 
     fn run<'a>(&'a self, gpu: &'a Gpu, inputs: &'a [Option<Arg<'a>>]) -> Running<'a>;
@@ -138,7 +144,7 @@ impl Value {
     fn meta(&self) -> Option<Meta<'_>> {
         match (&self.host, &self.device) {
             (Some(t), _) => Some(Meta { dtype: t.dtype(), dims: t.dims() }),
-            (None, Some(d)) => Some(Meta { dtype: DType::F32, dims: d.dims() }),
+            (None, Some(d)) => Some(Meta { dtype: device_dtype(d), dims: d.dims() }),
             (None, None) => None,
         }
     }
@@ -146,7 +152,7 @@ impl Value {
     fn bytes(&self) -> u64 {
         match (&self.host, &self.device) {
             (Some(t), _) => (t.elem_count() * t.dtype().size_in_bytes()) as u64,
-            (None, Some(d)) => (d.len() * 4) as u64,
+            (None, Some(d)) => (d.len() * device_dtype(d).size_in_bytes()) as u64,
             (None, None) => 0,
         }
     }
@@ -249,9 +255,17 @@ impl Plan {
             let device_error = |e: GpuError| wick_error(e, &step.name, &step.op_type);
             let kernel = step.gpu.as_deref().filter(|k| {
                 let metas: Vec<Option<Meta>> = step.inputs.iter().map(|s| s.and_then(|s| values[s].meta())).collect();
+                // f32 device inputs; or all of them f16, where the kernel and the device take it.
+                let device_dtypes: Vec<DType> = metas
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| k.place(*i) == Place::Device)
+                    .filter_map(|(_, m)| m.as_ref().map(|m| m.dtype))
+                    .collect();
+                let half = k.takes_f16() && gpu.has_f16() && device_dtypes.iter().all(|d| *d == DType::F16);
                 let placeable = metas.iter().enumerate().all(|(i, m)| match k.place(i) {
                     Place::Host => true,
-                    Place::Device => m.as_ref().is_none_or(|m| m.dtype == DType::F32),
+                    Place::Device => m.as_ref().is_none_or(|m| m.dtype == DType::F32 || (half && m.dtype == DType::F16)),
                     Place::Bytes => m.as_ref().is_none_or(|m| m.dtype == DType::U8),
                 });
                 placeable && k.accepts(&metas)
@@ -369,12 +383,34 @@ impl Plan {
     }
 }
 
-/// Makes sure the value has a device copy (f32: the caller checked), uploading it if not.
+/// The candle dtype a device tensor's values read back as.
+fn device_dtype(d: &GpuTensor) -> DType {
+    match d.element() {
+        Element::F32 => DType::F32,
+        Element::F16 => DType::F16,
+    }
+}
+
+/// Makes sure the value has a device copy (f32 or f16: the caller checked), uploading it if not.
 async fn to_device(gpu: &Gpu, v: &mut Value, stats: &mut GpuRunStats) -> std::result::Result<(), GpuError> {
     if v.device.is_some() {
         return Ok(());
     }
     let Some(t) = &v.host else { return Ok(()) };
+    if t.dtype() == DType::F16 {
+        let bits: Vec<u16> = t
+            .flatten_all()
+            .and_then(|f| f.to_vec1::<half::f16>())
+            .map_err(|e| GpuError::Shape { op: "upload", message: e.to_string() })?
+            .iter()
+            .map(|h| h.to_bits())
+            .collect();
+        let d = GpuTensor::upload_f16(gpu, t.dims(), &bits).await?;
+        stats.uploads += 1;
+        stats.upload_bytes += (bits.len() * 2) as u64;
+        v.device = Some(Rc::new(d));
+        return Ok(());
+    }
     let data: Vec<f32> = t
         .flatten_all()
         .and_then(|f| f.to_vec1())
@@ -410,9 +446,11 @@ async fn to_host(gpu: &Gpu, v: &mut Value, stats: &mut GpuRunStats) -> std::resu
     }
     let Some(d) = &v.device else { return Ok(()) };
     let data = d.read(gpu).await?;
+    let dtype = device_dtype(d);
     stats.downloads += 1;
-    stats.download_bytes += (data.len() * 4) as u64;
+    stats.download_bytes += (data.len() * dtype.size_in_bytes()) as u64;
     let t = Tensor::from_vec(data, d.dims(), &Device::Cpu)
+        .and_then(|t| t.to_dtype(dtype))
         .map_err(|e| GpuError::Shape { op: "read-back", message: e.to_string() })?;
     v.host = Some(t);
     Ok(())

@@ -1,4 +1,5 @@
-//! Matrix products on the GPU: MatMul (numpy batching), Gemm, the fused MatMul + bias
+//! Matrix products on the GPU: MatMul (numpy batching) and Gemm — f32, or f16 on a device with
+//! shader-f16 —, the fused MatMul + bias
 //! (`wick.fused` MatMulAdd), and com.microsoft MatMulNBits (2/4/8-bit B kept packed on the device).
 
 use wick_gpu::kernels::binary::{broadcast_shape, MAX_RANK};
@@ -17,6 +18,11 @@ struct MatMul {
 }
 
 impl GpuKernel for MatMul {
+    /// The product takes f16; the bias's Add does not.
+    fn takes_f16(&self) -> bool {
+        !self.bias
+    }
+
     fn accepts(&self, xs: &[Option<Meta>]) -> bool {
         let (Some(Some(a)), Some(Some(b))) = (xs.first(), xs.get(1)) else {
             return false;
@@ -61,6 +67,10 @@ struct Gemm {
 }
 
 impl GpuKernel for Gemm {
+    fn takes_f16(&self) -> bool {
+        true
+    }
+
     fn accepts(&self, xs: &[Option<Meta>]) -> bool {
         matches!(xs, [Some(a), Some(b), ..] if a.dims.len() == 2 && b.dims.len() == 2)
     }
@@ -228,5 +238,80 @@ mod tests {
         // The fixture holds 13 such cases: 2, 4 and 8 bits, blocks 16 to 64, M 1 to 4, with and
         // without zero points and bias.
         assert!(on_gpu >= 13, "only {on_gpu} cases ran on the GPU");
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod f16_tests {
+    use std::collections::HashMap;
+    use std::rc::Rc;
+
+    use candle_core::{DType, Device, Tensor};
+    use candle_onnx::onnx::{attribute_proto::AttributeType, AttributeProto, GraphProto, ModelProto, NodeProto};
+    use candle_onnx::onnx::{OperatorSetIdProto, ValueInfoProto};
+
+    use crate::engine::{Model, Resident};
+
+    fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
+        NodeProto {
+            op_type: op.into(),
+            name: output.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            attribute,
+            ..Default::default()
+        }
+    }
+
+    fn f16(dims: &[usize], seed: u32) -> Tensor {
+        let n: usize = dims.iter().product();
+        let v: Vec<f32> = (0..n).map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 2001) as f32 / 1000.0 - 1.0).collect();
+        Tensor::from_vec(v, dims, &Device::Cpu).and_then(|t| t.to_dtype(DType::F16)).unwrap()
+    }
+
+    /// An f16 model — MatMul (batched, blocked pipeline), a reshape, Gemm with transB and a bias —
+    /// on a device with shader-f16: the products run on the GPU in f16, the values stay f16 on
+    /// the device between them, and the output is the CPU backend's within 1e-2.
+    #[test]
+    fn an_f16_model_multiplies_on_the_gpu_like_the_cpu() {
+        let gpu = Rc::new(wick_gpu::Gpu::new_blocking().unwrap_or_else(|e| panic!("{e}")));
+        assert!(gpu.has_f16(), "lavapipe offers shader-f16");
+        let weights = HashMap::from([
+            ("w".to_string(), f16(&[64, 48], 1)),
+            ("w2".to_string(), f16(&[10, 48], 2)),
+            ("b2".to_string(), f16(&[10], 3)),
+            ("shape".to_string(), Tensor::new(&[-1i64, 48], &Device::Cpu).unwrap()),
+        ]);
+        let trans_b = AttributeProto { name: "transB".into(), i: 1, r#type: AttributeType::Int as i32, ..Default::default() };
+        let graph = GraphProto {
+            node: vec![
+                node("MatMul", &["x", "w"], "h", vec![]),
+                node("Reshape", &["h", "shape"], "flat", vec![]),
+                node("Gemm", &["flat", "w2", "b2"], "y", vec![trans_b]),
+            ],
+            input: vec![ValueInfoProto { name: "x".into(), ..Default::default() }],
+            output: vec![ValueInfoProto { name: "y".into(), ..Default::default() }],
+            initializer: weights.keys().map(|n| candle_onnx::onnx::TensorProto { name: n.clone(), ..Default::default() }).collect(),
+            ..Default::default()
+        };
+        let proto = ModelProto {
+            ir_version: 8,
+            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 17 }],
+            graph: Some(graph),
+            ..Default::default()
+        };
+        let model = Model::build(proto, weights).unwrap();
+        let feeds = HashMap::from([("x".to_string(), f16(&[2, 30, 64], 4))]);
+        let cpu = model.run(feeds.clone(), None).unwrap().outputs.remove(0).1;
+        let (mut out, stats) = pollster::block_on(model.run_gpu(&Resident::new(gpu), feeds, None)).unwrap();
+        let on_gpu = out.outputs.remove(0).1;
+        assert_eq!((on_gpu.dtype(), on_gpu.dims()), (DType::F16, cpu.dims()));
+        assert_eq!((stats.gpu_steps, stats.cpu_steps), (3, 0), "{stats:?}");
+        // x and the weights go up as f16: two bytes a value.
+        assert_eq!(stats.upload_bytes, 2 * (2 * 30 * 64 + 64 * 48 + 10 * 48 + 10), "{stats:?}");
+        let (a, b) = (on_gpu.to_dtype(DType::F32).unwrap(), cpu.to_dtype(DType::F32).unwrap());
+        let diff = (a - &b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+        let scale = b.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff <= 1e-2 * scale.max(1.0), "{diff} (values up to {scale})");
     }
 }

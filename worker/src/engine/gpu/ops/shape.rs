@@ -34,6 +34,11 @@ impl GpuKernel for View {
         Place::data_then_host(input)
     }
 
+    /// Views never touch the values.
+    fn takes_f16(&self) -> bool {
+        true
+    }
+
     fn run<'a>(&'a self, _gpu: &'a Gpu, xs: &'a [Option<Arg<'a>>]) -> Running<'a> {
         Box::pin(async move {
             let x = device(xs, 0)?;
