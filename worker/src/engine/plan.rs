@@ -397,6 +397,8 @@ pub(super) struct Needed {
 
 /// Folded outputs larger than this stay computed at run time (they would pin memory).
 const MAX_FOLDED_BYTES: u64 = 1 << 20;
+/// Nodes reading a constant larger than this are not even tried at load (see `fold`).
+const MAX_FOLDED_INPUT_BYTES: u64 = 64 << 20;
 
 /// Run `node` at load if every input is known: a constant, or (for `Shape`) a value whose
 /// declared shape is static. Returns its outputs, or `None` to leave it in the plan.
@@ -417,6 +419,13 @@ fn fold(
             .and_then(|t| t.broadcast_as(dims.as_slice()))
             .ok()?;
         proxies.push((name.as_str(), proxy));
+    }
+    // A node over a large weight (Cast of f16 weights to f32, say) is left to run time without
+    // trying: its output would be as large, and computing it only to drop it costs the load a
+    // transient copy of the weight. Shape reads only dims.
+    let large = node.input.iter().filter_map(|n| known.get(n)).any(|t| bytes_of(t) > MAX_FOLDED_INPUT_BYTES);
+    if large && !(node.op_type == "Shape" && node.domain.is_empty()) {
+        return None;
     }
     let args: Vec<Option<&Tensor>> = node
         .input
