@@ -80,19 +80,37 @@ impl GpuTensor {
         dims: &[usize],
         bits: &[u16],
     ) -> Result<GpuTensor, GpuError> {
-        let len: usize = dims.iter().product();
-        if bits.len() != len {
+        let bytes: Vec<u8> = bits.iter().flat_map(|b| b.to_le_bytes()).collect();
+        GpuTensor::from_bytes(gpu, dims, bits.len(), bytes, Element::F16)
+    }
+
+    /// Copies `data` (row-major, `dims`) into a new storage buffer.
+    pub async fn upload(gpu: &Gpu, dims: &[usize], data: &[f32]) -> Result<GpuTensor, GpuError> {
+        let bytes = bytemuck::cast_slice::<f32, u8>(data).to_vec();
+        GpuTensor::from_bytes(gpu, dims, data.len(), bytes, Element::F32)
+    }
+
+    /// A buffer holding `bytes`: `len` values of `element` for `dims`, padded to the buffer's
+    /// size (a binding may not be empty: an empty tensor still owns one value).
+    fn from_bytes(
+        gpu: &Gpu,
+        dims: &[usize],
+        len: usize,
+        mut bytes: Vec<u8>,
+        element: Element,
+    ) -> Result<GpuTensor, GpuError> {
+        let want: usize = dims.iter().product();
+        if len != want {
             return Err(GpuError::shape(
                 "upload",
-                format!("{} values for dims {dims:?} ({len})", bits.len()),
+                format!("{len} values for dims {dims:?} ({want})"),
             ));
         }
-        let mut bytes: Vec<u8> = bits.iter().flat_map(|b| b.to_le_bytes()).collect();
-        bytes.resize(buffer_size(len, Element::F16) as usize, 0);
+        bytes.resize(buffer_size(len, element) as usize, 0);
         let buffer = gpu.scoped("upload", || {
             gpu.device
                 .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("wick tensor f16"),
+                    label: Some("wick tensor"),
                     contents: &bytes,
                     usage: wgpu::BufferUsages::STORAGE
                         | wgpu::BufferUsages::COPY_SRC
@@ -102,35 +120,7 @@ impl GpuTensor {
         Ok(GpuTensor {
             buffer,
             dims: dims.to_vec(),
-            element: Element::F16,
-        })
-    }
-
-    /// Copies `data` (row-major, `dims`) into a new storage buffer.
-    pub async fn upload(gpu: &Gpu, dims: &[usize], data: &[f32]) -> Result<GpuTensor, GpuError> {
-        let len: usize = dims.iter().product();
-        if data.len() != len {
-            return Err(GpuError::shape(
-                "upload",
-                format!("{} values for dims {dims:?} ({len})", data.len()),
-            ));
-        }
-        // A binding may not be empty: an empty tensor still owns one f32.
-        let contents: &[f32] = if data.is_empty() { &[0.0] } else { data };
-        let buffer = gpu.scoped("upload", || {
-            gpu.device
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("wick tensor"),
-                    contents: bytemuck::cast_slice(contents),
-                    usage: wgpu::BufferUsages::STORAGE
-                        | wgpu::BufferUsages::COPY_SRC
-                        | wgpu::BufferUsages::COPY_DST,
-                })
-        })?;
-        Ok(GpuTensor {
-            buffer,
-            dims: dims.to_vec(),
-            element: Element::F32,
+            element,
         })
     }
 

@@ -42,6 +42,15 @@ impl Place {
             Place::Host
         }
     }
+
+    /// The other way round: input 0 read on the host (a mask, indices), the rest on the device.
+    pub(crate) fn host_then_data(input: usize) -> Place {
+        if input == 0 {
+            Place::Host
+        } else {
+            Place::Device
+        }
+    }
 }
 
 /// What a kernel may check of an input before it is chosen: dtype and dims, wherever it lives.

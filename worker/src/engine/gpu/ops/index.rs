@@ -42,11 +42,7 @@ struct GatherParts;
 
 impl GpuKernel for GatherParts {
     fn place(&self, input: usize) -> Place {
-        if input == 0 {
-            Place::Host
-        } else {
-            Place::Device
-        }
+        Place::host_then_data(input)
     }
 
     fn accepts(&self, xs: &[Option<Meta>]) -> bool {
@@ -75,11 +71,7 @@ struct Where;
 
 impl GpuKernel for Where {
     fn place(&self, input: usize) -> Place {
-        if input == 0 {
-            Place::Host
-        } else {
-            Place::Device
-        }
+        Place::host_then_data(input)
     }
 
     fn accepts(&self, xs: &[Option<Meta>]) -> bool {
