@@ -11,7 +11,8 @@ pub const MAX_RANK: usize = 6;
 
 pub(crate) fn source() -> String {
     format!(
-        "const WORKGROUP: u32 = {WORKGROUP}u;\n{}",
+        "const WORKGROUP: u32 = {WORKGROUP}u;\n{}{}",
+        include_str!("broadcast.wgsl"),
         include_str!("binary.wgsl")
     )
 }

@@ -1,7 +1,6 @@
-// Elementwise binary op with numpy broadcasting over shapes right-aligned to 6-D. One
-// invocation per output element: its index is split into 6 coordinates, and each operand's
-// offset is the dot product with that operand's strides (0 along a broadcast dim).
-// WORKGROUP is prepended by binary.rs, so the shader and the dispatch share it.
+// Elementwise binary op with numpy broadcasting over shapes right-aligned to 6-D
+// (broadcast.wgsl). One invocation per output element. WORKGROUP and broadcast.wgsl are
+// prepended by binary.rs, so the shader and the dispatch share the workgroup size.
 
 struct Params {
     op: u32,      // 0 Add, 1 Sub, 2 Mul, 3 Div, 4 Pow, 5 Max, 6 Min (BinaryOp's discriminants)
@@ -33,19 +32,9 @@ fn onnx_pow(x: f32, y: f32) -> f32 {
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     let i = id.x + id.y * params.row;
     if (i >= params.len) { return; }
-    var rest = i;
-    var ia = 0u;
-    var ib = 0u;
-    for (var s = 5i; s >= 0i; s--) {
-        let d = u32(s);
-        let size = params.dims[d / 4u][d % 4u];
-        let at = rest % size;
-        rest = rest / size;
-        ia += at * params.a_strides[d / 4u][d % 4u];
-        ib += at * params.b_strides[d / 4u][d % 4u];
-    }
-    let x = a[ia];
-    let y = b[ib];
+    let off = broadcast_offsets(i, params.dims, params.a_strides, params.b_strides, params.b_strides);
+    let x = a[off.x];
+    let y = b[off.y];
     var r = 0.0;
     switch params.op {
         case 0u: { r = x + y; }

@@ -20,14 +20,16 @@ pub const WORKGROUP: u32 = 64;
 pub(crate) fn source() -> String {
     format!(
         "const TILE_M: u32 = {TILE_M}u;\nconst TILE_N: u32 = {TILE_N}u;\n\
-         const TILE_K: u32 = {TILE_K}u;\n{}",
+         const TILE_K: u32 = {TILE_K}u;\n{}{}",
+        include_str!("conv_common.wgsl"),
         include_str!("conv.wgsl")
     )
 }
 
 pub(crate) fn depthwise_source() -> String {
     format!(
-        "const WORKGROUP: u32 = {WORKGROUP}u;\n{}",
+        "const WORKGROUP: u32 = {WORKGROUP}u;\n{}{}",
+        include_str!("conv_common.wgsl"),
         include_str!("conv_depthwise.wgsl")
     )
 }

@@ -6,22 +6,7 @@
 // (lx, ly) owns channels ly + 16·i and pixels lx + 16·j, so each staged value read from
 // workgroup memory feeds several multiply-adds.
 // Workgroup tile number (x + y · row) = (g · m_tiles + channel tile) · px_tiles + pixel tile.
-// TILE_M, TILE_N, TILE_K (multiples of 16) are prepended by conv.rs.
-
-struct Params {
-    n: u32, c: u32, h: u32, w: u32,
-    m: u32, oh: u32, ow: u32, kh: u32,
-    kw: u32, stride_h: u32, stride_w: u32, pad_t: u32,
-    pad_l: u32, dil_h: u32, dil_w: u32, cg: u32,
-    mg: u32, m_tiles: u32, has_bias: u32, len: u32,
-    row: u32, px_tiles: u32, pad0: u32, pad1: u32,
-}
-
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> wt: array<f32>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-@group(0) @binding(4) var<uniform> p: Params;
+// TILE_M, TILE_N, TILE_K (multiples of 16) and conv_common.wgsl are prepended by conv.rs.
 
 const WM: u32 = TILE_M / 16u; // channels per invocation
 const WN: u32 = TILE_N / 16u; // pixels per invocation

@@ -1,21 +1,7 @@
 // ONNX Conv with one input channel per group (depthwise; any number of output channels per
 // group): one invocation per output element, a direct loop over the kH×kW window.
-// WORKGROUP is prepended by conv.rs, so the shader and the dispatch share it.
-
-struct Params {
-    n: u32, c: u32, h: u32, w: u32,
-    m: u32, oh: u32, ow: u32, kh: u32,
-    kw: u32, stride_h: u32, stride_w: u32, pad_t: u32,
-    pad_l: u32, dil_h: u32, dil_w: u32, cg: u32,
-    mg: u32, m_tiles: u32, has_bias: u32, len: u32,
-    row: u32, px_tiles: u32, pad0: u32, pad1: u32,
-}
-
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> wt: array<f32>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-@group(0) @binding(4) var<uniform> p: Params;
+// WORKGROUP and conv_common.wgsl are prepended by conv.rs, so the shader and the dispatch
+// share the workgroup size.
 
 @compute @workgroup_size(WORKGROUP)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {

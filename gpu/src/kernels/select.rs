@@ -11,7 +11,8 @@ pub const WORKGROUP: u32 = 64;
 
 pub(crate) fn source() -> String {
     format!(
-        "const WORKGROUP: u32 = {WORKGROUP}u;\n{}",
+        "const WORKGROUP: u32 = {WORKGROUP}u;\n{}{}",
+        include_str!("broadcast.wgsl"),
         include_str!("select.wgsl")
     )
 }

@@ -1,6 +1,5 @@
-// Where: out = cond != 0 ? x : y, numpy broadcasting over shapes right-aligned to 6-D (as in
-// binary.wgsl: the output index split into coordinates, each operand's offset their dot
-// product with its strides, 0 along broadcast dims). WORKGROUP is prepended by select.rs.
+// Where: out = cond != 0 ? x : y, numpy broadcasting over shapes right-aligned to 6-D
+// (broadcast.wgsl). WORKGROUP and broadcast.wgsl are prepended by select.rs.
 
 struct Params {
     len: u32,
@@ -24,18 +23,6 @@ struct Params {
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     let i = id.x + id.y * params.row;
     if (i >= params.len) { return; }
-    var rest = i;
-    var ic = 0u;
-    var ix = 0u;
-    var iy = 0u;
-    for (var s = 5i; s >= 0i; s--) {
-        let d = u32(s);
-        let size = params.dims[d / 4u][d % 4u];
-        let at = rest % size;
-        rest = rest / size;
-        ic += at * params.c_strides[d / 4u][d % 4u];
-        ix += at * params.x_strides[d / 4u][d % 4u];
-        iy += at * params.y_strides[d / 4u][d % 4u];
-    }
-    out[i] = select(y[iy], x[ix], cond[ic] != 0.0);
+    let off = broadcast_offsets(i, params.dims, params.c_strides, params.x_strides, params.y_strides);
+    out[i] = select(y[off.z], x[off.y], cond[off.x] != 0.0);
 }
