@@ -23,6 +23,8 @@ pub struct Gpu {
     pub(crate) queue: wgpu::Queue,
     pub(crate) kernels: Kernels,
     adapter: String,
+    /// The device has SHADER_F16 (asked at every step's placement: asked of wgpu once).
+    f16: bool,
     /// Why the device was lost, once it is (set by wgpu's device-lost callback).
     lost: Arc<Mutex<Option<String>>>,
     /// Error scopes popped but not yet looked at, oldest first.
@@ -110,7 +112,9 @@ impl Gpu {
         let popped = push_pop(&device, "building the pipelines", || Kernels::new(&device));
         let kernels = popped.0;
         report(popped.1).await?;
+        let f16 = device.features().contains(wgpu::Features::SHADER_F16);
         Ok(Gpu {
+            f16,
             device,
             queue,
             kernels,
@@ -154,7 +158,7 @@ impl Gpu {
 
     /// Whether the device takes f16 operands in MatMul and Gemm (the adapter's shader-f16).
     pub fn has_f16(&self) -> bool {
-        self.device.features().contains(wgpu::Features::SHADER_F16)
+        self.f16
     }
 
     /// The largest buffer a kernel can bind whole: `maxStorageBufferBindingSize`, capped by

@@ -81,13 +81,18 @@ impl GpuTensor {
         bits: &[u16],
     ) -> Result<GpuTensor, GpuError> {
         let bytes: Vec<u8> = bits.iter().flat_map(|b| b.to_le_bytes()).collect();
-        GpuTensor::from_bytes(gpu, dims, bits.len(), bytes, Element::F16)
+        GpuTensor::from_bytes(gpu, dims, bits.len(), &bytes, Element::F16)
     }
 
     /// Copies `data` (row-major, `dims`) into a new storage buffer.
     pub async fn upload(gpu: &Gpu, dims: &[usize], data: &[f32]) -> Result<GpuTensor, GpuError> {
-        let bytes = bytemuck::cast_slice::<f32, u8>(data).to_vec();
-        GpuTensor::from_bytes(gpu, dims, data.len(), bytes, Element::F32)
+        GpuTensor::from_bytes(
+            gpu,
+            dims,
+            data.len(),
+            bytemuck::cast_slice(data),
+            Element::F32,
+        )
     }
 
     /// A buffer holding `bytes`: `len` values of `element` for `dims`, padded to the buffer's
@@ -96,7 +101,7 @@ impl GpuTensor {
         gpu: &Gpu,
         dims: &[usize],
         len: usize,
-        mut bytes: Vec<u8>,
+        bytes: &[u8],
         element: Element,
     ) -> Result<GpuTensor, GpuError> {
         let want: usize = dims.iter().product();
@@ -106,12 +111,20 @@ impl GpuTensor {
                 format!("{len} values for dims {dims:?} ({want})"),
             ));
         }
-        bytes.resize(buffer_size(len, element) as usize, 0);
+        // Copied only when padding is needed (an empty tensor, an odd count of f16).
+        let size = buffer_size(len, element) as usize;
+        let padded;
+        let contents = if bytes.len() == size {
+            bytes
+        } else {
+            padded = [bytes, &vec![0; size - bytes.len()]].concat();
+            &padded
+        };
         let buffer = gpu.scoped("upload", || {
             gpu.device
                 .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                     label: Some("wick tensor"),
-                    contents: &bytes,
+                    contents,
                     usage: wgpu::BufferUsages::STORAGE
                         | wgpu::BufferUsages::COPY_SRC
                         | wgpu::BufferUsages::COPY_DST,

@@ -177,12 +177,7 @@ impl Model {
                 spec.check(t)?;
             }
         }
-        if carried.is_empty() {
-            return self.plan.run_gpu_with(resident, &self.device, inputs, wanted, keep).await;
-        }
-        let mut device = self.device.clone();
-        device.extend(carried);
-        self.plan.run_gpu_with(resident, &device, inputs, wanted, keep).await
+        self.plan.run_gpu_with(resident, &self.device, &carried, inputs, wanted, keep).await
     }
 
     /// Steps that have a WebGPU kernel (each still runs on the CPU when its kernel declines the

@@ -205,7 +205,7 @@ impl Plan {
         feeds: HashMap<String, Tensor>,
         wanted: Option<&[String]>,
     ) -> Result<(RunOutput, GpuRunStats)> {
-        let (out, _, stats) = self.run_gpu_with(resident, &HashMap::new(), feeds, wanted, &[]).await?;
+        let (out, _, stats) = self.run_gpu_with(resident, &HashMap::new(), &HashMap::new(), feeds, wanted, &[]).await?;
         Ok((out, stats))
     }
 
@@ -217,6 +217,7 @@ impl Plan {
         &self,
         resident: &Resident,
         device: &HashMap<String, GpuTensor>,
+        carried: &HashMap<String, GpuTensor>,
         mut feeds: HashMap<String, Tensor>,
         wanted: Option<&[String]>,
         keep: &[String],
@@ -235,7 +236,7 @@ impl Plan {
         }
         let needed = wanted.map(|w| self.needed(w)).transpose()?;
         for (name, slot) in &self.inputs {
-            match (feeds.remove(name), device.get(name)) {
+            match (feeds.remove(name), carried.get(name).or_else(|| device.get(name))) {
                 (Some(t), _) => values[*slot].host = Some(t),
                 (None, Some(d)) => {
                     // A view sharing the buffer: no copy.
@@ -265,13 +266,11 @@ impl Plan {
             let kernel = step.gpu.as_deref().filter(|k| {
                 let metas: Vec<Option<Meta>> = step.inputs.iter().map(|s| s.and_then(|s| values[s].meta())).collect();
                 // f32 device inputs; or all of them f16, where the kernel and the device take it.
-                let device_dtypes: Vec<DType> = metas
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| k.place(*i) == Place::Device)
-                    .filter_map(|(_, m)| m.as_ref().map(|m| m.dtype))
-                    .collect();
-                let half = k.takes_f16() && gpu.has_f16() && device_dtypes.iter().all(|d| *d == DType::F16);
+                let half = k.takes_f16()
+                    && gpu.has_f16()
+                    && metas.iter().enumerate().all(|(i, m)| {
+                        k.place(i) != Place::Device || m.as_ref().is_none_or(|m| m.dtype == DType::F16)
+                    });
                 let placeable = metas.iter().enumerate().all(|(i, m)| match k.place(i) {
                     Place::Host => true,
                     Place::Device => m.as_ref().is_none_or(|m| m.dtype == DType::F32 || (half && m.dtype == DType::F16)),
