@@ -5,7 +5,7 @@
 //! parts that fit and rewrites the nodes that read it into nodes that read the parts:
 //!
 //! - `MatMul(a, w)`, `w` `[K, N]` cut along K: the products of `a`'s matching column slices
-//!   (`Slice` on the last axis) with the parts, summed (`Add`);
+//!   (`Slice` on the last axis, opset ≥ 10) with the parts, summed (`Add`);
 //! - `Gemm(a, b)` with `transB = 1`, `b` `[N, K]` cut along N (with a bias `[N]`, cut alike):
 //!   the parts' products side by side (`Concat` on axis 1);
 //! - `com.microsoft MatMulNBits`, packed weights `[N, blocks, blob]` cut along N with their
@@ -133,8 +133,9 @@ fn plan_rewrite(graph: &GraphProto, weight: &str, limit: u64, opset: i64) -> Res
         let node = &graph.node[r];
         let f32_weight = w.data_type == onnx_type::FLOAT;
         let nodes = match (node.domain.as_str(), node.op_type.as_str()) {
-            ("" | "ai.onnx", "MatMul") if f32_weight && dims.len() == 2 && only_at(node, weight, 1) => {
-                matmul(node, &part_names, &ranges, opset, &mut rewrite.initializers)
+            // Before opset 10 Slice's axes could not count from the end: A's rank is unknown here.
+            ("" | "ai.onnx", "MatMul") if f32_weight && dims.len() == 2 && only_at(node, weight, 1) && opset >= 10 => {
+                matmul(node, &part_names, &ranges, &mut rewrite.initializers)
             }
             ("" | "ai.onnx", "Gemm") if f32_weight && dims.len() == 2 && only_at(node, weight, 1) => {
                 let Some(nodes) = gemm(node, graph, &part_names, &ranges, &mut rewrite)? else { return Ok(None) };
@@ -192,32 +193,22 @@ fn int64_initializer(name: String, v: i64) -> TensorProto {
     TensorProto { name, dims: vec![1], data_type: onnx_type::INT64, int64_data: vec![v], ..Default::default() }
 }
 
-fn ints(name: &str, v: Vec<i64>) -> AttributeProto {
-    AttributeProto { name: name.into(), ints: v, r#type: AttributeType::Ints as i32, ..Default::default() }
-}
-
 fn int(name: &str, v: i64) -> AttributeProto {
     AttributeProto { name: name.into(), i: v, r#type: AttributeType::Int as i32, ..Default::default() }
 }
 
 /// `a @ w` = Σᵢ `a[…, kᵢ] @ wᵢ`.
-fn matmul(node: &NodeProto, parts: &[String], ranges: &[Range<usize>], opset: i64, consts: &mut Vec<TensorProto>) -> Vec<NodeProto> {
+fn matmul(node: &NodeProto, parts: &[String], ranges: &[Range<usize>], consts: &mut Vec<TensorProto>) -> Vec<NodeProto> {
     let out = &node.output[0];
     let mut nodes = Vec::new();
     for (i, (part, k)) in parts.iter().zip(ranges).enumerate() {
         let mut slice = named(node, "Slice", &format!("::split{i}.a"));
         slice.attribute.clear();
         slice.input = vec![node.input[0].clone()];
-        if opset >= 10 {
-            for (what, v) in [("starts", k.start as i64), ("ends", k.end as i64), ("axes", -1)] {
-                let name = format!("{out}::split{i}.{what}");
-                consts.push(int64_initializer(name.clone(), v));
-                slice.input.push(name);
-            }
-        } else {
-            // Before opset 10 the bounds were attributes, and axes could not count from the end:
-            // the rank is unknown here, so MatMul's 2-D `a` is assumed (older exporters).
-            slice.attribute = vec![ints("starts", vec![k.start as i64]), ints("ends", vec![k.end as i64]), ints("axes", vec![1])];
+        for (what, v) in [("starts", k.start as i64), ("ends", k.end as i64), ("axes", -1)] {
+            let name = format!("{out}::split{i}.{what}");
+            consts.push(int64_initializer(name.clone(), v));
+            slice.input.push(name);
         }
         let mut product = named(node, "MatMul", &format!("::split{i}"));
         product.input = vec![slice.output[0].clone(), part.clone()];
